@@ -1,0 +1,53 @@
+// Shared helpers, prepended to each kernel's source by src/engine/gpu/mod.rs.
+//
+// Matrix data arrives as the raw little-endian bytes of consecutive rows,
+// viewed as array<u32>; a row may start at a byte offset ≡ 2 (mod 4) when a
+// 2-byte dtype has an odd number of columns. Dtype codes: 0 f32, 1 f16, 2 bf16, 3 f64.
+
+const DT_F32: u32 = 0u;
+const DT_F16: u32 = 1u;
+const DT_BF16: u32 = 2u;
+const DT_F64: u32 = 3u;
+
+// An f64 given as (lo, hi) words, rounded toward zero to f32 (WGSL has no
+// portable f64). Values beyond f32's range become ±inf, tiny ones ±0.
+fn f64_bits_to_f32(lo: u32, hi: u32) -> f32 {
+    let sign = hi & 0x80000000u;
+    let e = (hi >> 20u) & 0x7ffu;
+    let mant_hi = hi & 0xfffffu;
+    if (e == 0x7ffu) {
+        if ((mant_hi | lo) != 0u) {
+            return bitcast<f32>(0x7fc00000u);
+        }
+        return bitcast<f32>(sign | 0x7f800000u);
+    }
+    let ee = i32(e) - 1023;
+    if (ee > 127) {
+        return bitcast<f32>(sign | 0x7f800000u);
+    }
+    if (e == 0u || ee < -149) {
+        return bitcast<f32>(sign);
+    }
+    if (ee >= -126) {
+        return bitcast<f32>(sign | (u32(ee + 127) << 23u) | (mant_hi << 3u) | (lo >> 29u));
+    }
+    let v = ldexp(1.0 + f32(mant_hi) / 1048576.0, ee);
+    return select(v, -v, sign != 0u);
+}
+
+// A 16-bit float (bf16 or f16, by dtype code) to f32.
+fn half_to_f32(h: u32, dtype: u32) -> f32 {
+    if (dtype == DT_BF16) {
+        return bitcast<f32>(h << 16u);
+    }
+    return unpack2x16float(h).x;
+}
+
+// Whether 16-bit float bits encode a NaN.
+fn half_is_nan(h: u32, dtype: u32) -> bool {
+    let a = h & 0x7fffu;
+    if (dtype == DT_BF16) {
+        return a > 0x7f80u;
+    }
+    return a > 0x7c00u;
+}

@@ -1,0 +1,157 @@
+// row_stats: per row, the two hash lanes, the L2 norm and a NaN flag.
+//
+//   lane_a = Σ_m mix_a(u_m ^ (SEED_A + m·STEP_A))   (wrapping; likewise lane_b)
+//   norm   = sqrt(Σ_j x_j²)                          (f32, tree-reduced)
+// where u_m is the m-th little-endian 32-bit unit of the row's bytes (the last
+// one zero-padded), with −0.0 written as +0.0 when `numeric` is set. The host
+// finalizes the lanes into the 64-bit hash (src/engine/hash.rs).
+//
+// `tpr` threads (a power of two ≤ 256) share one row and stride through its
+// units, so neighbouring threads read neighbouring words (coalesced); a
+// workgroup of 256 threads covers 256/tpr rows.
+//
+// Bindings: 0 data (read), 1 params (uniform), 2 out: vec4<u32> per row
+// (lane_a, lane_b, bitcast<u32>(norm), flags: bit 0 = row holds a NaN).
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    row_bytes: u32,
+    units: u32,
+    dtype: u32,
+    numeric: u32,
+    tpr: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> data: array<u32>;
+@group(0) @binding(1) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read_write> out: array<vec4<u32>>;
+
+const SEED_A: u32 = 0x243f6a88u;
+const STEP_A: u32 = 0x9e3779b9u;
+const SEED_B: u32 = 0xb7e15162u;
+const STEP_B: u32 = 0x85ebca77u;
+
+fn mix_a(x0: u32) -> u32 {
+    var x = x0;
+    x ^= x >> 16u;
+    x *= 0x85ebca6bu;
+    x ^= x >> 13u;
+    x *= 0xc2b2ae35u;
+    return x ^ (x >> 16u);
+}
+
+fn mix_b(x0: u32) -> u32 {
+    var x = x0;
+    x ^= x >> 16u;
+    x *= 0x7feb352du;
+    x ^= x >> 15u;
+    x *= 0x846ca68bu;
+    return x ^ (x >> 16u);
+}
+
+// Unit m of the row starting at byte `row0` (even): 4 bytes, the part past the
+// row's end zeroed.
+fn fetch_unit(row0: u32, m: u32) -> u32 {
+    let off = row0 + 4u * m;
+    let w = off >> 2u;
+    var u: u32;
+    if ((off & 3u) == 0u) {
+        u = data[w];
+    } else {
+        u = (data[w] >> 16u) | (data[w + 1u] << 16u);
+    }
+    if (p.row_bytes - 4u * m < 4u) {
+        u = u & 0xffffu;
+    }
+    return u;
+}
+
+var<workgroup> s_a: array<u32, 256>;
+var<workgroup> s_b: array<u32, 256>;
+var<workgroup> s_sq: array<f32, 256>;
+var<workgroup> s_flags: array<u32, 256>;
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let tpr = p.tpr;
+    let lane = t % tpr;
+    let r = (wg.y * nwg.x + wg.x) * (256u / tpr) + t / tpr;
+    var a = 0u;
+    var b = 0u;
+    var sq = 0.0;
+    var flags = 0u;
+    if (r < p.rows) {
+        let row0 = r * p.row_bytes;
+        if (p.dtype == DT_F64) {
+            for (var e = lane; e < p.cols; e += tpr) {
+                let lo = fetch_unit(row0, 2u * e);
+                var hi = fetch_unit(row0, 2u * e + 1u);
+                let ahi = hi & 0x7fffffffu;
+                if (ahi > 0x7ff00000u || (ahi == 0x7ff00000u && lo != 0u)) {
+                    flags |= 1u;
+                }
+                if (p.numeric != 0u && hi == 0x80000000u && lo == 0u) {
+                    hi = 0u;
+                }
+                let m = 2u * e;
+                a += mix_a(lo ^ (SEED_A + m * STEP_A)) + mix_a(hi ^ (SEED_A + (m + 1u) * STEP_A));
+                b += mix_b(lo ^ (SEED_B + m * STEP_B)) + mix_b(hi ^ (SEED_B + (m + 1u) * STEP_B));
+                let v = f64_bits_to_f32(lo, hi);
+                sq += v * v;
+            }
+        } else {
+            for (var m = lane; m < p.units; m += tpr) {
+                var u = fetch_unit(row0, m);
+                if (p.dtype == DT_F32) {
+                    if ((u & 0x7fffffffu) > 0x7f800000u) {
+                        flags |= 1u;
+                    }
+                    if (p.numeric != 0u && u == 0x80000000u) {
+                        u = 0u;
+                    }
+                    let v = bitcast<f32>(u);
+                    sq += v * v;
+                } else {
+                    var lo = u & 0xffffu;
+                    var hi = u >> 16u;
+                    if (half_is_nan(lo, p.dtype) || half_is_nan(hi, p.dtype)) {
+                        flags |= 1u;
+                    }
+                    if (p.numeric != 0u) {
+                        lo = select(lo, 0u, lo == 0x8000u);
+                        hi = select(hi, 0u, hi == 0x8000u);
+                        u = lo | (hi << 16u);
+                    }
+                    let x = half_to_f32(lo, p.dtype);
+                    let y = half_to_f32(hi, p.dtype);
+                    sq += x * x + y * y;
+                }
+                a += mix_a(u ^ (SEED_A + m * STEP_A));
+                b += mix_b(u ^ (SEED_B + m * STEP_B));
+            }
+        }
+    }
+    s_a[t] = a;
+    s_b[t] = b;
+    s_sq[t] = sq;
+    s_flags[t] = flags;
+    workgroupBarrier();
+    for (var s = tpr / 2u; s > 0u; s = s / 2u) {
+        if (lane < s) {
+            s_a[t] += s_a[t + s];
+            s_b[t] += s_b[t + s];
+            s_sq[t] += s_sq[t + s];
+            s_flags[t] |= s_flags[t + s];
+        }
+        workgroupBarrier();
+    }
+    if (lane == 0u && r < p.rows) {
+        out[r] = vec4<u32>(s_a[t], s_b[t], bitcast<u32>(sqrt(s_sq[t])), s_flags[t]);
+    }
+}

@@ -1,0 +1,85 @@
+//! Command-line flags (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use singularity_gpu::{DeviceChoice, Dtype};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DeviceArg {
+    /// A hardware GPU if there is one, else the CPU (with a notice on stderr)
+    Auto,
+    /// A GPU adapter (software ones such as lavapipe included); an error if none
+    Gpu,
+    /// The CPU path (rayon)
+    Cpu,
+}
+
+impl From<DeviceArg> for DeviceChoice {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Auto => DeviceChoice::Auto,
+            DeviceArg::Gpu => DeviceChoice::Gpu,
+            DeviceArg::Cpu => DeviceChoice::Cpu,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum AsArg {
+    Bf16,
+    F16,
+}
+
+impl From<AsArg> for Dtype {
+    fn from(a: AsArg) -> Self {
+        match a {
+            AsArg::Bf16 => Dtype::BF16,
+            AsArg::F16 => Dtype::F16,
+        }
+    }
+}
+
+/// Survey a token-embedding matrix for singularities: groups of tokens whose
+/// vectors are bit-for-bit identical ("black holes").
+#[derive(Debug, Parser)]
+#[command(name = "singularity-gpu", version, about, long_about = None)]
+pub struct Cli {
+    /// The safetensors file to survey
+    #[arg(long, short = 'f', value_name = "PATH")]
+    pub file: PathBuf,
+
+    /// Tensor to survey (default: the only 2-D tensor, else a usual embedding name)
+    #[arg(long, short = 'k', value_name = "NAME")]
+    pub key: Option<String>,
+
+    /// Read a U16/I16 tensor's bits as this float type
+    #[arg(long = "as", value_name = "TYPE")]
+    pub as_dtype: Option<AsArg>,
+
+    /// Where to run the kernels
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+
+    /// Compare values as torch.unique does (+0.0 == -0.0; rows with NaN reported apart)
+    #[arg(long)]
+    pub numeric_equality: bool,
+
+    /// Token ids shown per group in the text report
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_tokens_per_group: usize,
+
+    /// Print one JSON document instead of the text report
+    #[arg(long)]
+    pub json: bool,
+
+    /// Test hook: largest chunk streamed to the GPU, in bytes
+    #[arg(long, hide = true, value_name = "BYTES")]
+    pub chunk_bytes: Option<u64>,
+
+    /// Test hook: keep only this many low bits of each row hash (forces collisions)
+    #[arg(long, hide = true, value_name = "BITS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub hash_bits: u32,
+}

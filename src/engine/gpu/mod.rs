@@ -1,0 +1,104 @@
+//! The GPU engine: wgpu compute pipelines over the raw row bits.
+//!
+//! The matrix is streamed in row chunks ([`chunks`]) through two alternating
+//! device buffers: while the GPU hashes one chunk, the host copies the next
+//! (in parallel) into staging memory. Per chunk, [`row_stats`] hashes every
+//! row and takes its norm, and sums columns into per-block partials. The
+//! pairwise distances between black holes run in [`pairwise`].
+
+pub mod chunks;
+pub mod context;
+pub mod pairwise;
+pub mod row_stats;
+
+use std::time::{Duration, Instant};
+
+use super::{DeviceInfo, DeviceKind, Engine, Equality, GpuOptions, RowStats};
+use crate::error::Result;
+use crate::load::Matrix;
+use crate::progress::Progress;
+pub use context::GpuContext;
+
+/// The WGSL helpers every kernel starts with.
+const COMMON_WGSL: &str = include_str!("../../../shaders/common.wgsl");
+
+/// Compiles a kernel (prefixed with the common helpers) into a compute pipeline
+/// with an automatic bind-group layout.
+fn pipeline(ctx: &GpuContext, label: &str, source: &str) -> wgpu::ComputePipeline {
+    let module = ctx
+        .device
+        .create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(format!("{COMMON_WGSL}\n{source}").into()),
+        });
+    ctx.device
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        })
+}
+
+/// The wgpu engine.
+pub struct GpuEngine {
+    ctx: GpuContext,
+    row_stats: row_stats::RowStatsKernels,
+    pairwise: pairwise::PairwiseKernel,
+    opts: GpuOptions,
+}
+
+impl GpuEngine {
+    /// Opens an adapter (software ones only when `allow_software`) and compiles the kernels.
+    pub fn new(allow_software: bool, opts: GpuOptions) -> Result<Self> {
+        let ctx = GpuContext::new(allow_software)?;
+        let row_stats = row_stats::RowStatsKernels::new(&ctx);
+        let pairwise = pairwise::PairwiseKernel::new(&ctx);
+        ctx.check()?;
+        Ok(Self {
+            ctx,
+            row_stats,
+            pairwise,
+            opts,
+        })
+    }
+
+    /// The adapter's limits as granted to the device.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.ctx.limits
+    }
+
+    /// Benchmark support: uploads the whole matrix once, then times `reps`
+    /// runs of the kernels alone (no transfers), returning the mean per run.
+    pub fn time_kernels(&self, m: &Matrix, eq: Equality, reps: usize) -> Result<Duration> {
+        let resident = self.row_stats.upload_all(&self.ctx, m, self.opts)?;
+        self.row_stats.run_resident(&self.ctx, &resident, eq)?;
+        self.ctx.wait()?;
+        let start = Instant::now();
+        for _ in 0..reps {
+            self.row_stats.run_resident(&self.ctx, &resident, eq)?;
+        }
+        self.ctx.wait()?;
+        Ok(start.elapsed() / reps.max(1) as u32)
+    }
+}
+
+impl Engine for GpuEngine {
+    fn device(&self) -> DeviceInfo {
+        DeviceInfo {
+            kind: DeviceKind::Gpu,
+            adapter: self.ctx.info.name.clone(),
+            backend: format!("{:?}", self.ctx.info.backend),
+        }
+    }
+
+    fn row_stats(&self, m: &Matrix, eq: Equality, progress: &Progress) -> Result<RowStats> {
+        self.row_stats.run(&self.ctx, m, eq, self.opts, progress)
+    }
+
+    fn pairwise_l2(&self, m: &Matrix, rows: &[usize]) -> Result<Vec<f64>> {
+        self.pairwise.run(&self.ctx, m, rows)
+    }
+}

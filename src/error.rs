@@ -1,0 +1,41 @@
+//! The library's error type. Every variant renders as one line that names the
+//! problem (and the file, where there is one); `main` maps them to exit codes.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in a survey.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be opened or mapped.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a well-formed safetensors file.
+    #[error("{}: not a valid safetensors file: {reason}", path.display())]
+    Format { path: PathBuf, reason: String },
+    /// The requested tensor is not in the file, or no tensor could be chosen.
+    #[error("{}: {reason}", path.display())]
+    Tensor { path: PathBuf, reason: String },
+    /// A flag combination that cannot work (for example `--as` on a float tensor).
+    #[error("{0}")]
+    Usage(String),
+    /// `--device gpu` was asked for and no adapter could be used.
+    #[error("no GPU adapter: {0}")]
+    NoAdapter(String),
+    /// The GPU reported an error while running the kernels.
+    #[error("GPU error: {0}")]
+    Gpu(String),
+}
+
+impl Error {
+    /// True for problems with what the user gave us (exit code 2).
+    pub fn is_user_error(&self) -> bool {
+        !matches!(self, Error::Gpu(_))
+    }
+}
+
+/// Shorthand used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,155 @@
+//! singularity-gpu: survey a language model's token-embedding matrix for
+//! *singularities*, groups of tokens whose vectors are bit-for-bit identical.
+//!
+//! The flow (see `../shared/STYLE.md`):
+//!
+//! ```text
+//! file ──load──▶ Matrix ──engine──▶ hashes + norms ──survey──▶ groups + geometry ──report──▶ text | JSON
+//! ```
+
+pub mod dtype;
+pub mod engine;
+pub mod error;
+pub mod load;
+pub mod progress;
+pub mod report;
+pub mod survey;
+
+use std::path::Path;
+use std::time::Instant;
+
+pub use dtype::Dtype;
+pub use engine::{DeviceChoice, Engine, Equality, GpuOptions};
+pub use error::{Error, Result};
+pub use load::{LoadOptions, Matrix};
+pub use report::Report;
+pub use survey::GroupOptions;
+
+use progress::Progress;
+use report::{GroupReport, TextDetails, Timings};
+use survey::{Grouping, SizeSummary};
+
+/// Everything a survey can be asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct SurveyOptions {
+    pub load: LoadOptions,
+    pub device: DeviceChoice,
+    pub gpu: GpuOptions,
+    pub group: GroupOptions,
+    /// Show a progress bar on stderr (only for long inputs on a terminal).
+    pub progress: bool,
+}
+
+/// The outcome of surveying one matrix, before it is dressed as a [`Report`].
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    pub grouping: Grouping,
+    pub geometry: survey::Geometry,
+    pub norms: Vec<f64>,
+    pub pairwise_skipped: Option<usize>,
+    pub timings: Timings,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+/// Runs the engine and the survey over a matrix already in memory.
+pub fn analyze(
+    engine: &dyn Engine,
+    m: &Matrix,
+    group: GroupOptions,
+    progress: &Progress,
+) -> Result<Analysis> {
+    let t = Instant::now();
+    let stats = engine.row_stats(m, group.equality, progress)?;
+    progress.finish();
+    let hash_ms = ms(t);
+
+    let t = Instant::now();
+    let grouping = survey::group_rows(m, &stats.hashes, &stats.has_nan, group);
+    let group_ms = ms(t);
+
+    let t = Instant::now();
+    let reps: Vec<usize> = grouping.groups.iter().map(|g| g.representative()).collect();
+    let (pairwise, skipped) = if reps.len() > survey::MAX_PAIRWISE_REPRESENTATIVES {
+        (None, Some(reps.len()))
+    } else {
+        (Some(engine.pairwise_l2(m, &reps)?), None)
+    };
+    let geometry = survey::geometry(
+        &stats.norms,
+        &stats.column_sums,
+        &grouping.groups,
+        pairwise.as_deref(),
+    );
+    let geometry_ms = ms(t);
+    Ok(Analysis {
+        grouping,
+        geometry,
+        norms: stats.norms,
+        pairwise_skipped: skipped,
+        timings: Timings {
+            load: 0.0,
+            hash: hash_ms,
+            group: group_ms,
+            geometry: geometry_ms,
+            total: hash_ms + group_ms + geometry_ms,
+        },
+    })
+}
+
+/// Surveys the matrix in the safetensors file at `path`.
+pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
+    let start = Instant::now();
+    let file = load::safetensors::SafetensorsFile::open(path)?;
+    let (info, m) = file.matrix(&opts.load)?;
+    let load_ms = ms(start);
+    let (engine, notice) = engine::select(opts.device, opts.gpu)?;
+    if let Some(notice) = notice {
+        eprintln!("{notice}");
+    }
+    let progress = if opts.progress {
+        Progress::for_bytes(m.bytes.len() as u64, "hashing rows")
+    } else {
+        Progress::hidden()
+    };
+    let a = analyze(engine.as_ref(), &m, opts.group, &progress)?;
+    let n = m.rows;
+    let groups: Vec<GroupReport> = a
+        .grouping
+        .groups
+        .iter()
+        .map(|g| GroupReport {
+            size: g.ids.len(),
+            token_ids: g.ids.clone(),
+            norm: survey::defined(a.norms[g.representative()]),
+        })
+        .collect();
+    let numeric = opts.group.equality == Equality::Numeric;
+    Ok(Report {
+        schema: report::SCHEMA,
+        file: path.display().to_string(),
+        tensor: info.name,
+        dtype: m.dtype.name().to_string(),
+        shape: [n, m.cols],
+        device: engine.device(),
+        n_unique: a.grouping.n_unique,
+        n_duplicate: n - a.grouping.n_unique,
+        uniqueness: a.grouping.n_unique as f64 / n as f64,
+        details: TextDetails {
+            stored_dtype: info.stored_dtype,
+            equality: opts.group.equality,
+            sizes: SizeSummary::of(&a.grouping.groups),
+            pairwise_skipped: a.pairwise_skipped,
+        },
+        groups,
+        geometry: a.geometry,
+        nan_rows: numeric.then(|| a.grouping.nan_rows.clone()),
+        timings_ms: Timings {
+            load: load_ms,
+            total: ms(start),
+            ..a.timings
+        },
+    })
+}

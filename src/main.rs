@@ -1,0 +1,62 @@
+//! The `singularity-gpu` binary: parse flags, run the survey, print the report.
+//! Every error is printed here, as one line, and exits with code 2.
+
+mod cli;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use singularity_gpu::report::json::JsonExporter;
+use singularity_gpu::report::text::TextExporter;
+use singularity_gpu::report::Exporter;
+use singularity_gpu::{Equality, GpuOptions, GroupOptions, LoadOptions, SurveyOptions};
+
+fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    let opts = SurveyOptions {
+        load: LoadOptions {
+            key: cli.key,
+            reinterpret: cli.as_dtype.map(Into::into),
+        },
+        device: cli.device.into(),
+        gpu: GpuOptions {
+            max_chunk_bytes: cli.chunk_bytes,
+        },
+        group: GroupOptions {
+            equality: if cli.numeric_equality {
+                Equality::Numeric
+            } else {
+                Equality::Bitwise
+            },
+            hash_bits: cli.hash_bits,
+        },
+        progress: true,
+    };
+    let report = singularity_gpu::survey_file(&cli.file, &opts)?;
+    let out = if cli.json {
+        JsonExporter.render(&report)
+    } else {
+        TextExporter {
+            max_tokens_per_group: cli.max_tokens_per_group,
+        }
+        .render(&report)
+    };
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth reporting.
+    let _ = stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("singularity-gpu: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

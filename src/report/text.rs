@@ -1,0 +1,303 @@
+//! The human-readable report, section by section as the 08.3b notebook prints it.
+
+use std::fmt::Write;
+
+use super::{Exporter, Report};
+use crate::engine::Equality;
+
+/// Renders the report as text.
+pub struct TextExporter {
+    /// `--max-tokens-per-group`.
+    pub max_tokens_per_group: usize,
+}
+
+const RULE: &str =
+    "================================================================================";
+const THIN: &str =
+    "--------------------------------------------------------------------------------";
+
+/// `1234567` → `1,234,567` (Python's `{:,}`).
+pub fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Python's `{:.6e}`: `7.529632e+00`.
+pub fn sci(x: f64) -> String {
+    let s = format!("{x:.6e}");
+    match s.split_once('e') {
+        Some((m, e)) => {
+            let e: i32 = e.parse().unwrap_or(0);
+            format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+        }
+        None => s,
+    }
+}
+
+fn fixed(x: Option<f64>, digits: usize) -> String {
+    match x {
+        Some(v) => format!("{v:.digits$}"),
+        None => "n/a".into(),
+    }
+}
+
+fn sci_or(x: Option<f64>) -> String {
+    x.map(sci).unwrap_or_else(|| "n/a".into())
+}
+
+/// Python's `repr` of a one-character (or `\xNN`) string, as a list element.
+fn py_repr(s: &str) -> String {
+    if s == "'" {
+        return "\"'\"".into();
+    }
+    format!("'{}'", s.replace('\\', "\\\\"))
+}
+
+/// The notebook's character display of a byte token.
+fn byte_char(id: usize) -> String {
+    if (32..127).contains(&id) {
+        ((id as u8) as char).to_string()
+    } else {
+        format!("\\x{id:02x}")
+    }
+}
+
+fn list<T: ToString>(items: impl Iterator<Item = T>) -> String {
+    let v: Vec<String> = items.map(|x| x.to_string()).collect();
+    format!("[{}]", v.join(", "))
+}
+
+impl Exporter for TextExporter {
+    fn render(&self, r: &Report) -> String {
+        let mut o = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write(&mut o, r);
+        o
+    }
+}
+
+impl TextExporter {
+    fn write(&self, o: &mut String, r: &Report) -> std::fmt::Result {
+        let [n, d] = r.shape;
+        let elem = match r.dtype.as_str() {
+            "F64" => 8,
+            "F32" => 4,
+            _ => 2,
+        };
+        writeln!(o, "Loading embeddings from: {}\n", r.file)?;
+        writeln!(o, "✓ Embeddings loaded")?;
+        if r.details.stored_dtype != r.dtype {
+            writeln!(
+                o,
+                "Tensor: {} ({} read as {})",
+                r.tensor, r.details.stored_dtype, r.dtype
+            )?;
+        } else {
+            writeln!(o, "Tensor: {} ({})", r.tensor, r.dtype)?;
+        }
+        writeln!(o, "Shape: [{n}, {d}]")?;
+        writeln!(o, "Vocabulary size: {}", thousands(n))?;
+        writeln!(o, "Hidden dimension: {}", thousands(d))?;
+        writeln!(o, "Total parameters: {}", thousands(n * d))?;
+        writeln!(o, "Memory footprint: {:.2} MB", (n * d * elem) as f64 / 1e6)?;
+        writeln!(
+            o,
+            "Device: {} — {} ({})",
+            match r.device.kind {
+                crate::engine::DeviceKind::Gpu => "gpu",
+                crate::engine::DeviceKind::Cpu => "cpu",
+            },
+            r.device.adapter,
+            r.device.backend
+        )?;
+        writeln!(
+            o,
+            "Equality: {}",
+            match r.details.equality {
+                Equality::Bitwise =>
+                    "bitwise (+0.0 and -0.0 differ; NaN rows compare by bit pattern)",
+                Equality::Numeric => "numeric (+0.0 == -0.0; rows holding NaN equal nothing)",
+            }
+        )?;
+
+        writeln!(o, "\nSearching for singularities...\n")?;
+        let n_dup = r.n_duplicate;
+        writeln!(o, "Total tokens: {}", thousands(n))?;
+        writeln!(o, "Unique vectors: {}", thousands(r.n_unique))?;
+        writeln!(o, "Duplicate tokens: {}", thousands(n_dup))?;
+        writeln!(o, "Uniqueness: {:.2}%\n", 100.0 * r.uniqueness)?;
+        if let Some(nan) = &r.nan_rows {
+            if !nan.is_empty() {
+                let shown = nan.iter().take(self.max_tokens_per_group);
+                writeln!(
+                    o,
+                    "Rows holding NaN (each counted as unique): {}",
+                    thousands(nan.len())
+                )?;
+                writeln!(o, "  Token IDs: {}", list(shown))?;
+                if nan.len() > self.max_tokens_per_group {
+                    writeln!(
+                        o,
+                        "  ... and {} more tokens",
+                        nan.len() - self.max_tokens_per_group
+                    )?;
+                }
+                writeln!(o)?;
+            }
+        }
+        if n_dup == 0 {
+            writeln!(
+                o,
+                "✓ No singularities found. Every token has a unique vector."
+            )?;
+        } else {
+            writeln!(o, "⚠ Found {} duplicate tokens", thousands(n_dup))?;
+        }
+
+        if let Some(s) = &r.details.sizes {
+            writeln!(o, "\nSingularity groups: {}", thousands(r.groups.len()))?;
+            writeln!(o, "Largest group: {} tokens", thousands(s.largest))?;
+            writeln!(o, "Smallest group: {} tokens", thousands(s.smallest))?;
+            writeln!(o, "Mean group size: {:.1} tokens", s.mean)?;
+            writeln!(o, "Median group size: {:.1} tokens", s.median)?;
+            writeln!(o, "\nGroup size distribution:")?;
+            for (size, count) in &s.distribution {
+                writeln!(o, "  {size:4} tokens: {count:4} groups")?;
+            }
+
+            let max = self.max_tokens_per_group;
+            writeln!(o, "\nDisplaying up to {max} tokens per group\n")?;
+            writeln!(o, "{RULE}")?;
+            let bytes_vocab = n <= 256;
+            for (gi, g) in r.groups.iter().enumerate() {
+                writeln!(
+                    o,
+                    "\nGroup {}/{}: {} tokens sharing the vector of token {} (L2 norm {})",
+                    gi + 1,
+                    r.groups.len(),
+                    g.size,
+                    g.token_ids[0],
+                    fixed(g.norm, 6)
+                )?;
+                writeln!(o, "{THIN}")?;
+                let shown = &g.token_ids[..g.size.min(max)];
+                if bytes_vocab {
+                    writeln!(o, "  Token IDs (byte values): {}", list(shown.iter()))?;
+                    let chars = shown.iter().map(|&id| py_repr(&byte_char(id)));
+                    writeln!(o, "  Characters: {}", list(chars))?;
+                } else {
+                    writeln!(o, "  Token IDs: {}", list(shown.iter()))?;
+                }
+                if g.size > max {
+                    writeln!(o, "  ... and {} more tokens", g.size - max)?;
+                }
+                writeln!(o, "{RULE}")?;
+            }
+        }
+
+        let geo = &r.geometry;
+        if !r.groups.is_empty() {
+            writeln!(o, "\n{RULE}\nBLACK HOLE GEOMETRY\n{RULE}\n")?;
+            let bh = &geo.black_hole_norms;
+            writeln!(o, "Black hole L2 norms:")?;
+            writeln!(o, "  Min: {}", fixed(bh.min, 6))?;
+            writeln!(o, "  Max: {}", fixed(bh.max, 6))?;
+            writeln!(o, "  Mean: {}", fixed(bh.mean, 6))?;
+            let std = match (bh.std, r.groups.len()) {
+                (None, 1) => "n/a (one black hole)".to_string(),
+                (s, _) => fixed(s, 6),
+            };
+            writeln!(o, "  Std: {std}")?;
+            if let Some(p) = &geo.pairwise_l2 {
+                writeln!(o, "\nPairwise L2 distances between black holes:")?;
+                writeln!(o, "  Min: {}", sci_or(p.min))?;
+                writeln!(o, "  Max: {}", sci_or(p.max))?;
+                writeln!(o, "  Mean: {}", sci_or(p.mean))?;
+                writeln!(o, "  Median: {}", sci_or(p.median))?;
+            } else if let Some(k) = r.details.pairwise_skipped {
+                writeln!(
+                    o,
+                    "\nPairwise L2 distances between black holes: skipped ({} black holes, more than {})",
+                    thousands(k),
+                    thousands(crate::survey::MAX_PAIRWISE_REPRESENTATIVES)
+                )?;
+            }
+            writeln!(o, "\nComparison to full cloud:")?;
+        } else {
+            writeln!(o, "\n{RULE}\nCLOUD GEOMETRY\n{RULE}\n")?;
+        }
+        writeln!(
+            o,
+            "  Full cloud L2 norms: mean={}, std={}",
+            fixed(geo.cloud_norms.mean, 6),
+            fixed(geo.cloud_norms.std, 6)
+        )?;
+        writeln!(o, "  Centroid L2 norm: {}", fixed(geo.centroid_norm, 6))?;
+        if !r.groups.is_empty() {
+            writeln!(
+                o,
+                "  Black holes vs full cloud: {}× mean norm",
+                fixed(geo.norm_ratio, 4)
+            )?;
+        }
+
+        writeln!(o, "\n{RULE}\nSUMMARY\n{RULE}")?;
+        let file_name = std::path::Path::new(&r.file)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| r.file.clone());
+        writeln!(o, "Embedding file: {file_name}")?;
+        writeln!(o, "Vocabulary size: {}", thousands(n))?;
+        writeln!(o, "Unique vectors: {}", thousands(r.n_unique))?;
+        writeln!(
+            o,
+            "Duplicate tokens: {} ({:.2}%)",
+            thousands(n_dup),
+            100.0 * n_dup as f64 / n as f64
+        )?;
+        if let Some(s) = &r.details.sizes {
+            writeln!(o, "Singularity groups: {}", thousands(r.groups.len()))?;
+            writeln!(o, "Largest singularity: {} tokens", thousands(s.largest))?;
+            writeln!(
+                o,
+                "Deduplication ratio: {:.2}x",
+                n as f64 / r.n_unique as f64
+            )?;
+        } else {
+            writeln!(o, "No singularities detected.")?;
+        }
+        writeln!(o, "{RULE}")?;
+        let t = &r.timings_ms;
+        writeln!(
+            o,
+            "Time: load {:.1} ms, hash {:.1} ms, group {:.1} ms, geometry {:.1} ms, total {:.1} ms",
+            t.load, t.hash, t.group, t.geometry, t.total
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_like_python() {
+        assert_eq!(thousands(151936), "151,936");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(sci(7.529632), "7.529632e+00");
+        assert_eq!(sci(0.00012345), "1.234500e-04");
+        assert_eq!(py_repr(&byte_char(0)), r"'\\x00'");
+        assert_eq!(py_repr(&byte_char(39)), "\"'\"");
+        assert_eq!(py_repr(&byte_char(92)), r"'\\'");
+        assert_eq!(py_repr(&byte_char(65)), "'A'");
+    }
+}
