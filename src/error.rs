@@ -7,17 +7,17 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be opened or mapped.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", one_line(&path.display().to_string()))]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// The file is not a well-formed safetensors file.
-    #[error("{}: not a valid safetensors file: {reason}", path.display())]
+    #[error("{}: not a valid safetensors file: {reason}", one_line(&path.display().to_string()))]
     Format { path: PathBuf, reason: String },
     /// The requested tensor is not in the file, or no tensor could be chosen.
-    #[error("{}: {reason}", path.display())]
+    #[error("{}: {reason}", one_line(&path.display().to_string()))]
     Tensor { path: PathBuf, reason: String },
     /// A flag combination that cannot work (for example `--as` on a float tensor).
     #[error("{0}")]
@@ -35,6 +35,20 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         !matches!(self, Error::Gpu(_))
     }
+}
+
+/// `s` with its control characters (newlines included) escaped, so that a
+/// message holding a file name or a string from a file header stays one line.
+pub(crate) fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Shorthand used throughout the library.

@@ -83,7 +83,10 @@ fn check(device: DeviceChoice, rel: f64) {
     assert_close(g.black_hole_norms.min.unwrap(), bh, rel, "bh min");
     assert_close(g.black_hole_norms.max.unwrap(), bh, rel, "bh max");
     assert_close(g.black_hole_norms.mean.unwrap(), bh, rel, "bh mean");
-    assert_eq!(g.black_hole_norms.std, None, "std of one value is undefined");
+    assert_eq!(
+        g.black_hole_norms.std, None,
+        "std of one value is undefined"
+    );
     assert!(g.pairwise_l2.is_none(), "one black hole has no pairs");
     assert_close(g.cloud_norms.mean.unwrap(), mean, rel, "cloud mean");
     assert_close(g.cloud_norms.std.unwrap(), std, rel * 100.0, "cloud std");

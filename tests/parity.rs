@@ -66,7 +66,12 @@ fn check_against_reference(b: &Built, s: &RowStats, eq: Equality, what: &str) {
         "{what}: groups"
     );
     for r in 0..b.rows {
-        assert_close(s.norms[r], norm(b, r), 1e-5, &format!("{what}: norm of row {r}"));
+        assert_close(
+            s.norms[r],
+            norm(b, r),
+            1e-5,
+            &format!("{what}: norm of row {r}"),
+        );
         let nan = b.values(r).iter().any(|v| v.is_nan());
         assert_eq!(s.has_nan[r], nan, "{what}: NaN flag of row {r}");
     }
@@ -104,7 +109,10 @@ fn gpu_matches_cpu_and_brute_force_for_every_dtype() {
             let b = planted(dtype, 300, cols, 7 + k as u64 * 100 + cols as u64);
             let cpu = stats(&CpuEngine::new(), &b, Equality::Bitwise);
             let g = stats(gpu, &b, Equality::Bitwise);
-            assert_eq!(g.hashes, cpu.hashes, "{dtype} d={cols}: GPU and CPU hashes differ");
+            assert_eq!(
+                g.hashes, cpu.hashes,
+                "{dtype} d={cols}: GPU and CPU hashes differ"
+            );
             check_against_reference(&b, &g, Equality::Bitwise, &format!("gpu {dtype} d={cols}"));
             // Norms of the two paths within 1e-5 relative of each other.
             for r in 0..b.rows {
@@ -205,7 +213,11 @@ fn signed_zeros_and_nans_under_both_equalities() {
             // Bitwise: +0 and −0 rows differ; identical NaN bit patterns group.
             let s = stats(engine, &b, Equality::Bitwise);
             let groups = groups_of(&b, &s, Equality::Bitwise, 64);
-            assert_eq!(groups, vec![vec![0, 2], vec![5, 6]], "{name} {dtype} bitwise");
+            assert_eq!(
+                groups,
+                vec![vec![0, 2], vec![5, 6]],
+                "{name} {dtype} bitwise"
+            );
             assert_eq!(groups, reference_groups(&b, false));
             // Numeric: ±0 equal; NaN rows are set apart and group with nothing.
             let s = stats(engine, &b, Equality::Numeric);

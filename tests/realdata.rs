@@ -16,7 +16,9 @@ use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::Engine;
 use singularity_gpu::progress::Progress;
 use singularity_gpu::survey::{group_rows, GroupOptions};
-use singularity_gpu::{survey_file, DeviceChoice, Dtype, Equality, LoadOptions, Matrix, SurveyOptions};
+use singularity_gpu::{
+    survey_file, DeviceChoice, Dtype, Equality, LoadOptions, Matrix, SurveyOptions,
+};
 
 fn shared() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/realdata")
@@ -35,7 +37,10 @@ fn require(path: &std::path::Path) -> bool {
         return true;
     }
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but {} is missing (run ../shared/realdata/fetch.sh)", path.display());
+        panic!(
+            "CI=true but {} is missing (run ../shared/realdata/fetch.sh)",
+            path.display()
+        );
     }
     eprintln!("skipping: {} is missing", path.display());
     false
@@ -60,13 +65,19 @@ fn thimble_embedding() -> Option<Vec<u8>> {
             found.push(bytes);
         }
     }
-    assert_eq!(found.len(), 1, "exactly one storage has the embedding's size");
+    assert_eq!(
+        found.len(),
+        1,
+        "exactly one storage has the embedding's size"
+    );
     found.pop()
 }
 
 #[test]
 fn thimble9_checkpoint_has_no_groups_on_either_path() {
-    let Some(bytes) = thimble_embedding() else { return };
+    let Some(bytes) = thimble_embedding() else {
+        return;
+    };
     let m = Matrix::new(Dtype::BF16, 10000, 64, &bytes).unwrap();
     let mut engines: Vec<&dyn Engine> = vec![&CpuEngine];
     if let Some(g) = common::gpu() {
@@ -84,14 +95,23 @@ fn thimble9_checkpoint_has_no_groups_on_either_path() {
                     hash_bits: 64,
                 },
             );
-            assert!(g.groups.is_empty(), "{:?}: false groups {:?}", engine.device(), &g.groups[..1]);
+            assert!(
+                g.groups.is_empty(),
+                "{:?}: false groups {:?}",
+                engine.device(),
+                &g.groups[..1]
+            );
             assert_eq!(g.n_unique, 10000);
             // A fresh initialization: finite, non-zero rows, and distinct hashes.
             assert!(s.norms.iter().all(|n| n.is_finite() && *n > 0.0));
             let mut h = s.hashes.clone();
             h.sort_unstable();
             h.dedup();
-            assert_eq!(h.len(), 10000, "no 64-bit hash collisions expected on 10,000 rows");
+            assert_eq!(
+                h.len(),
+                10000,
+                "no 64-bit hash collisions expected on 10,000 rows"
+            );
         }
     }
 }
@@ -138,5 +158,11 @@ fn minilm_has_no_groups() {
 
 #[test]
 fn wordllama_has_no_groups() {
-    survey_fetched("wordllama_l2_supercat_256.safetensors", "embedding.weight", 32000, 256, "F16");
+    survey_fetched(
+        "wordllama_l2_supercat_256.safetensors",
+        "embedding.weight",
+        32000,
+        256,
+        "F16",
+    );
 }

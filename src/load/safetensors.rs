@@ -14,7 +14,7 @@ use safetensors::tensor::{Dtype as StDtype, SafeTensorError, SafeTensors};
 
 use super::{LoadOptions, Matrix, TensorInfo};
 use crate::dtype::Dtype;
-use crate::error::{Error, Result};
+use crate::error::{one_line, Error, Result};
 
 /// Names tried, in order, when `--key` is not given and the file holds more
 /// than one 2-D tensor.
@@ -73,7 +73,7 @@ impl SafetensorsFile {
     fn parse(&self) -> Result<SafeTensors<'_>> {
         SafeTensors::deserialize(&self.mmap).map_err(|e| Error::Format {
             path: self.path.clone(),
-            reason: describe(&e, &self.mmap),
+            reason: one_line(&describe(&e, &self.mmap)),
         })
     }
 
@@ -103,7 +103,7 @@ impl SafetensorsFile {
                 let items: Vec<String> = two_d
                     .iter()
                     .filter_map(|n| st.tensor(n).ok().map(|t| (n, t)))
-                    .map(|(n, t)| format!("{n} {:?} {:?}", t.shape(), t.dtype()))
+                    .map(|(n, t)| format!("{n:?} {:?} {:?}", t.shape(), t.dtype()))
                     .collect();
                 format!("2-D tensors: {}", items.join(", "))
             }
@@ -155,7 +155,8 @@ impl SafetensorsFile {
             }
             (StDtype::F32 | StDtype::F16 | StDtype::BF16 | StDtype::F64, Some(_)) => {
                 return Err(Error::Usage(format!(
-                    "--as applies to U16/I16 tensors only; tensor {name:?} is {stored:?}"
+                    "{}: --as applies to U16/I16 tensors only; tensor {name:?} is {stored:?}",
+                    one_line(&self.path.display().to_string())
                 )))
             }
             (other, _) => {

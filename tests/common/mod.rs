@@ -62,7 +62,9 @@ pub struct Built {
 impl Built {
     pub fn random(dtype: Dtype, rows: usize, cols: usize, seed: u64) -> Self {
         let mut rng = Rng::new(seed);
-        let bytes = (0..rows * cols).flat_map(|_| encode(dtype, rng.unit())).collect();
+        let bytes = (0..rows * cols)
+            .flat_map(|_| encode(dtype, rng.unit()))
+            .collect();
         Self {
             dtype,
             rows,
@@ -99,7 +101,10 @@ impl Built {
     }
     pub fn values(&self, r: usize) -> Vec<f64> {
         let s = self.dtype.size();
-        self.row(r).chunks_exact(s).map(|b| decode(self.dtype, b)).collect()
+        self.row(r)
+            .chunks_exact(s)
+            .map(|b| decode(self.dtype, b))
+            .collect()
     }
 }
 
@@ -171,7 +176,10 @@ pub fn gpu() -> Option<&'static GpuEngine> {
 static GPU: OnceLock<Result<GpuEngine, String>> = OnceLock::new();
 
 pub fn gpu_with(opts: GpuOptions) -> Option<&'static GpuEngine> {
-    assert!(opts.max_chunk_bytes.is_none(), "use fresh_gpu for custom options");
+    assert!(
+        opts.max_chunk_bytes.is_none(),
+        "use fresh_gpu for custom options"
+    );
     let engine = GPU.get_or_init(|| GpuEngine::new(true, opts).map_err(|e| e.to_string()));
     match engine {
         Ok(e) => Some(e),

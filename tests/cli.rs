@@ -1,0 +1,837 @@
+//! End-to-end tests of the `singularity-gpu` binary.
+//!
+//! Every bad input must end the process with exit code 2, print nothing on
+//! stdout, and print exactly one line on stderr that starts with
+//! `singularity-gpu: error:`, names the problem and (where there is one) the
+//! file. The good inputs check the report against values computed here, in
+//! f64, from the numbers the test wrote. Everything runs with `--device cpu`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde_json::Value;
+use tempfile::TempDir;
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// A safetensors file: the 8-byte little-endian header length, the header, the data.
+fn safetensors(header_json: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = (header_json.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header_json.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// Little-endian bytes of some f32 values.
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// A file holding one F32 matrix named `name`, its rows as given.
+fn f32_matrix(name: &str, rows: &[&[f32]]) -> Vec<u8> {
+    let cols = rows.first().map_or(0, |r| r.len());
+    assert!(rows.iter().all(|r| r.len() == cols), "ragged test matrix");
+    let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+    let data = f32_bytes(&flat);
+    let header = format!(
+        r#"{{"{name}":{{"dtype":"F32","shape":[{},{cols}],"data_offsets":[0,{}]}}}}"#,
+        rows.len(),
+        data.len()
+    );
+    safetensors(&header, &data)
+}
+
+/// Writes `bytes` to `dir/name` and returns the path.
+fn write(dir: &TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).expect("write test file");
+    path
+}
+
+/// Runs the binary on `file` with `--device cpu` and the extra flags.
+fn run(file: &Path, extra: &[&str]) -> Output {
+    Command::cargo_bin("singularity-gpu")
+        .expect("binary built")
+        .arg("--device")
+        .arg("cpu")
+        .arg("--file")
+        .arg(file)
+        .args(extra)
+        .output()
+        .expect("run binary")
+}
+
+/// Checks that the run failed as a user error should, and returns the stderr line.
+///
+/// `phrases` must all appear in the line; the path must too when `path_named`.
+fn expect_error(out: &Output, file: &Path, path_named: bool, phrases: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !stderr.contains("panicked"),
+        "the process panicked:\n{stderr}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "exit status {:?}, stderr:\n{stderr}",
+        out.status
+    );
+    assert!(stdout.is_empty(), "stdout should be empty, got:\n{stdout}");
+    assert!(
+        stderr.ends_with('\n') && stderr.matches('\n').count() == 1,
+        "stderr should be exactly one line, got:\n{stderr:?}"
+    );
+    assert!(
+        stderr.starts_with("singularity-gpu: error:"),
+        "stderr should start with the error prefix, got:\n{stderr}"
+    );
+    for p in phrases {
+        assert!(
+            stderr.contains(p),
+            "stderr should mention {p:?}, got:\n{stderr}"
+        );
+    }
+    if path_named {
+        let shown = file.display().to_string();
+        assert!(
+            stderr.contains(&shown),
+            "stderr should name the file {shown}, got:\n{stderr}"
+        );
+    }
+    stderr
+}
+
+/// Writes `bytes` to a fresh file, runs the binary on it, and checks the error.
+fn bad_file(name: &str, bytes: &[u8], extra: &[&str], phrases: &[&str]) -> String {
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, name, bytes);
+    let out = run(&path, extra);
+    expect_error(&out, &path, true, phrases)
+}
+
+/// Runs the binary with `--json` and parses stdout (after checking success).
+fn run_json(file: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["--json"];
+    args.extend_from_slice(extra);
+    let out = run(file, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "failed: {:?}\n{stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8 stdout");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{stdout}"))
+}
+
+/// Runs the binary for the text report (after checking success).
+fn run_text(file: &Path, extra: &[&str]) -> String {
+    let out = run(file, extra);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "failed: {:?}\n{stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    String::from_utf8(out.stdout).expect("UTF-8 stdout")
+}
+
+fn l2(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Sample standard deviation (n − 1).
+fn sample_std(v: &[f64]) -> f64 {
+    let m = mean(v);
+    (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+}
+
+fn widen(row: &[f32]) -> Vec<f64> {
+    row.iter().map(|&x| x as f64).collect()
+}
+
+/// Asserts `actual` (a JSON number) is within 1e-9 relative of `expected`.
+fn assert_close(actual: &Value, expected: f64, what: &str) {
+    let a = actual
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: expected a number, got {actual}"));
+    let tol = 1e-9 * expected.abs().max(1e-300);
+    assert!(
+        (a - expected).abs() <= tol,
+        "{what}: got {a}, expected {expected}"
+    );
+}
+
+fn example_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/notebook_128.safetensors")
+}
+
+// ---------------------------------------------------------------------------
+// Bad inputs
+// ---------------------------------------------------------------------------
+
+#[test]
+fn missing_file() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("does-not-exist.safetensors");
+    let out = run(&path, &[]);
+    expect_error(&out, &path, true, &["No such file"]);
+}
+
+#[test]
+fn directory_as_file() {
+    let dir = TempDir::new().unwrap();
+    let out = run(dir.path(), &[]);
+    expect_error(&out, dir.path(), true, &["directory"]);
+}
+
+#[test]
+fn not_safetensors_zip() {
+    // A ZIP local-file header: its first 8 bytes read as a huge header length.
+    let mut zip = b"PK\x03\x04\x14\x00\x00\x00\x08\x00".to_vec();
+    zip.extend_from_slice(&[0u8; 20]);
+    zip.extend_from_slice(b"tensor.bin");
+    zip.extend_from_slice(&[0xAB; 40]);
+    bad_file("model.zip", &zip, &[], &["header length", "100 MB"]);
+}
+
+#[test]
+fn not_safetensors_text() {
+    let text = b"This is a plain text file, not a tensor file.\nSecond line.\n";
+    bad_file("notes.txt", text, &[], &["header length", "100 MB"]);
+}
+
+#[test]
+fn shorter_than_header_length() {
+    bad_file(
+        "short.safetensors",
+        &[1, 2, 3, 4, 5],
+        &[],
+        &["5 bytes", "header length"],
+    );
+}
+
+#[test]
+fn empty_file() {
+    bad_file("empty.safetensors", &[], &[], &["0 bytes", "header length"]);
+}
+
+#[test]
+fn truncated_data() {
+    // [4, 4] F32 = 64 bytes declared; only 40 present.
+    let header = r#"{"emb":{"dtype":"F32","shape":[4,4],"data_offsets":[0,64]}}"#;
+    let file = safetensors(header, &[0u8; 40]);
+    bad_file("truncated.safetensors", &file, &[], &["truncated"]);
+}
+
+#[test]
+fn truncated_header() {
+    // The header length says 200 bytes; the file has far fewer after it.
+    let mut file = 200u64.to_le_bytes().to_vec();
+    file.extend_from_slice(br#"{"emb":{"dtype":"F32""#);
+    let shown_after = file.len() - 8;
+    bad_file(
+        "cut-header.safetensors",
+        &file,
+        &[],
+        &["header length", "200 bytes", &format!("only {shown_after}")],
+    );
+}
+
+#[test]
+fn offsets_not_matching_dtype_and_shape() {
+    // [4, 4] F32 is 64 bytes, the offsets claim 60 (and the file holds 60).
+    let header = r#"{"emb":{"dtype":"F32","shape":[4,4],"data_offsets":[0,60]}}"#;
+    let file = safetensors(header, &[0u8; 60]);
+    bad_file(
+        "lying-offsets.safetensors",
+        &file,
+        &[],
+        &["data offsets", "dtype and shape"],
+    );
+}
+
+#[test]
+fn overlapping_offsets() {
+    // a: [0, 16), b: [8, 24): b starts inside a.
+    let header = r#"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2,2],"data_offsets":[8,24]}}"#;
+    let file = safetensors(header, &[0u8; 24]);
+    bad_file(
+        "overlap.safetensors",
+        &file,
+        &[],
+        &["data offsets", "\"b\"", "overlap"],
+    );
+}
+
+#[test]
+fn gap_between_offsets() {
+    // a: [0, 16), b: [20, 36): four bytes belong to no tensor.
+    let header = r#"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2,2],"data_offsets":[20,36]}}"#;
+    let file = safetensors(header, &[0u8; 36]);
+    bad_file(
+        "gap.safetensors",
+        &file,
+        &[],
+        &["data offsets", "\"b\"", "gap"],
+    );
+}
+
+#[test]
+fn offsets_past_end_of_file() {
+    // Consistent with dtype × shape ([8, 8] F32 = 256 bytes) but the file ends after 16.
+    let header = r#"{"emb":{"dtype":"F32","shape":[8,8],"data_offsets":[0,256]}}"#;
+    let file = safetensors(header, &[0u8; 16]);
+    bad_file(
+        "past-end.safetensors",
+        &file,
+        &[],
+        &["does not end where the file ends"],
+    );
+}
+
+#[test]
+fn billions_of_rows_with_tiny_data() {
+    // 5e9 × 4096 F32 = 81,920,000,000,000 bytes declared. Nothing may be
+    // allocated from that size: the run must come back at once with an error.
+    let declared: u64 = 5_000_000_000 * 4096 * 4;
+    let header = format!(
+        r#"{{"emb":{{"dtype":"F32","shape":[5000000000,4096],"data_offsets":[0,{declared}]}}}}"#
+    );
+    let file = safetensors(&header, &[0u8; 64]);
+    bad_file("huge.safetensors", &file, &[], &["truncated"]);
+
+    // The same shape with offsets that cover only the tiny data.
+    let header = r#"{"emb":{"dtype":"F32","shape":[5000000000,4096],"data_offsets":[0,64]}}"#;
+    let file = safetensors(header, &[0u8; 64]);
+    bad_file(
+        "huge-small-offsets.safetensors",
+        &file,
+        &[],
+        &["dtype and shape"],
+    );
+}
+
+#[test]
+fn shape_whose_size_overflows() {
+    // 2^62 × 2^62 elements cannot be counted in 64 bits.
+    let header = r#"{"emb":{"dtype":"F32","shape":[4611686018427387904,4611686018427387904],"data_offsets":[0,16]}}"#;
+    let file = safetensors(header, &[0u8; 16]);
+    bad_file(
+        "overflow.safetensors",
+        &file,
+        &[],
+        &["too large", "overflows"],
+    );
+}
+
+#[test]
+fn header_length_two_to_the_62() {
+    let n: u64 = 1 << 62;
+    let mut file = n.to_le_bytes().to_vec();
+    file.extend_from_slice(br#"{"emb":{}}"#);
+    bad_file(
+        "len-2-62.safetensors",
+        &file,
+        &[],
+        &["header length", &n.to_string(), "100 MB"],
+    );
+}
+
+#[test]
+fn header_length_u64_max() {
+    let mut file = u64::MAX.to_le_bytes().to_vec();
+    file.extend_from_slice(br#"{"emb":{}}"#);
+    bad_file(
+        "len-max.safetensors",
+        &file,
+        &[],
+        &["header length", &u64::MAX.to_string(), "100 MB"],
+    );
+}
+
+#[test]
+fn header_not_json() {
+    let file = safetensors("this is { not json", &[]);
+    bad_file(
+        "not-json.safetensors",
+        &file,
+        &[],
+        &["not valid safetensors JSON"],
+    );
+}
+
+#[test]
+fn header_json_of_wrong_form() {
+    // Valid JSON, but not a map of tensor descriptions.
+    let file = safetensors(r#"[1, 2, 3]"#, &[]);
+    bad_file(
+        "array.safetensors",
+        &file,
+        &[],
+        &["not valid safetensors JSON"],
+    );
+}
+
+#[test]
+fn header_not_utf8() {
+    let mut header = vec![b'{', b'"'];
+    header.extend_from_slice(&[0xFF, 0xFE, 0xC3, 0x28]);
+    header.extend_from_slice(b"\":{}}");
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(&header);
+    bad_file("not-utf8.safetensors", &file, &[], &["not UTF-8"]);
+}
+
+#[test]
+fn unsupported_dtype_i32() {
+    let header = r#"{"emb":{"dtype":"I32","shape":[2,2],"data_offsets":[0,16]}}"#;
+    let file = safetensors(header, &[0u8; 16]);
+    bad_file(
+        "i32.safetensors",
+        &file,
+        &[],
+        &["dtype I32", "supported", "\"emb\""],
+    );
+}
+
+#[test]
+fn unsupported_dtype_bool() {
+    let header = r#"{"mask":{"dtype":"BOOL","shape":[2,2],"data_offsets":[0,4]}}"#;
+    let file = safetensors(header, &[1, 0, 0, 1]);
+    bad_file(
+        "bool.safetensors",
+        &file,
+        &[],
+        &["dtype BOOL", "supported", "\"mask\""],
+    );
+}
+
+#[test]
+fn unknown_dtype_name() {
+    let header = r#"{"emb":{"dtype":"Q4_K","shape":[2,2],"data_offsets":[0,16]}}"#;
+    let file = safetensors(header, &[0u8; 16]);
+    bad_file(
+        "q4.safetensors",
+        &file,
+        &[],
+        &["not valid safetensors JSON", "Q4_K"],
+    );
+}
+
+#[test]
+fn unknown_key_lists_two_d_tensors() {
+    let header = concat!(
+        r#"{"alpha":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"#,
+        r#""beta":{"dtype":"F16","shape":[3,2],"data_offsets":[16,28]},"#,
+        r#""bias":{"dtype":"F32","shape":[4],"data_offsets":[28,44]}}"#
+    );
+    let file = safetensors(header, &[0u8; 44]);
+    let line = bad_file(
+        "keys.safetensors",
+        &file,
+        &["--key", "gamma"],
+        &[
+            "no tensor named \"gamma\"",
+            "2-D tensors",
+            "\"alpha\" [2, 2] F32",
+            "\"beta\" [3, 2] F16",
+        ],
+    );
+    assert!(
+        !line.contains("bias"),
+        "the 1-D tensor is not a choice:\n{line}"
+    );
+}
+
+#[test]
+fn key_naming_a_one_d_tensor() {
+    let header = concat!(
+        r#"{"emb":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"#,
+        r#""bias":{"dtype":"F32","shape":[4],"data_offsets":[16,32]}}"#
+    );
+    let file = safetensors(header, &[0u8; 32]);
+    bad_file(
+        "one-d.safetensors",
+        &file,
+        &["--key", "bias"],
+        &["\"bias\"", "[4]", "must be 2-D"],
+    );
+}
+
+#[test]
+fn key_naming_a_three_d_tensor() {
+    let header = concat!(
+        r#"{"emb":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"#,
+        r#""conv":{"dtype":"F32","shape":[2,2,2],"data_offsets":[16,48]}}"#
+    );
+    let file = safetensors(header, &[0u8; 48]);
+    bad_file(
+        "three-d.safetensors",
+        &file,
+        &["--key", "conv"],
+        &["\"conv\"", "[2, 2, 2]", "must be 2-D"],
+    );
+}
+
+#[test]
+fn no_two_d_tensor_at_all() {
+    let header = concat!(
+        r#"{"bias":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"#,
+        r#""cube":{"dtype":"F32","shape":[2,2,2],"data_offsets":[16,48]}}"#
+    );
+    let file = safetensors(header, &[0u8; 48]);
+    bad_file("no-2d.safetensors", &file, &[], &["no 2-D tensor"]);
+}
+
+#[test]
+fn zero_rows() {
+    let header = r#"{"emb":{"dtype":"F32","shape":[0,8],"data_offsets":[0,0]}}"#;
+    let file = safetensors(header, &[]);
+    bad_file("zero-rows.safetensors", &file, &[], &["[0, 8]", "no rows"]);
+}
+
+#[test]
+fn zero_columns() {
+    let header = r#"{"emb":{"dtype":"F32","shape":[8,0],"data_offsets":[0,0]}}"#;
+    let file = safetensors(header, &[]);
+    bad_file(
+        "zero-cols.safetensors",
+        &file,
+        &[],
+        &["[8, 0]", "no columns"],
+    );
+}
+
+#[test]
+fn u16_without_as() {
+    let header = r#"{"emb":{"dtype":"U16","shape":[2,2],"data_offsets":[0,8]}}"#;
+    let file = safetensors(header, &[0u8; 8]);
+    bad_file(
+        "u16.safetensors",
+        &file,
+        &[],
+        &["U16", "--as bf16", "--as f16"],
+    );
+}
+
+#[test]
+fn as_bf16_on_f32() {
+    let file = f32_matrix("emb", &[&[1.0, 2.0], &[3.0, 4.0]]);
+    bad_file(
+        "f32.safetensors",
+        &file,
+        &["--as", "bf16"],
+        &["--as applies to U16/I16", "F32"],
+    );
+}
+
+#[test]
+fn trailing_garbage_after_data() {
+    let mut file = f32_matrix("emb", &[&[1.0, 2.0], &[3.0, 4.0]]);
+    file.extend_from_slice(b"GARBAGE!");
+    bad_file("padded.safetensors", &file, &[], &["padded"]);
+}
+
+#[test]
+fn newline_in_tensor_name_still_one_line() {
+    // JSON lets a name hold a newline; the error must still be one line.
+    let header = concat!(
+        r#"{"a\nb":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"#,
+        r#""c":{"dtype":"F32","shape":[2,2],"data_offsets":[16,32]}}"#
+    );
+    let file = safetensors(header, &[0u8; 32]);
+    bad_file(
+        "nl-name.safetensors",
+        &file,
+        &["--key", "zz"],
+        &["no tensor named"],
+    );
+    // No --key: neither name is an embedding name, so the listing is printed too.
+    bad_file(
+        "nl-name2.safetensors",
+        &file,
+        &[],
+        &["no embedding tensor found"],
+    );
+}
+
+#[test]
+fn newline_in_file_name_still_one_line() {
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "two\nlines.safetensors", &[1, 2, 3]);
+    let out = run(&path, &[]);
+    // The path is named with its newline escaped.
+    let line = expect_error(&out, &path, false, &["header length"]);
+    let escaped = dir.path().join("two\\nlines.safetensors");
+    assert!(line.contains(&escaped.display().to_string()), "{line}");
+}
+
+#[test]
+fn newline_in_dtype_still_one_line() {
+    let header = r#"{"emb":{"dtype":"F\n32","shape":[2,2],"data_offsets":[0,16]}}"#;
+    let file = safetensors(header, &[0u8; 16]);
+    bad_file(
+        "nl-dtype.safetensors",
+        &file,
+        &[],
+        &["not valid safetensors JSON"],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Good inputs
+// ---------------------------------------------------------------------------
+
+#[test]
+fn json_report_of_hand_built_matrix() {
+    // Rows 0, 2, 5 share A; rows 1, 4 share B; row 3 is alone.
+    let a: &[f32] = &[1.0, 2.0, 2.0];
+    let b: &[f32] = &[0.5, -1.5, 3.25];
+    let c: &[f32] = &[-4.0, 0.0, 1.0];
+    let rows: [&[f32]; 6] = [a, b, a, c, b, a];
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "six.safetensors", &f32_matrix("embeddings", &rows));
+    let j = run_json(&path, &[]);
+
+    let keys: BTreeSet<&str> = j
+        .as_object()
+        .expect("top level is an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let want: BTreeSet<&str> = [
+        "schema",
+        "file",
+        "tensor",
+        "dtype",
+        "shape",
+        "device",
+        "n_unique",
+        "n_duplicate",
+        "uniqueness",
+        "groups",
+        "geometry",
+        "timings_ms",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(keys, want);
+
+    assert_eq!(j["schema"], "singularity-gpu/1");
+    assert_eq!(j["file"], path.display().to_string());
+    assert_eq!(j["tensor"], "embeddings");
+    assert_eq!(j["dtype"], "F32");
+    assert_eq!(j["shape"], serde_json::json!([6, 3]));
+    assert_eq!(j["device"]["kind"], "cpu");
+    assert_eq!(j["n_unique"], 3);
+    assert_eq!(j["n_duplicate"], 3);
+    assert_eq!(j["uniqueness"].as_f64(), Some(0.5));
+
+    let (a64, b64) = (widen(a), widen(b));
+    let (na, nb) = (l2(&a64), l2(&b64));
+    let groups = j["groups"].as_array().expect("groups array");
+    assert_eq!(groups.len(), 2);
+    assert_eq!(groups[0]["size"], 3);
+    assert_eq!(groups[0]["token_ids"], serde_json::json!([0, 2, 5]));
+    assert_close(&groups[0]["norm"], na, "group 1 norm");
+    assert_eq!(groups[1]["size"], 2);
+    assert_eq!(groups[1]["token_ids"], serde_json::json!([1, 4]));
+    assert_close(&groups[1]["norm"], nb, "group 2 norm");
+
+    let geo = &j["geometry"];
+    // Two black holes: one distance.
+    let diff: Vec<f64> = a64.iter().zip(&b64).map(|(x, y)| x - y).collect();
+    let d = l2(&diff);
+    for k in ["min", "max", "mean", "median"] {
+        assert_close(&geo["pairwise_l2"][k], d, &format!("pairwise_l2.{k}"));
+    }
+    let bh = [na, nb];
+    assert_close(&geo["black_hole_norms"]["min"], na.min(nb), "bh min");
+    assert_close(&geo["black_hole_norms"]["max"], na.max(nb), "bh max");
+    assert_close(&geo["black_hole_norms"]["mean"], mean(&bh), "bh mean");
+    assert_close(&geo["black_hole_norms"]["std"], sample_std(&bh), "bh std");
+
+    let norms: Vec<f64> = rows.iter().map(|r| l2(&widen(r))).collect();
+    assert_close(&geo["cloud_norms"]["mean"], mean(&norms), "cloud mean");
+    assert_close(&geo["cloud_norms"]["std"], sample_std(&norms), "cloud std");
+    let centroid: Vec<f64> = (0..3)
+        .map(|col| rows.iter().map(|r| r[col] as f64).sum::<f64>() / rows.len() as f64)
+        .collect();
+    assert_close(&geo["centroid_norm"], l2(&centroid), "centroid norm");
+    assert_close(
+        &geo["norm_ratio"],
+        mean(&bh) / mean(&norms),
+        "black hole / cloud norm ratio",
+    );
+
+    let t = j["timings_ms"].as_object().expect("timings object");
+    let tk: BTreeSet<&str> = t.keys().map(String::as_str).collect();
+    let want_t: BTreeSet<&str> = ["load", "hash", "group", "geometry", "total"]
+        .into_iter()
+        .collect();
+    assert_eq!(tk, want_t);
+    for (k, v) in t {
+        let ms = v
+            .as_f64()
+            .unwrap_or_else(|| panic!("timing {k} not a number"));
+        assert!(ms.is_finite() && ms >= 0.0, "timing {k} = {ms}");
+    }
+}
+
+#[test]
+fn one_group_has_no_pairwise_and_no_std() {
+    let rows: [&[f32]; 3] = [&[1.0, 2.0], &[1.0, 2.0], &[3.0, 4.0]];
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "one-group.safetensors", &f32_matrix("emb", &rows));
+
+    let j = run_json(&path, &[]);
+    assert_eq!(j["groups"].as_array().map(Vec::len), Some(1));
+    assert_eq!(j["groups"][0]["token_ids"], serde_json::json!([0, 1]));
+    assert!(j["geometry"]["pairwise_l2"].is_null(), "{}", j["geometry"]);
+    assert!(
+        j["geometry"]["black_hole_norms"]["std"].is_null(),
+        "{}",
+        j["geometry"]
+    );
+    let n = l2(&[1.0, 2.0]);
+    for k in ["min", "max", "mean"] {
+        assert_close(&j["geometry"]["black_hole_norms"][k], n, k);
+    }
+
+    let text = run_text(&path, &[]);
+    assert!(text.contains("n/a"), "text report should say n/a:\n{text}");
+    let std_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("Std:"))
+        .unwrap_or_else(|| panic!("no Std line:\n{text}"));
+    assert!(std_line.contains("n/a"), "{std_line}");
+    assert!(
+        !text.contains("Pairwise L2 distances"),
+        "no pairwise section with one black hole:\n{text}"
+    );
+    // Only the Equality line may speak of NaN; no number is printed as NaN.
+    for line in text.lines().filter(|l| !l.starts_with("Equality:")) {
+        assert!(!line.to_lowercase().contains("nan"), "{line}");
+    }
+}
+
+#[test]
+fn no_groups_has_null_black_hole_geometry() {
+    let rows: [&[f32]; 3] = [&[1.0, 2.0], &[2.0, 1.0], &[3.0, 4.0]];
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "no-groups.safetensors", &f32_matrix("emb", &rows));
+    let j = run_json(&path, &[]);
+    assert_eq!(j["groups"], serde_json::json!([]));
+    assert_eq!(j["n_unique"], 3);
+    assert_eq!(j["n_duplicate"], 0);
+    assert!(j["geometry"]["pairwise_l2"].is_null());
+    for k in ["min", "max", "mean", "std"] {
+        assert!(j["geometry"]["black_hole_norms"][k].is_null(), "{k}");
+    }
+    assert!(j["geometry"]["norm_ratio"].is_null());
+}
+
+#[test]
+fn numeric_equality_merges_signed_zeros() {
+    let rows: [&[f32]; 2] = [&[0.0, 1.0], &[-0.0, 1.0]];
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "zeros.safetensors", &f32_matrix("emb", &rows));
+
+    let bitwise = run_json(&path, &[]);
+    assert_eq!(bitwise["groups"], serde_json::json!([]));
+    assert_eq!(bitwise["n_unique"], 2);
+    assert!(bitwise.get("nan_rows").is_none());
+
+    let numeric = run_json(&path, &["--numeric-equality"]);
+    assert_eq!(numeric["groups"].as_array().map(Vec::len), Some(1));
+    assert_eq!(numeric["groups"][0]["size"], 2);
+    assert_eq!(numeric["groups"][0]["token_ids"], serde_json::json!([0, 1]));
+    assert_eq!(numeric["n_unique"], 1);
+    assert_eq!(numeric["n_duplicate"], 1);
+    assert_eq!(numeric["nan_rows"], serde_json::json!([]));
+}
+
+#[test]
+fn numeric_equality_reports_nan_rows() {
+    // Rows 0 and 2 hold the same NaN bits; row 1 is ordinary.
+    let nan = f32::NAN;
+    let rows: [&[f32]; 3] = [&[nan, 1.0], &[2.0, 3.0], &[nan, 1.0]];
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "nan.safetensors", &f32_matrix("emb", &rows));
+
+    let numeric = run_json(&path, &["--numeric-equality"]);
+    assert_eq!(numeric["nan_rows"], serde_json::json!([0, 2]));
+    // A row holding NaN equals nothing, so every row is unique.
+    assert_eq!(numeric["groups"], serde_json::json!([]));
+    assert_eq!(numeric["n_unique"], 3);
+
+    let bitwise = run_json(&path, &[]);
+    assert!(
+        bitwise.get("nan_rows").is_none(),
+        "nan_rows must be absent without the flag: {bitwise}"
+    );
+    // Bitwise, identical NaN bit patterns do group; their norm is undefined (null).
+    assert_eq!(bitwise["groups"][0]["token_ids"], serde_json::json!([0, 2]));
+    assert!(bitwise["groups"][0]["norm"].is_null());
+    assert!(bitwise["geometry"]["cloud_norms"]["mean"].is_null());
+
+    let text = run_text(&path, &["--numeric-equality"]);
+    assert!(text.contains("Rows holding NaN"), "{text}");
+}
+
+/// Unique-row statistics of the bundled example, computed here from its bytes:
+/// (rows, unique rows, size of the largest group of identical rows). Also
+/// checks that there is exactly one group (the report says "Group 1/1").
+fn example_stats() -> (usize, usize, usize) {
+    let bytes = std::fs::read(example_path()).expect("read example");
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + n]).expect("example header");
+    let t = &header["embeddings"];
+    assert_eq!(t["dtype"], "F32");
+    let rows = t["shape"][0].as_u64().unwrap() as usize;
+    let cols = t["shape"][1].as_u64().unwrap() as usize;
+    let start = 8 + n + t["data_offsets"][0].as_u64().unwrap() as usize;
+    let data = &bytes[start..start + rows * cols * 4];
+    let mut counts: HashMap<&[u8], usize> = HashMap::new();
+    for row in data.chunks_exact(cols * 4) {
+        *counts.entry(row).or_default() += 1;
+    }
+    let largest = counts.values().copied().max().unwrap();
+    assert_eq!(counts.values().filter(|&&c| c > 1).count(), 1);
+    (rows, counts.len(), largest)
+}
+
+#[test]
+fn bundled_example_text_report() {
+    let (rows, unique, largest) = example_stats();
+    assert_eq!((rows, unique, largest), (128, 78, 51));
+    let text = run_text(&example_path(), &[]);
+    assert!(
+        text.contains(&format!("Unique vectors: {unique}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Duplicate tokens: {}", rows - unique)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Group 1/1: {largest} tokens")),
+        "{text}"
+    );
+    assert!(text.contains("Unique vectors: 78"), "{text}");
+    assert!(text.contains("Duplicate tokens: 50"), "{text}");
+    assert!(text.contains("Group 1/1: 51 tokens"), "{text}");
+}
+
+#[test]
+fn bundled_example_truncates_long_groups() {
+    let (_, _, largest) = example_stats();
+    let text = run_text(&example_path(), &["--max-tokens-per-group", "5"]);
+    let more = format!("... and {} more tokens", largest - 5);
+    assert_eq!(more, "... and 46 more tokens");
+    assert!(text.contains(&more), "{text}");
+}
