@@ -1,1 +1,341 @@
-fn main() {}
+//! Benchmarks on bf16 matrices of real model shapes, each with 2,000 dead rows
+//! frozen on 13 vectors a few bf16 steps apart (like Qwen3's black holes).
+//!
+//! For each shape it prints one table: one read pass over the tensor's bytes
+//! (the floor), the CPU path, the GPU path end to end and its kernels alone,
+//! and `numpy.unique(axis=0)` / `torch.unique(dim=0)` as peers when installed.
+//!
+//! cargo bench --bench survey -- [--shapes 151936x896,151936x4096,128256x16384]
+//!     [--reps N] [--no-peers] [--no-numpy-above BYTES] [--data DIR] [--cpu-only]
+//!
+//! Shapes whose matrix would not fit in half of the free memory are skipped.
+//! Timings are medians of `--reps` runs in this one process, so ratios between
+//! rows are comparable; absolute numbers depend on the machine.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use singularity_gpu::engine::cpu::CpuEngine;
+use singularity_gpu::engine::gpu::GpuEngine;
+use singularity_gpu::engine::Engine;
+use singularity_gpu::progress::Progress;
+use singularity_gpu::{analyze, Dtype, Equality, GpuOptions, GroupOptions, Matrix};
+
+const DEAD_SIZES: [usize; 13] = [1200, 300, 150, 100, 80, 50, 40, 30, 20, 12, 8, 6, 4];
+const KEY: &str = "model.embed_tokens.weight";
+
+struct Args {
+    shapes: Vec<(usize, usize)>,
+    reps: usize,
+    peers: bool,
+    numpy_max_bytes: u64,
+    data: PathBuf,
+    gpu: bool,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        shapes: vec![(151936, 896), (151936, 4096), (128256, 16384)],
+        reps: 5,
+        peers: true,
+        numpy_max_bytes: 2 << 30,
+        data: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench-data"),
+        gpu: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--shapes" => {
+                a.shapes = it
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|s| {
+                        let (n, d) = s.split_once('x')?;
+                        Some((n.parse().ok()?, d.parse().ok()?))
+                    })
+                    .collect()
+            }
+            "--reps" => a.reps = it.next().and_then(|s| s.parse().ok()).unwrap_or(5),
+            "--no-peers" => a.peers = false,
+            "--no-numpy-above" => {
+                a.numpy_max_bytes = it.next().and_then(|s| s.parse().ok()).unwrap_or(u64::MAX)
+            }
+            "--data" => a.data = PathBuf::from(it.next().unwrap_or_default()),
+            "--cpu-only" => a.gpu = false,
+            _ => {} // cargo passes --bench
+        }
+    }
+    a
+}
+
+/// splitmix64, for reproducible data generated in parallel.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A bf16 value near N(0, 0.02) from 64 random bits.
+fn bf16_bits(r: u64) -> u16 {
+    let u = |s: u32| ((r >> s) & 0xffff) as f32 / 65536.0;
+    let x = (u(0) + u(16) + u(32) + u(48) - 2.0) * 0.035;
+    half::bf16::from_f32(x).to_bits()
+}
+
+/// Which of the 13 dead vectors row `r` holds, if any.
+fn dead_assignment(n: usize) -> Vec<Option<u8>> {
+    let mut who = vec![None; n];
+    let mut k = 0u64;
+    for (v, &size) in DEAD_SIZES.iter().enumerate() {
+        let mut placed = 0;
+        while placed < size {
+            let r = (mix(0xdead ^ k) % n as u64) as usize;
+            k += 1;
+            if who[r].is_none() {
+                who[r] = Some(v as u8);
+                placed += 1;
+            }
+        }
+    }
+    who
+}
+
+/// Writes the matrix as safetensors at `path` (unless already there) and
+/// returns the data offset.
+fn generate(path: &Path, n: usize, d: usize) -> std::io::Result<u64> {
+    let data_len = n * d * 2;
+    let header = format!(
+        "{{\"{KEY}\":{{\"dtype\":\"BF16\",\"shape\":[{n},{d}],\"data_offsets\":[0,{data_len}]}}}}"
+    );
+    let mut header = header.into_bytes();
+    while header.len() % 8 != 0 {
+        header.push(b' ');
+    }
+    let offset = 8 + header.len() as u64;
+    if std::fs::metadata(path).map(|m| m.len()).ok() == Some(offset + data_len as u64) {
+        return Ok(offset);
+    }
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+    let tmp = path.with_extension("partial");
+    let mut f = BufWriter::with_capacity(8 << 20, std::fs::File::create(&tmp)?);
+    f.write_all(&(header.len() as u64).to_le_bytes())?;
+    f.write_all(&header)?;
+    // 13 dead vectors a few bf16 steps apart: a base row, each other vector
+    // moved by 1–3 steps in a few columns.
+    let base: Vec<u16> = (0..d).map(|c| bf16_bits(mix(0xb1ac ^ c as u64))).collect();
+    let dead: Vec<Vec<u16>> = (0..13u64)
+        .map(|v| {
+            let mut row = base.clone();
+            for j in 0..v.min(3) + 1 {
+                if v > 0 {
+                    let c = (mix(v * 131 + j) % d as u64) as usize;
+                    row[c] = row[c].wrapping_add(1 + (j as u16 % 3));
+                }
+            }
+            row
+        })
+        .collect();
+    let who = dead_assignment(n);
+    let block = 4096;
+    for start in (0..n).step_by(block) {
+        let end = (start + block).min(n);
+        let bytes: Vec<u8> = (start..end)
+            .into_par_iter()
+            .flat_map_iter(|r| {
+                let row: Vec<u16> = match who[r] {
+                    Some(v) => dead[v as usize].clone(),
+                    None => (0..d)
+                        .map(|c| bf16_bits(mix(((r as u64) << 24) ^ c as u64)))
+                        .collect(),
+                };
+                row.into_iter().flat_map(u16::to_le_bytes)
+            })
+            .collect();
+        f.write_all(&bytes)?;
+    }
+    f.flush()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    Ok(offset)
+}
+
+/// One read pass over the bytes: the floor for any exact survey.
+fn read_pass(bytes: &[u8]) -> u64 {
+    bytes
+        .par_chunks(1 << 20)
+        .map(|c| {
+            let mut acc = 0u64;
+            for w in c.chunks_exact(8) {
+                acc = acc.wrapping_add(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
+            }
+            acc
+        })
+        .reduce(|| 0, u64::wrapping_add)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let mut last = f(); // warm-up: page cache, pipelines, thread pool
+    let times = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            last = f();
+            t.elapsed()
+        })
+        .collect();
+    (median(times), last)
+}
+
+fn free_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(u64::MAX)
+}
+
+fn peer(
+    which: &str,
+    path: &Path,
+    n: usize,
+    d: usize,
+    offset: u64,
+    reps: usize,
+) -> Option<Duration> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_peer.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args([which, &path.display().to_string()])
+        .args([n, d, offset as usize, reps].map(|x| x.to_string()))
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("  ({which} peer unavailable: exit {:?})", out.status.code());
+        return None;
+    }
+    let s = String::from_utf8_lossy(&out.stdout);
+    let mut f = s.split_whitespace().skip(1);
+    let secs: f64 = f.next()?.parse().ok()?;
+    let uniq: usize = f.next()?.parse().ok()?;
+    assert_eq!(uniq, n - 2000 + 13, "{which} found {uniq} unique rows");
+    Some(Duration::from_secs_f64(secs))
+}
+
+fn main() {
+    let args = parse_args();
+    let gpu = if args.gpu {
+        let t = Instant::now();
+        match GpuEngine::new(true, GpuOptions::default()) {
+            Ok(g) => {
+                let dev = g.device();
+                println!(
+                    "GPU: {} ({}); adapter + device + pipelines in {:.0} ms; max storage binding {} MiB",
+                    dev.adapter,
+                    dev.backend,
+                    t.elapsed().as_secs_f64() * 1e3,
+                    g.limits().max_storage_buffer_binding_size >> 20
+                );
+                Some(g)
+            }
+            Err(e) => {
+                println!("GPU: none ({e})");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    println!(
+        "CPU: {} threads; reps per row: {} (median)",
+        rayon::current_num_threads(),
+        args.reps
+    );
+    for &(n, d) in &args.shapes {
+        let bytes = (n * d * 2) as u64;
+        if bytes > free_memory() / 2 {
+            println!(
+                "\n### {n}×{d} bf16: skipped ({} MB, not enough free memory)",
+                bytes / 1_000_000
+            );
+            continue;
+        }
+        let path = args.data.join(format!("bf16_{n}x{d}.safetensors"));
+        let t = Instant::now();
+        let offset = generate(&path, n, d).expect("write benchmark matrix");
+        eprintln!(
+            "generated {} in {:.1} s",
+            path.display(),
+            t.elapsed().as_secs_f64()
+        );
+        let file = std::fs::File::open(&path).expect("open");
+        // SAFETY: read-only map of a file this process wrote.
+        let map = unsafe { memmap2::Mmap::map(&file) }.expect("mmap");
+        let m = Matrix::new(Dtype::BF16, n, d, &map[offset as usize..]).expect("matrix");
+        let gb = bytes as f64 / 1e9;
+        println!(
+            "\n### {n}×{d} bf16 ({:.2} GB), 2,000 dead rows on 13 vectors\n",
+            gb
+        );
+        println!("| step | median time | throughput | × read pass |");
+        println!("|---|---:|---:|---:|");
+        let (floor, _) = time(args.reps, || read_pass(m.bytes));
+        let row = |name: &str, t: Duration| {
+            println!(
+                "| {name} | {:.1} ms | {:.1} GB/s | {:.2} |",
+                t.as_secs_f64() * 1e3,
+                gb / t.as_secs_f64(),
+                t.as_secs_f64() / floor.as_secs_f64()
+            );
+        };
+        row("read pass (floor)", floor);
+        let opts = GroupOptions::default();
+        let (cpu_t, cpu) = time(args.reps, || {
+            analyze(&CpuEngine, &m, opts, &Progress::hidden()).expect("cpu survey")
+        });
+        let sizes: Vec<usize> = cpu.grouping.groups.iter().map(|g| g.ids.len()).collect();
+        assert_eq!(sizes, DEAD_SIZES, "CPU path found the planted groups");
+        row("CPU path (hash + group + geometry)", cpu_t);
+        if let Some(g) = &gpu {
+            let (gpu_t, res) = time(args.reps, || {
+                analyze(g, &m, opts, &Progress::hidden()).expect("gpu survey")
+            });
+            assert_eq!(res.grouping, cpu.grouping, "GPU and CPU groups agree");
+            row(
+                "GPU path end to end (upload + kernels + group + geometry)",
+                gpu_t,
+            );
+            let k = g
+                .time_kernels(&m, Equality::Bitwise, args.reps.max(10))
+                .expect("kernels");
+            row("GPU kernels only (hash + norms + column sums)", k);
+        }
+        if args.peers {
+            if bytes <= args.numpy_max_bytes {
+                if let Some(t) = peer("numpy", &path, n, d, offset, 1) {
+                    row("peer: numpy.unique(axis=0), CPU", t);
+                    println!(
+                        "\nCPU path vs numpy.unique: {:.0}× faster",
+                        t.as_secs_f64() / cpu_t.as_secs_f64()
+                    );
+                }
+            }
+            if let Some(t) = peer("torch", &path, n, d, offset, args.reps) {
+                row("peer: torch.unique(dim=0), CUDA, incl. host→device", t);
+            }
+        }
+    }
+}
