@@ -96,7 +96,9 @@ fn check(device: DeviceChoice, rel: f64) {
 
 #[test]
 fn notebook_case_on_the_cpu() {
-    check(DeviceChoice::Cpu, 1e-12);
+    // The CPU path squares in f32 (exact inputs, one rounding per product)
+    // and accumulates in f64: about 1e-8 relative.
+    check(DeviceChoice::Cpu, 1e-7);
 }
 
 #[test]
