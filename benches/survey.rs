@@ -216,7 +216,13 @@ fn peer(
     offset: u64,
     reps: usize,
 ) -> Option<Duration> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_peer.py");
+    // Relative to the working directory first, so a copied binary finds it too.
+    let script = [
+        PathBuf::from("scripts/bench_peer.py"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_peer.py"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())?;
     let out = Command::new("python3")
         .arg(script)
         .args([which, &path.display().to_string()])

@@ -68,6 +68,45 @@ fn fetch_unit(row0: u32, m: u32) -> u32 {
     return u;
 }
 
+// What one thread accumulates over its share of a row.
+struct Acc {
+    a: u32,
+    b: u32,
+    sq: f32,
+    flags: u32,
+}
+
+// Adds unit `m0` (value `u0`) of a 4-byte or 2-byte dtype row.
+fn absorb(acc: ptr<function, Acc>, u0: u32, m: u32) {
+    var u = u0;
+    if (p.dtype == DT_F32) {
+        if ((u & 0x7fffffffu) > 0x7f800000u) {
+            (*acc).flags |= 1u;
+        }
+        if (p.numeric != 0u && u == 0x80000000u) {
+            u = 0u;
+        }
+        let v = bitcast<f32>(u);
+        (*acc).sq += v * v;
+    } else {
+        var lo = u & 0xffffu;
+        var hi = u >> 16u;
+        if (half_is_nan(lo, p.dtype) || half_is_nan(hi, p.dtype)) {
+            (*acc).flags |= 1u;
+        }
+        if (p.numeric != 0u) {
+            lo = select(lo, 0u, lo == 0x8000u);
+            hi = select(hi, 0u, hi == 0x8000u);
+            u = lo | (hi << 16u);
+        }
+        let x = half_to_f32(lo, p.dtype);
+        let y = half_to_f32(hi, p.dtype);
+        (*acc).sq += x * x + y * y;
+    }
+    (*acc).a += mix_a(u ^ (SEED_A + m * STEP_A));
+    (*acc).b += mix_b(u ^ (SEED_B + m * STEP_B));
+}
+
 var<workgroup> s_a: array<u32, 256>;
 var<workgroup> s_b: array<u32, 256>;
 var<workgroup> s_sq: array<f32, 256>;
@@ -82,10 +121,7 @@ fn main(
     let tpr = p.tpr;
     let lane = t % tpr;
     let r = (wg.y * nwg.x + wg.x) * (256u / tpr) + t / tpr;
-    var a = 0u;
-    var b = 0u;
-    var sq = 0.0;
-    var flags = 0u;
+    var acc = Acc(0u, 0u, 0.0, 0u);
     if (r < p.rows) {
         let row0 = r * p.row_bytes;
         if (p.dtype == DT_F64) {
@@ -94,53 +130,40 @@ fn main(
                 var hi = fetch_unit(row0, 2u * e + 1u);
                 let ahi = hi & 0x7fffffffu;
                 if (ahi > 0x7ff00000u || (ahi == 0x7ff00000u && lo != 0u)) {
-                    flags |= 1u;
+                    acc.flags |= 1u;
                 }
                 if (p.numeric != 0u && hi == 0x80000000u && lo == 0u) {
                     hi = 0u;
                 }
                 let m = 2u * e;
-                a += mix_a(lo ^ (SEED_A + m * STEP_A)) + mix_a(hi ^ (SEED_A + (m + 1u) * STEP_A));
-                b += mix_b(lo ^ (SEED_B + m * STEP_B)) + mix_b(hi ^ (SEED_B + (m + 1u) * STEP_B));
+                acc.a += mix_a(lo ^ (SEED_A + m * STEP_A)) + mix_a(hi ^ (SEED_A + (m + 1u) * STEP_A));
+                acc.b += mix_b(lo ^ (SEED_B + m * STEP_B)) + mix_b(hi ^ (SEED_B + (m + 1u) * STEP_B));
                 let v = f64_bits_to_f32(lo, hi);
-                sq += v * v;
+                acc.sq += v * v;
             }
         } else {
-            for (var m = lane; m < p.units; m += tpr) {
-                var u = fetch_unit(row0, m);
-                if (p.dtype == DT_F32) {
-                    if ((u & 0x7fffffffu) > 0x7f800000u) {
-                        flags |= 1u;
-                    }
-                    if (p.numeric != 0u && u == 0x80000000u) {
-                        u = 0u;
-                    }
-                    let v = bitcast<f32>(u);
-                    sq += v * v;
-                } else {
-                    var lo = u & 0xffffu;
-                    var hi = u >> 16u;
-                    if (half_is_nan(lo, p.dtype) || half_is_nan(hi, p.dtype)) {
-                        flags |= 1u;
-                    }
-                    if (p.numeric != 0u) {
-                        lo = select(lo, 0u, lo == 0x8000u);
-                        hi = select(hi, 0u, hi == 0x8000u);
-                        u = lo | (hi << 16u);
-                    }
-                    let x = half_to_f32(lo, p.dtype);
-                    let y = half_to_f32(hi, p.dtype);
-                    sq += x * x + y * y;
-                }
-                a += mix_a(u ^ (SEED_A + m * STEP_A));
-                b += mix_b(u ^ (SEED_B + m * STEP_B));
+            // Four loads issued before any is used, to keep more bytes in flight.
+            var m = lane;
+            while (m + 3u * tpr < p.units) {
+                let u0 = fetch_unit(row0, m);
+                let u1 = fetch_unit(row0, m + tpr);
+                let u2 = fetch_unit(row0, m + 2u * tpr);
+                let u3 = fetch_unit(row0, m + 3u * tpr);
+                absorb(&acc, u0, m);
+                absorb(&acc, u1, m + tpr);
+                absorb(&acc, u2, m + 2u * tpr);
+                absorb(&acc, u3, m + 3u * tpr);
+                m += 4u * tpr;
+            }
+            for (; m < p.units; m += tpr) {
+                absorb(&acc, fetch_unit(row0, m), m);
             }
         }
     }
-    s_a[t] = a;
-    s_b[t] = b;
-    s_sq[t] = sq;
-    s_flags[t] = flags;
+    s_a[t] = acc.a;
+    s_b[t] = acc.b;
+    s_sq[t] = acc.sq;
+    s_flags[t] = acc.flags;
     workgroupBarrier();
     for (var s = tpr / 2u; s > 0u; s = s / 2u) {
         if (lane < s) {

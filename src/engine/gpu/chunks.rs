@@ -6,8 +6,9 @@ use crate::error::{Error, Result};
 /// Chunk bytes are kept below 2 GiB so byte offsets fit the kernels' u32 arithmetic.
 const MAX_CHUNK_BYTES: u64 = (1 << 31) - 4096;
 
-/// Beyond this, chunks gain nothing and only delay the overlap of upload and compute.
-const PREFERRED_CHUNK_BYTES: u64 = 256 << 20;
+/// Beyond this, chunks gain nothing: larger ones delay the overlap of upload and
+/// compute and cost more staging memory (two chunks are in flight).
+const PREFERRED_CHUNK_BYTES: u64 = 64 << 20;
 
 /// How a matrix of `rows` rows of `row_bytes` bytes is cut into chunks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
