@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use singularity_gpu::engine::cpu::CpuEngine;
+use singularity_gpu::engine::gpu::row_stats::Passes;
 use singularity_gpu::engine::gpu::GpuEngine;
 use singularity_gpu::engine::Engine;
 use singularity_gpu::progress::Progress;
@@ -35,6 +36,7 @@ struct Args {
     numpy_max_bytes: u64,
     data: PathBuf,
     gpu: bool,
+    tpr_sweep: bool,
 }
 
 fn parse_args() -> Args {
@@ -45,6 +47,7 @@ fn parse_args() -> Args {
         numpy_max_bytes: 2 << 30,
         data: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench-data"),
         gpu: true,
+        tpr_sweep: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -67,6 +70,7 @@ fn parse_args() -> Args {
             }
             "--data" => a.data = PathBuf::from(it.next().unwrap_or_default()),
             "--cpu-only" => a.gpu = false,
+            "--tpr-sweep" => a.tpr_sweep = true,
             _ => {} // cargo passes --bench
         }
     }
@@ -324,10 +328,44 @@ fn main() {
                 "GPU path end to end (upload + kernels + group + geometry)",
                 gpu_t,
             );
-            let k = g
-                .time_kernels(&m, Equality::Bitwise, args.reps.max(10))
-                .expect("kernels");
-            row("GPU kernels only (hash + norms + column sums)", k);
+            let kernels = |passes| {
+                g.time_kernels(&m, Equality::Bitwise, args.reps.max(10), passes)
+                    .expect("kernels")
+            };
+            row(
+                "GPU kernels only (row_stats + column_sums)",
+                kernels(Passes::BOTH),
+            );
+            let only = |row_stats, column_sums| Passes {
+                row_stats,
+                column_sums,
+            };
+            row(
+                "  row_stats kernel (hash + norm)",
+                kernels(only(true, false)),
+            );
+            row("  column_sums kernel", kernels(only(false, true)));
+            if args.tpr_sweep {
+                for tpr in [32, 64, 128, 256] {
+                    if let Ok(e) = GpuEngine::new(
+                        true,
+                        GpuOptions {
+                            threads_per_row: Some(tpr),
+                            ..Default::default()
+                        },
+                    ) {
+                        let t = e
+                            .time_kernels(
+                                &m,
+                                Equality::Bitwise,
+                                args.reps.max(10),
+                                only(true, false),
+                            )
+                            .expect("kernels");
+                        row(&format!("  row_stats, {tpr} threads per row"), t);
+                    }
+                }
+            }
         }
         if args.peers {
             if bytes <= args.numpy_max_bytes {

@@ -22,6 +22,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         device: cli.device.into(),
         gpu: GpuOptions {
             max_chunk_bytes: cli.chunk_bytes,
+            ..Default::default()
         },
         group: GroupOptions {
             equality: if cli.numeric_equality {

@@ -272,6 +272,7 @@ fn streaming_in_tiny_chunks_changes_nothing() {
     ] {
         let Some(gpu) = fresh_gpu(GpuOptions {
             max_chunk_bytes: Some(chunk),
+            ..Default::default()
         }) else {
             return;
         };
@@ -280,5 +281,24 @@ fn streaming_in_tiny_chunks_changes_nothing() {
         let g = stats(&gpu, &b, Equality::Bitwise);
         assert_eq!(g.hashes, cpu.hashes, "{dtype}: chunked hashes");
         check_against_reference(&b, &g, Equality::Bitwise, &format!("chunked {dtype}"));
+    }
+}
+
+#[test]
+fn every_threads_per_row_setting_gives_the_same_stats() {
+    for tpr in [1, 2, 32, 256] {
+        let Some(gpu) = fresh_gpu(GpuOptions {
+            threads_per_row: Some(tpr),
+            ..Default::default()
+        }) else {
+            return;
+        };
+        for (dtype, cols) in [(Dtype::BF16, 77), (Dtype::F32, 40), (Dtype::F64, 9)] {
+            let b = planted(dtype, 130, cols, tpr as u64);
+            let cpu = stats(&CpuEngine, &b, Equality::Bitwise);
+            let g = stats(&gpu, &b, Equality::Bitwise);
+            assert_eq!(g.hashes, cpu.hashes, "{dtype} with {tpr} threads per row");
+            check_against_reference(&b, &g, Equality::Bitwise, &format!("{dtype} tpr {tpr}"));
+        }
     }
 }

@@ -85,6 +85,9 @@ pub struct GpuOptions {
     /// Upper bound on the bytes of one streamed chunk (a test hook; the
     /// adapter's own limit applies in any case).
     pub max_chunk_bytes: Option<u64>,
+    /// Threads sharing one row in the hash kernel (a benchmark knob; by
+    /// default about four 32-bit units per thread, at most 256).
+    pub threads_per_row: Option<u32>,
 }
 
 /// Picks the engine for `choice`. The notice (for `auto` falling back to the

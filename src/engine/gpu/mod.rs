@@ -71,14 +71,22 @@ impl GpuEngine {
     }
 
     /// Benchmark support: uploads the whole matrix once, then times `reps`
-    /// runs of the kernels alone (no transfers), returning the mean per run.
-    pub fn time_kernels(&self, m: &Matrix, eq: Equality, reps: usize) -> Result<Duration> {
+    /// runs of the selected kernels alone (no transfers): the mean per run.
+    pub fn time_kernels(
+        &self,
+        m: &Matrix,
+        eq: Equality,
+        reps: usize,
+        passes: row_stats::Passes,
+    ) -> Result<Duration> {
         let resident = self.row_stats.upload_all(&self.ctx, m, self.opts)?;
-        self.row_stats.run_resident(&self.ctx, &resident, eq)?;
+        self.row_stats
+            .run_resident(&self.ctx, &resident, eq, passes)?;
         self.ctx.wait()?;
         let start = Instant::now();
         for _ in 0..reps {
-            self.row_stats.run_resident(&self.ctx, &resident, eq)?;
+            self.row_stats
+                .run_resident(&self.ctx, &resident, eq, passes)?;
         }
         self.ctx.wait()?;
         Ok(start.elapsed() / reps.max(1) as u32)

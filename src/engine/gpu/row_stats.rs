@@ -43,7 +43,8 @@ struct SumParams {
     row_bytes: u32,
     dtype: u32,
     rows_per_block: u32,
-    _pad: [u32; 3],
+    groups: u32,
+    _pad: [u32; 2],
 }
 
 /// Threads sharing one row: about four units each, a power of two up to 256.
@@ -55,6 +56,20 @@ fn threads_per_row(units: u32) -> u32 {
 fn grid(groups: u32) -> (u32, u32) {
     let x = groups.clamp(1, MAX_GROUPS);
     (x, groups.div_ceil(x).max(1))
+}
+
+/// Which kernels to run (benchmarks time them apart).
+#[derive(Clone, Copy, Debug)]
+pub struct Passes {
+    pub row_stats: bool,
+    pub column_sums: bool,
+}
+
+impl Passes {
+    pub const BOTH: Passes = Passes {
+        row_stats: true,
+        column_sums: true,
+    };
 }
 
 /// The compiled pipelines.
@@ -70,6 +85,9 @@ struct Layout {
     tpr: u32,
     rows_per_block: u32,
     blocks: u32,
+    /// Threads of `column_sums` per row: one per 32-bit word of 2-byte
+    /// columns, else one per column.
+    column_groups: usize,
 }
 
 impl Layout {
@@ -85,7 +103,7 @@ impl Layout {
             return Err(too_big("more than 16,776,960 columns"));
         }
         let units = hash::units(m.row_bytes());
-        let rows_per_block = (plan.rows_per_chunk.div_ceil(MAX_GROUPS as usize)).max(64) as u32;
+        let rows_per_block = (plan.rows_per_chunk.div_ceil(MAX_GROUPS as usize)).max(256) as u32;
         let blocks = plan.rows_per_chunk.div_ceil(rows_per_block as usize) as u32;
         if blocks as u64 * m.cols as u64 * 4 > limit {
             return Err(too_big("column partial sums exceed one binding"));
@@ -96,9 +114,16 @@ impl Layout {
         Ok(Self {
             plan,
             units,
-            tpr: threads_per_row(units),
+            tpr: opts
+                .threads_per_row
+                .map(|t| t.next_power_of_two().clamp(1, 256))
+                .unwrap_or_else(|| threads_per_row(units)),
             rows_per_block,
             blocks,
+            column_groups: match m.dtype.size() {
+                2 => m.cols.div_ceil(2),
+                _ => m.cols,
+            },
         })
     }
 
@@ -122,7 +147,8 @@ impl Layout {
             row_bytes: m.row_bytes() as u32,
             dtype: m.dtype.shader_code(),
             rows_per_block: self.rows_per_block,
-            _pad: [0; 3],
+            groups: self.column_groups as u32,
+            _pad: [0; 2],
         }
     }
 }
@@ -145,7 +171,6 @@ struct Slot {
 /// A matrix uploaded whole, for timing the kernels alone.
 pub struct Resident {
     layout: Layout,
-    m_cols: usize,
     chunks: Vec<(usize, wgpu::BindGroup, wgpu::BindGroup, wgpu::Buffer)>,
     hash_params: Vec<HashParams>,
     _keep: Vec<wgpu::Buffer>,
@@ -219,18 +244,22 @@ impl RowStatsKernels {
         rows: usize,
         hash_bind: &wgpu::BindGroup,
         sum_bind: &wgpu::BindGroup,
-        cols: usize,
+        passes: Passes,
     ) {
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-        pass.set_pipeline(&self.hash);
-        pass.set_bind_group(0, hash_bind, &[]);
-        let rows_per_group = (256 / layout.tpr) as usize;
-        let (x, y) = grid(rows.div_ceil(rows_per_group) as u32);
-        pass.dispatch_workgroups(x, y, 1);
-        pass.set_pipeline(&self.sums);
-        pass.set_bind_group(0, sum_bind, &[]);
-        let blocks = rows.div_ceil(layout.rows_per_block as usize) as u32;
-        pass.dispatch_workgroups(cols.div_ceil(256) as u32, blocks, 1);
+        if passes.row_stats {
+            pass.set_pipeline(&self.hash);
+            pass.set_bind_group(0, hash_bind, &[]);
+            let rows_per_group = (256 / layout.tpr) as usize;
+            let (x, y) = grid(rows.div_ceil(rows_per_group) as u32);
+            pass.dispatch_workgroups(x, y, 1);
+        }
+        if passes.column_sums {
+            pass.set_pipeline(&self.sums);
+            pass.set_bind_group(0, sum_bind, &[]);
+            let blocks = rows.div_ceil(layout.rows_per_block as usize) as u32;
+            pass.dispatch_workgroups(layout.column_groups.div_ceil(256) as u32, blocks, 1);
+        }
     }
 
     /// Hashes, norms, NaN flags and column sums of the whole matrix, streamed.
@@ -340,7 +369,7 @@ impl RowStatsKernels {
                 n_rows,
                 &slot.hash_bind,
                 &slot.sum_bind,
-                m.cols,
+                Passes::BOTH,
             );
             enc.copy_buffer_to_buffer(
                 &slot.stats,
@@ -412,7 +441,6 @@ impl RowStatsKernels {
         keep.push(partial);
         Ok(Resident {
             layout,
-            m_cols: m.cols,
             chunks,
             hash_params,
             _keep: keep,
@@ -420,13 +448,19 @@ impl RowStatsKernels {
     }
 
     /// Runs both kernels over an uploaded matrix (benchmarks only).
-    pub fn run_resident(&self, ctx: &GpuContext, r: &Resident, eq: Equality) -> Result<()> {
+    pub fn run_resident(
+        &self,
+        ctx: &GpuContext,
+        r: &Resident,
+        eq: Equality,
+        passes: Passes,
+    ) -> Result<()> {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         for ((rows, hb, sb, hp), params) in r.chunks.iter().zip(&r.hash_params) {
             let mut p = *params;
             p.numeric = (eq == Equality::Numeric) as u32;
             ctx.queue.write_buffer(hp, 0, bytemuck::bytes_of(&p));
-            self.encode_passes(&mut enc, &r.layout, *rows, hb, sb, r.m_cols);
+            self.encode_passes(&mut enc, &r.layout, *rows, hb, sb, passes);
         }
         ctx.queue.submit([enc.finish()]);
         ctx.check()
