@@ -26,4 +26,4 @@ echo "== CLI on the bundled example"
   grep -E '"(adapter|backend|n_unique|n_duplicate|kind)"'
 echo "== benchmarks"
 "$BIN/survey" --shapes "${SHAPES:-151936x896,151936x4096,128256x16384}" --reps "${REPS:-5}" \
-  --no-numpy-above "${NUMPY_MAX:-0}" --data /tmp/bench-data 2>&1 | tee "$OUTDIR/bench.md"
+  --no-numpy-above "${NUMPY_MAX:-0}" --data /tmp/bench-data ${BENCH_ARGS:-} 2>&1 | tee "$OUTDIR/bench.md"

@@ -7,7 +7,7 @@
 // (one 32-bit word), one column otherwise, so neighbouring threads read
 // neighbouring words of a row (coalesced). Each thread walks the rows of its
 // block four at a time, the four loads issued before any is used, into four
-// partial sums (each adds at most rows_per_block/4 values). Workgroup (x, y)
+// partial sums (each adds about rows_per_block/4 values). Workgroup (x, y)
 // covers groups 256x.. and row block y. Partials accumulate across the
 // streamed chunks of one survey.
 //

@@ -47,9 +47,12 @@ struct SumParams {
     _pad: [u32; 2],
 }
 
-/// Threads sharing one row: about four units each, a power of two up to 256.
+/// Threads sharing one row: about four units each, a power of two up to 32
+/// (one warp or less per row). Measured on an H200 (BENCHMARKS.md): 32 or 64
+/// threads per row hash at 0.9 TB/s on 4096- and 16384-wide bf16 rows, where
+/// 256 threads per row (eight barrier steps to reduce) reached 0.2–0.8 TB/s.
 fn threads_per_row(units: u32) -> u32 {
-    units.div_ceil(4).next_power_of_two().clamp(1, 256)
+    units.div_ceil(4).next_power_of_two().clamp(1, 32)
 }
 
 /// A 2-D grid of `groups` workgroups within the per-dimension limit.
@@ -103,7 +106,9 @@ impl Layout {
             return Err(too_big("more than 16,776,960 columns"));
         }
         let units = hash::units(m.row_bytes());
-        let rows_per_block = (plan.rows_per_chunk.div_ceil(MAX_GROUPS as usize)).max(256) as u32;
+        // Short blocks give column_sums enough workgroups to fill a large GPU
+        // (256-row blocks left an H200 two-thirds idle on a 64 MiB chunk).
+        let rows_per_block = (plan.rows_per_chunk.div_ceil(MAX_GROUPS as usize)).max(32) as u32;
         let blocks = plan.rows_per_chunk.div_ceil(rows_per_block as usize) as u32;
         if blocks as u64 * m.cols as u64 * 4 > limit {
             return Err(too_big("column partial sums exceed one binding"));
