@@ -11,7 +11,9 @@
 // workgroup of 256 threads covers 256/tpr rows.
 //
 // Bindings: 0 data (read), 1 params (uniform), 2 out: vec4<u32> per row
-// (lane_a, lane_b, bitcast<u32>(norm), flags: bit 0 = row holds a NaN).
+// (lane_a, lane_b, bitcast<u32>(norm), flags: bit 0 = row holds a NaN),
+// 3 data again as vec4<u32> (used when `quads` ≠ 0: every row starts on a
+// 16-byte boundary and has `quads` × 16 bytes).
 
 struct Params {
     rows: u32,
@@ -21,12 +23,14 @@ struct Params {
     dtype: u32,
     numeric: u32,
     tpr: u32,
-    _pad: u32,
+    quads: u32,
 }
 
 @group(0) @binding(0) var<storage, read> data: array<u32>;
 @group(0) @binding(1) var<uniform> p: Params;
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<u32>>;
+// The same buffer as `data`, read 16 bytes at a time when rows allow it.
+@group(0) @binding(3) var<storage, read> data4: array<vec4<u32>>;
 
 const SEED_A: u32 = 0x243f6a88u;
 const STEP_A: u32 = 0x9e3779b9u;
@@ -140,6 +144,34 @@ fn main(
                 acc.b += mix_b(lo ^ (SEED_B + m * STEP_B)) + mix_b(hi ^ (SEED_B + (m + 1u) * STEP_B));
                 let v = f64_bits_to_f32(lo, hi);
                 acc.sq += v * v;
+            }
+        } else if (p.quads != 0u) {
+            // Rows start on 16-byte boundaries and hold whole quads of units:
+            // 16-byte loads, two in flight per thread.
+            let q0 = row0 >> 4u;
+            var k = lane;
+            while (k + tpr < p.quads) {
+                let x = data4[q0 + k];
+                let y = data4[q0 + k + tpr];
+                let m = 4u * k;
+                let n = 4u * (k + tpr);
+                absorb(&acc, x.x, m);
+                absorb(&acc, x.y, m + 1u);
+                absorb(&acc, x.z, m + 2u);
+                absorb(&acc, x.w, m + 3u);
+                absorb(&acc, y.x, n);
+                absorb(&acc, y.y, n + 1u);
+                absorb(&acc, y.z, n + 2u);
+                absorb(&acc, y.w, n + 3u);
+                k += 2u * tpr;
+            }
+            if (k < p.quads) {
+                let x = data4[q0 + k];
+                let m = 4u * k;
+                absorb(&acc, x.x, m);
+                absorb(&acc, x.y, m + 1u);
+                absorb(&acc, x.z, m + 2u);
+                absorb(&acc, x.w, m + 3u);
             }
         } else {
             // Four loads issued before any is used, to keep more bytes in flight.

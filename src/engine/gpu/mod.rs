@@ -80,9 +80,13 @@ impl GpuEngine {
         passes: row_stats::Passes,
     ) -> Result<Duration> {
         let resident = self.row_stats.upload_all(&self.ctx, m, self.opts)?;
-        self.row_stats
-            .run_resident(&self.ctx, &resident, eq, passes)?;
-        self.ctx.wait()?;
+        // Warm up for at least 200 ms so that the GPU's clocks have ramped up.
+        let warm = Instant::now();
+        while warm.elapsed() < Duration::from_millis(200) {
+            self.row_stats
+                .run_resident(&self.ctx, &resident, eq, passes)?;
+            self.ctx.wait()?;
+        }
         let start = Instant::now();
         for _ in 0..reps {
             self.row_stats

@@ -32,7 +32,7 @@ struct HashParams {
     dtype: u32,
     numeric: u32,
     tpr: u32,
-    _pad: u32,
+    quads: u32,
 }
 
 #[repr(C)]
@@ -141,7 +141,13 @@ impl Layout {
             dtype: m.dtype.shader_code(),
             numeric: (eq == Equality::Numeric) as u32,
             tpr: self.tpr,
-            _pad: 0,
+            // 16-byte loads need rows of whole 16-byte quads (f64 rows take
+            // their own loop).
+            quads: if m.row_bytes().is_multiple_of(16) && m.dtype != crate::dtype::Dtype::F64 {
+                (m.row_bytes() / 16) as u32
+            } else {
+                0
+            },
         }
     }
 
@@ -224,7 +230,7 @@ impl RowStatsKernels {
         &self,
         ctx: &GpuContext,
         pipe: &wgpu::ComputePipeline,
-        buffers: [&wgpu::Buffer; 3],
+        buffers: &[&wgpu::Buffer],
     ) -> wgpu::BindGroup {
         let layout = pipe.get_bind_group_layout(0);
         let entries: Vec<wgpu::BindGroupEntry> = buffers
@@ -296,8 +302,8 @@ impl RowStatsKernels {
                 let hash_params = buffer(ctx, "hash params", 32, U::UNIFORM | U::COPY_DST);
                 let sum_params = buffer(ctx, "sum params", 32, U::UNIFORM | U::COPY_DST);
                 let stats = buffer(ctx, "stats", stat_buf, U::STORAGE | U::COPY_SRC);
-                let hash_bind = self.bind(ctx, &self.hash, [&data, &hash_params, &stats]);
-                let sum_bind = self.bind(ctx, &self.sums, [&data, &sum_params, &partial]);
+                let hash_bind = self.bind(ctx, &self.hash, &[&data, &hash_params, &stats, &data]);
+                let sum_bind = self.bind(ctx, &self.sums, &[&data, &sum_params, &partial]);
                 Slot {
                     staging,
                     data,
@@ -435,8 +441,8 @@ impl RowStatsKernels {
                 bytemuck::bytes_of(&layout.sum_params(m, rows.len())),
             );
             let stats = buffer(ctx, "stats", rows.len() as u64 * STAT_BYTES, U::STORAGE);
-            let hb = self.bind(ctx, &self.hash, [&data, &hp, &stats]);
-            let sb = self.bind(ctx, &self.sums, [&data, &sp, &partial]);
+            let hb = self.bind(ctx, &self.hash, &[&data, &hp, &stats, &data]);
+            let sb = self.bind(ctx, &self.sums, &[&data, &sp, &partial]);
             chunks.push((rows.len(), hb, sb, hp.clone()));
             hash_params.push(hparams);
             keep.extend([data, sp, stats]);
