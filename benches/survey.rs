@@ -304,10 +304,15 @@ fn main() {
         println!("|---|---:|---:|---:|");
         let (floor, _) = time(args.reps, || read_pass(m.bytes));
         let row = |name: &str, t: Duration| {
+            let rate = gb / t.as_secs_f64();
             println!(
-                "| {name} | {:.1} ms | {:.1} GB/s | {:.2} |",
+                "| {name} | {:.1} ms | {} GB/s | {:.2} |",
                 t.as_secs_f64() * 1e3,
-                gb / t.as_secs_f64(),
+                if rate < 1.0 {
+                    format!("{rate:.3}")
+                } else {
+                    format!("{rate:.1}")
+                },
                 t.as_secs_f64() / floor.as_secs_f64()
             );
         };

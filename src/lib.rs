@@ -51,7 +51,8 @@ pub struct Analysis {
 }
 
 fn ms(since: Instant) -> f64 {
-    since.elapsed().as_secs_f64() * 1e3
+    // Microsecond resolution: more digits would be noise.
+    (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// Runs the engine and the survey over a matrix already in memory.

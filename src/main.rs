@@ -51,7 +51,21 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// On a headless machine, Vulkan drivers probing for a Wayland display make
+/// libwayland print "error: XDG_RUNTIME_DIR is invalid or not set" although
+/// nothing is wrong. A compute tool never needs a display: point Wayland at a
+/// socket path that does not exist, so the probe fails quietly.
+fn quiet_display_probe() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+    {
+        // Called first thing in main, before any other thread exists.
+        std::env::set_var("WAYLAND_DISPLAY", "/nonexistent/singularity-gpu/wayland-0");
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_display_probe();
     let cli = cli::Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

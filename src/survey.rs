@@ -176,6 +176,23 @@ impl Moments {
     }
 }
 
+/// Mean and sample standard deviation (the cloud of all rows' norms).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct MeanStd {
+    pub mean: Option<f64>,
+    /// Sample std (n − 1); `None` for fewer than two values.
+    pub std: Option<f64>,
+}
+
+impl From<Moments> for MeanStd {
+    fn from(m: Moments) -> Self {
+        Self {
+            mean: m.mean,
+            std: m.std,
+        }
+    }
+}
+
 /// Summary of pairwise distances.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Spread {
@@ -250,7 +267,7 @@ pub struct Geometry {
     pub black_hole_norms: Moments,
     /// `None` with fewer than two black holes (or more than [`MAX_PAIRWISE_REPRESENTATIVES`]).
     pub pairwise_l2: Option<Spread>,
-    pub cloud_norms: Moments,
+    pub cloud_norms: MeanStd,
     pub centroid_norm: Option<f64>,
     /// Mean black-hole norm over mean cloud norm.
     pub norm_ratio: Option<f64>,
@@ -266,7 +283,7 @@ pub fn geometry(
 ) -> Geometry {
     let bh: Vec<f64> = groups.iter().map(|g| norms[g.representative()]).collect();
     let black_hole_norms = Moments::of(&bh);
-    let cloud_norms = Moments::of(norms);
+    let cloud_norms = MeanStd::from(Moments::of(norms));
     let n = norms.len() as f64;
     let centroid_norm = defined(
         column_sums

@@ -620,6 +620,49 @@ fn json_report_of_hand_built_matrix() {
     .into_iter()
     .collect();
     assert_eq!(keys, want);
+    // Nested objects have exactly the documented fields too.
+    let key_set = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().expect("an object").keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let sorted = |names: &[&str]| -> Vec<String> {
+        let mut k: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        key_set(&j["device"]),
+        sorted(&["kind", "adapter", "backend"])
+    );
+    assert_eq!(
+        key_set(&j["groups"][0]),
+        sorted(&["size", "token_ids", "norm"])
+    );
+    let geo = &j["geometry"];
+    assert_eq!(
+        key_set(geo),
+        sorted(&[
+            "black_hole_norms",
+            "pairwise_l2",
+            "cloud_norms",
+            "centroid_norm",
+            "norm_ratio"
+        ])
+    );
+    assert_eq!(
+        key_set(&geo["black_hole_norms"]),
+        sorted(&["min", "max", "mean", "std"])
+    );
+    assert_eq!(
+        key_set(&geo["pairwise_l2"]),
+        sorted(&["min", "max", "mean", "median"])
+    );
+    assert_eq!(key_set(&geo["cloud_norms"]), sorted(&["mean", "std"]));
+    assert_eq!(
+        key_set(&j["timings_ms"]),
+        sorted(&["load", "hash", "group", "geometry", "total"])
+    );
 
     assert_eq!(j["schema"], "singularity-gpu/1");
     assert_eq!(j["file"], path.display().to_string());

@@ -2,6 +2,7 @@
 //! `shaders/column_sums.wgsl` (column partial sums), streamed chunk by chunk.
 
 use std::sync::mpsc::{channel, Receiver};
+use std::sync::Mutex;
 
 use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
@@ -75,10 +76,14 @@ impl Passes {
     };
 }
 
-/// The compiled pipelines.
+/// The compiled pipelines, and the large buffers of the last run kept for the
+/// next one (a series of checkpoints reuses them instead of allocating and
+/// zero-filling two staging and two chunk buffers per file).
 pub struct RowStatsKernels {
     hash: wgpu::ComputePipeline,
     sums: wgpu::ComputePipeline,
+    /// (staging, mapped and ready to write; chunk buffer), same size each.
+    spare: Mutex<Vec<(wgpu::Buffer, wgpu::Buffer)>>,
 }
 
 /// Shapes shared by every chunk of one matrix.
@@ -223,6 +228,7 @@ impl RowStatsKernels {
         Self {
             hash: pipeline(ctx, "row_stats", ROW_STATS_WGSL),
             sums: pipeline(ctx, "column_sums", COLUMN_SUMS_WGSL),
+            spare: Mutex::new(Vec::new()),
         }
     }
 
@@ -290,15 +296,26 @@ impl RowStatsKernels {
         let partial_bytes = layout.blocks as u64 * m.cols as u64 * 4;
         let partial = buffer(ctx, "partials", partial_bytes, U::STORAGE | U::COPY_SRC);
         let n_slots = plan.len().min(2);
+        let mut spare = self
+            .spare
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default();
+        spare.retain(|(staging, _)| staging.size() >= chunk_buf);
         let mut slots: Vec<Slot> = (0..n_slots)
             .map(|_| {
-                let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("staging"),
-                    size: chunk_buf,
-                    usage: U::MAP_WRITE | U::COPY_SRC,
-                    mapped_at_creation: true,
+                let (staging, data) = spare.pop().unwrap_or_else(|| {
+                    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("staging"),
+                        size: chunk_buf,
+                        usage: U::MAP_WRITE | U::COPY_SRC,
+                        mapped_at_creation: true,
+                    });
+                    (
+                        staging,
+                        buffer(ctx, "chunk", chunk_buf, U::STORAGE | U::COPY_DST),
+                    )
                 });
-                let data = buffer(ctx, "chunk", chunk_buf, U::STORAGE | U::COPY_DST);
                 let hash_params = buffer(ctx, "hash params", 32, U::UNIFORM | U::COPY_DST);
                 let sum_params = buffer(ctx, "sum params", 32, U::UNIFORM | U::COPY_DST);
                 let stats = buffer(ctx, "stats", stat_buf, U::STORAGE | U::COPY_SRC);
@@ -317,6 +334,7 @@ impl RowStatsKernels {
                 }
             })
             .collect();
+        drop(spare);
         let stats_back = buffer(
             ctx,
             "stats readback",
@@ -350,10 +368,13 @@ impl RowStatsKernels {
                     .map_err(|e| Error::Gpu(e.to_string()))?
                     .map_err(|e| Error::Gpu(e.to_string()))?;
             }
+            // The rows, then zeros up to a whole word and one word more (the
+            // kernels may read one word past a row that ends mid-word).
+            let copy = (src.len() as u64 + 4).div_ceil(4) * 4;
             {
                 let mut view = slot
                     .staging
-                    .slice(..)
+                    .slice(..copy)
                     .get_mapped_range_mut()
                     .map_err(|e| Error::Gpu(e.to_string()))?;
                 let (body, mut pad) = view.slice(..).split_at(src.len());
@@ -372,7 +393,6 @@ impl RowStatsKernels {
                 bytemuck::bytes_of(&layout.sum_params(m, n_rows)),
             );
             let mut enc = ctx.device.create_command_encoder(&Default::default());
-            let copy = (src.len() as u64).div_ceil(4) * 4;
             enc.copy_buffer_to_buffer(&slot.staging, 0, &slot.data, 0, copy);
             self.encode_passes(
                 &mut enc,
@@ -390,15 +410,15 @@ impl RowStatsKernels {
                 n_rows as u64 * STAT_BYTES,
             );
             slot.submitted = Some(ctx.queue.submit([enc.finish()]));
-            if ci + n_slots < plan.len() {
-                let (tx, rx) = channel();
-                slot.staging
-                    .slice(..)
-                    .map_async(wgpu::MapMode::Write, move |r| {
-                        let _ = tx.send(r);
-                    });
-                slot.remap = Some(rx);
-            }
+            // Map the staging buffer again once the GPU has copied out of it:
+            // for this slot's next chunk, or for the next survey.
+            let (tx, rx) = channel();
+            slot.staging
+                .slice(..)
+                .map_async(wgpu::MapMode::Write, move |r| {
+                    let _ = tx.send(r);
+                });
+            slot.remap = Some(rx);
             ctx.check()?;
             progress.inc(src.len() as u64);
         }
@@ -407,6 +427,16 @@ impl RowStatsKernels {
         ctx.queue.submit([enc.finish()]);
         let stats = ctx.read_back(&stats_back, m.rows as u64 * STAT_BYTES)?;
         let partials = ctx.read_back(&partial_back, partial_bytes)?;
+        // The device is idle now, so every staging buffer is mapped again.
+        let mut keep = Vec::new();
+        for slot in slots {
+            if let Some(Ok(Ok(()))) = slot.remap.map(|rx| rx.try_recv()) {
+                keep.push((slot.staging, slot.data));
+            }
+        }
+        if let Ok(mut spare) = self.spare.lock() {
+            *spare = keep;
+        }
         Ok(decode_stats(&stats, &partials, m.cols, layout.units))
     }
 
@@ -492,13 +522,19 @@ fn decode_stats(stats: &[u8], partials: &[u8], cols: usize, units: u32) -> RowSt
         out.norms.push(f32::from_bits(w[2]) as f64);
         out.has_nan.push(w[3] & 1 != 0);
     }
+    // Σ over blocks, in parallel over runs of columns (one task per run, not
+    // one parallel loop per block: thousands of small loops cost more than the sums).
     let partials: &[f32] = bytemuck::cast_slice(partials);
-    for block in partials.chunks_exact(cols) {
-        out.column_sums
-            .par_iter_mut()
-            .zip(block)
-            .for_each(|(s, &p)| *s += p as f64);
-    }
+    const RUN: usize = 1024;
+    out.column_sums
+        .par_chunks_mut(RUN)
+        .enumerate()
+        .for_each(|(i, sums)| {
+            for block in partials.chunks_exact(cols) {
+                let part = &block[i * RUN..i * RUN + sums.len()];
+                sums.iter_mut().zip(part).for_each(|(s, &p)| *s += p as f64);
+            }
+        });
     out
 }
 
