@@ -28,5 +28,8 @@ if [ -x ../shared/realdata/fetch.sh ] || [ -f ../shared/realdata/fetch.sh ]; the
   bash ../shared/realdata/fetch.sh "$SG_REALDATA" >/dev/null
 fi
 
-# lavapipe runs one thread per core; tests run their GPU cases concurrently.
+# Headless: keep libwayland (probed by Vulkan drivers) from printing
+# "XDG_RUNTIME_DIR is invalid" for every GPU test; no display is needed.
+[ -n "${XDG_RUNTIME_DIR:-}" ] || export WAYLAND_DISPLAY="${WAYLAND_DISPLAY:-/nonexistent/wayland-0}"
+
 cargo test --release --locked

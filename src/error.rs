@@ -31,7 +31,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// True for problems with what the user gave us (exit code 2).
+    /// True for problems with what the user gave us or asked for (exit code
+    /// 2); false for a device that failed while running (exit code 1).
     pub fn is_user_error(&self) -> bool {
         !matches!(self, Error::Gpu(_))
     }

@@ -6,6 +6,24 @@
 //! ```text
 //! file ──load──▶ Matrix ──engine──▶ hashes + norms ──survey──▶ groups + geometry ──report──▶ text | JSON
 //! ```
+//!
+//! The library surveys a matrix already in memory as well as a file
+//! ([`survey_file`]):
+//!
+//! ```
+//! use singularity_gpu::engine::cpu::CpuEngine;
+//! use singularity_gpu::progress::Progress;
+//! use singularity_gpu::{analyze, Dtype, GroupOptions, Matrix};
+//!
+//! // Three rows of two f32 values; rows 0 and 2 are the same vector.
+//! let values: [f32; 6] = [1.0, 2.0, 3.0, 4.0, 1.0, 2.0];
+//! let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+//! let m = Matrix::new(Dtype::F32, 3, 2, &bytes).unwrap();
+//! let a = analyze(&CpuEngine, &m, GroupOptions::default(), &Progress::hidden()).unwrap();
+//! assert_eq!(a.grouping.groups[0].ids, vec![0, 2]);
+//! assert_eq!(a.grouping.n_unique, 2);
+//! assert_eq!(a.geometry.black_hole_norms.mean, Some(5f64.sqrt()));
+//! ```
 
 pub mod dtype;
 pub mod engine;

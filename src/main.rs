@@ -1,5 +1,6 @@
 //! The `singularity-gpu` binary: parse flags, run the survey, print the report.
-//! Every error is printed here, as one line, and exits with code 2.
+//! Every error is printed here, as one line: exit code 2 for bad input or
+//! flags, 1 for a GPU that fails while running.
 
 mod cli;
 
@@ -71,7 +72,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("singularity-gpu: error: {e}");
-            ExitCode::from(2)
+            // Bad input and unusable flags exit 2; a device failing mid-run, 1.
+            let internal = e
+                .downcast_ref::<singularity_gpu::Error>()
+                .is_some_and(|e| !e.is_user_error());
+            ExitCode::from(if internal { 1 } else { 2 })
         }
     }
 }

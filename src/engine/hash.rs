@@ -99,6 +99,13 @@ pub fn lanes(bytes: &[u8]) -> Lanes {
             kb[i] = kb[i].wrapping_add(step_b);
         }
     }
+    combine(a, b, bytes, rest)
+}
+
+/// Adds up eight partial lane sums, then the units of `rest`, the bytes of
+/// `bytes` after its last whole 32-byte block (the last unit zero-padded).
+#[inline(always)]
+fn combine(a: [u32; 8], b: [u32; 8], bytes: &[u8], rest: &[u8]) -> Lanes {
     let mut l = Lanes {
         a: a.iter().fold(0u32, |x, y| x.wrapping_add(*y)),
         b: b.iter().fold(0u32, |x, y| x.wrapping_add(*y)),
@@ -163,17 +170,7 @@ pub unsafe fn lanes_avx2(bytes: &[u8]) -> Lanes {
     let (mut la, mut lb) = ([0u32; 8], [0u32; 8]);
     _mm256_storeu_si256(la.as_mut_ptr().cast(), a);
     _mm256_storeu_si256(lb.as_mut_ptr().cast(), b);
-    let mut l = Lanes {
-        a: la.iter().fold(0u32, |x, y| x.wrapping_add(*y)),
-        b: lb.iter().fold(0u32, |x, y| x.wrapping_add(*y)),
-    };
-    let first = ((bytes.len() - rest.len()) / 4) as u32;
-    for (j, c) in rest.chunks(4).enumerate() {
-        let mut unit = [0u8; 4];
-        unit[..c.len()].copy_from_slice(c);
-        l.add(first + j as u32, u32::from_le_bytes(unit));
-    }
-    l
+    combine(la, lb, bytes, rest)
 }
 
 /// The 64-bit hash of one row's bytes.
