@@ -137,7 +137,8 @@ impl PairwiseKernel {
                 enc.copy_buffer_to_buffer(&out, 0, &back, 0, used);
                 ctx.queue.submit([enc.finish()]);
                 let bytes = ctx.read_back(&back, used)?;
-                let vals: &[f32] = bytemuck::cast_slice(&bytes);
+                // Copied out rather than cast: a Vec<u8> need not be 4-byte aligned.
+                let vals: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
                 for i in i0..i1 {
                     for j in j0..j1 {
                         dist[i][j] = vals[(i - i0) * (j1 - j0) + (j - j0)];

@@ -49,9 +49,10 @@ struct SumParams {
 }
 
 /// Threads sharing one row: about four units each, a power of two up to 32
-/// (one warp or less per row). Measured on an H200 (BENCHMARKS.md): 32 or 64
-/// threads per row hash at 0.9 TB/s on 4096- and 16384-wide bf16 rows, where
-/// 256 threads per row (eight barrier steps to reduce) reached 0.2–0.8 TB/s.
+/// (one warp or less per row). In two sweeps on an H200 (BENCHMARKS.md), 32
+/// and 64 threads per row were the fastest on 4096- and 16384-wide bf16 rows;
+/// 128 and 256 (seven or eight barrier steps to reduce) fell behind, by up to
+/// 4x on the wider rows.
 fn threads_per_row(units: u32) -> u32 {
     units.div_ceil(4).next_power_of_two().clamp(1, 32)
 }
@@ -111,8 +112,9 @@ impl Layout {
             return Err(too_big("more than 16,776,960 columns"));
         }
         let units = hash::units(m.row_bytes());
-        // Short blocks give column_sums enough workgroups to fill a large GPU
-        // (256-row blocks left an H200 two-thirds idle on a 64 MiB chunk).
+        // Short blocks give column_sums enough workgroups to fill a large GPU:
+        // 256-row blocks made only 256 workgroups of 4096-wide bf16 rows per
+        // 64 MiB chunk, about a quarter of the threads an H200 runs at once.
         let rows_per_block = (plan.rows_per_chunk.div_ceil(MAX_GROUPS as usize)).max(32) as u32;
         let blocks = plan.rows_per_chunk.div_ceil(rows_per_block as usize) as u32;
         if blocks as u64 * m.cols as u64 * 4 > limit {
@@ -488,7 +490,7 @@ impl RowStatsKernels {
         })
     }
 
-    /// Runs both kernels over an uploaded matrix (benchmarks only).
+    /// Runs the selected kernels over an uploaded matrix (benchmarks only).
     pub fn run_resident(
         &self,
         ctx: &GpuContext,
@@ -510,21 +512,22 @@ impl RowStatsKernels {
 
 /// Unpacks the kernels' per-row words and adds the column partials in f64.
 fn decode_stats(stats: &[u8], partials: &[u8], cols: usize, units: u32) -> RowStats {
-    let words: &[[u32; 4]] = bytemuck::cast_slice(stats);
+    // Copied out rather than cast: a Vec<u8> need not be 4-byte aligned.
+    let words: Vec<[u32; 4]> = bytemuck::pod_collect_to_vec(stats);
     let mut out = RowStats {
         hashes: Vec::with_capacity(words.len()),
         norms: Vec::with_capacity(words.len()),
         has_nan: Vec::with_capacity(words.len()),
         column_sums: vec![0f64; cols],
     };
-    for w in words {
+    for w in &words {
         out.hashes.push(Lanes { a: w[0], b: w[1] }.finish(units));
         out.norms.push(f32::from_bits(w[2]) as f64);
         out.has_nan.push(w[3] & 1 != 0);
     }
     // Σ over blocks, in parallel over runs of columns (one task per run, not
     // one parallel loop per block: thousands of small loops cost more than the sums).
-    let partials: &[f32] = bytemuck::cast_slice(partials);
+    let partials: Vec<f32> = bytemuck::pod_collect_to_vec(partials);
     const RUN: usize = 1024;
     out.column_sums
         .par_chunks_mut(RUN)
