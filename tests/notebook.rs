@@ -108,3 +108,44 @@ fn notebook_case_on_the_gpu() {
     }
     check(DeviceChoice::Gpu, 1e-5);
 }
+
+/// The hidden test hooks, end to end through the binary: `--hash-bits 0`
+/// puts every row in one hash bucket (only byte comparison can separate
+/// them) and `--chunk-bytes 1000` streams three 256-byte rows per GPU chunk.
+#[test]
+fn test_hooks_through_the_cli_change_nothing() {
+    let mut devices = vec!["cpu"];
+    if common::gpu().is_some() {
+        devices.push("gpu");
+    }
+    let hooks: [&[&str]; 3] = [
+        &[],
+        &["--hash-bits", "0"],
+        &["--hash-bits", "0", "--chunk-bytes", "1000"],
+    ];
+    for device in devices {
+        for extra in hooks {
+            let out = assert_cmd::Command::cargo_bin("singularity-gpu")
+                .unwrap()
+                .args(["--json", "--device", device, "--file"])
+                .arg(example())
+                .args(extra)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{device} {extra:?}: {:?}", out.status);
+            let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(j["n_unique"], 78, "{device} {extra:?}");
+            assert_eq!(
+                j["groups"].as_array().unwrap().len(),
+                1,
+                "{device} {extra:?}"
+            );
+            assert_eq!(
+                j["groups"][0]["token_ids"],
+                serde_json::json!(dead_bytes()),
+                "{device} {extra:?}"
+            );
+            assert_eq!(j["device"]["kind"], device);
+        }
+    }
+}
