@@ -96,26 +96,59 @@ impl Dtype {
         }
     }
 
-    /// Distance from `x` to the next representable value of this dtype away
-    /// from zero (one "step", the unit in the last place), as f64.
-    pub fn ulp(self, x: f64) -> f64 {
-        let a = x.abs();
-        if !a.is_finite() {
-            return f64::NAN;
-        }
-        // (mantissa bits, minimum normal exponent)
-        let (mant, emin) = match self {
-            Dtype::F16 => (10, -14),
-            Dtype::BF16 => (7, -126),
-            Dtype::F32 => (23, -126),
-            Dtype::F64 => (52, -1022),
-        };
-        let e = if a == 0.0 {
-            emin
+    /// The value's position in the ordered list of this dtype's values, from
+    /// its bits: consecutive representable values have consecutive positions,
+    /// +0 and −0 share position 0, negatives are negative, and ±∞ sit one past
+    /// the largest finite magnitude. The number of steps (ULPs) between two
+    /// values is the difference of their positions ([`Dtype::steps_between`]).
+    /// Meaningless for NaN bits (callers exclude NaN rows).
+    #[inline]
+    pub fn ordered_position(self, bits: u64) -> i64 {
+        let sign = self.negative_zero_bits();
+        // Below the sign bit, IEEE magnitudes are ordered as integers.
+        let magnitude = (bits & (sign - 1)) as i64;
+        if bits & sign != 0 {
+            -magnitude
         } else {
-            (a.log2().floor() as i32).max(emin)
-        };
-        2f64.powi(e - mant)
+            magnitude
+        }
+    }
+
+    /// Steps between two values given by their bits: how many representable
+    /// values of this dtype one passes going from one to the other (0 for
+    /// equal values and for +0 vs −0).
+    #[inline]
+    pub fn steps_between(self, a: u64, b: u64) -> u64 {
+        let d = self.ordered_position(a) as i128 - self.ordered_position(b) as i128;
+        d.unsigned_abs() as u64
+    }
+
+    /// Explicit mantissa bits: one step at a normal value `x` is at most
+    /// `|x| · 2^-mantissa_bits`.
+    pub const fn mantissa_bits(self) -> i32 {
+        match self {
+            Dtype::F16 => 10,
+            Dtype::BF16 => 7,
+            Dtype::F32 => 23,
+            Dtype::F64 => 52,
+        }
+    }
+
+    /// The smallest step of this dtype (the spacing of its subnormals), the
+    /// step size everywhere below the smallest normal value.
+    pub fn smallest_step(self) -> f64 {
+        self.decode_bits(1)
+    }
+
+    /// Decodes raw bits (as [`Dtype::bits`] returns them).
+    #[inline]
+    pub fn decode_bits(self, bits: u64) -> f64 {
+        match self {
+            Dtype::F32 => f32::from_bits(bits as u32) as f64,
+            Dtype::F16 => half::f16::from_bits(bits as u16).to_f64(),
+            Dtype::BF16 => f32::from_bits((bits as u32) << 16) as f64,
+            Dtype::F64 => f64::from_bits(bits),
+        }
     }
 }
 
@@ -154,10 +187,35 @@ mod tests {
         );
     }
 
+    /// Positions counted by hand: the next value up, across zero, across a
+    /// binade boundary (where a step doubles), among subnormals, and to ∞.
     #[test]
-    fn ulp_matches_spacing() {
-        assert_eq!(Dtype::BF16.ulp(1.0), 2f64.powi(-7));
-        assert_eq!(Dtype::F32.ulp(1.5), f32::EPSILON as f64);
-        assert_eq!(Dtype::F16.ulp(0.0), 2f64.powi(-24));
+    fn ordered_positions_count_steps() {
+        let bf = Dtype::BF16;
+        // 1.0 = 0x3f80; the next value up is 0x3f81, the one below 0x3f7f.
+        assert_eq!(bf.steps_between(0x3f80, 0x3f81), 1);
+        assert_eq!(bf.steps_between(0x3f80, 0x3f7f), 1);
+        // +0 and −0 are one position; the smallest subnormals either side are 1 away.
+        assert_eq!(bf.steps_between(0x0000, 0x8000), 0);
+        assert_eq!(bf.steps_between(0x0001, 0x8001), 2);
+        assert_eq!(bf.steps_between(0x8000, 0x0001), 1);
+        // Largest finite to +inf: one step.
+        assert_eq!(bf.steps_between(0x7f7f, 0x7f80), 1);
+        // f64 extremes: −max to +max does not overflow.
+        let max = f64::MAX.to_bits();
+        assert_eq!(Dtype::F64.steps_between(max, max | (1 << 63)), 2 * max);
+        // Values across a binade: 2.0 − one step is 1.9921875 in bf16, and
+        // 2.0 + one step is 2.015625 (a step twice as large).
+        let below = half::bf16::from_f64(1.9921875).to_bits() as u64;
+        let above = half::bf16::from_f64(2.015625).to_bits() as u64;
+        let two = half::bf16::from_f64(2.0).to_bits() as u64;
+        assert_eq!(bf.steps_between(below, two), 1);
+        assert_eq!(bf.steps_between(two, above), 1);
+        // f64 just below a power of two: one step of 2^-53 (the old log2 rounding got 2^-52).
+        let a = (1.0f64 - f64::EPSILON / 2.0).to_bits();
+        assert_eq!(Dtype::F64.steps_between(a, 1.0f64.to_bits()), 1);
+        assert_eq!(Dtype::F32.smallest_step(), 2f64.powi(-149));
+        assert_eq!(Dtype::F16.smallest_step(), 2f64.powi(-24));
+        assert_eq!(Dtype::BF16.smallest_step(), 2f64.powi(-133));
     }
 }
