@@ -2,10 +2,12 @@
 //! and NaN flag taken, and its values added to per-thread column sums.
 //! Norms and sums accumulate in f64: this is the reference the GPU is checked against.
 
+mod pairs;
+
 use rayon::prelude::*;
 
 use super::hash;
-use super::{DeviceInfo, DeviceKind, Engine, Equality, RowStats};
+use super::{DeviceInfo, DeviceKind, Engine, Equality, RowStats, Top2, VectorSet};
 use crate::dtype::Dtype;
 use crate::error::Result;
 use crate::load::Matrix;
@@ -104,6 +106,31 @@ impl Engine for CpuEngine {
             })
             .collect();
         Ok(per_i.into_iter().flatten().collect())
+    }
+
+    fn nearest_approx(
+        &self,
+        m: &Matrix,
+        set: VectorSet,
+        queries: &[u32],
+        progress: &Progress,
+    ) -> Result<Vec<Top2>> {
+        Ok(pairs::nearest_approx(m, set, queries, progress))
+    }
+
+    fn pairs_within(
+        &self,
+        m: &Matrix,
+        set: VectorSet,
+        queries: &[u32],
+        thresholds: &[f32],
+        progress: &Progress,
+    ) -> Result<Vec<(u32, u32)>> {
+        Ok(pairs::pairs_within(m, set, queries, thresholds, progress))
+    }
+
+    fn project(&self, m: &Matrix, rows: &[usize], directions: &[f32]) -> Result<Vec<f32>> {
+        Ok(pairs::project(m, rows, directions))
     }
 }
 

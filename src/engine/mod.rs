@@ -1,6 +1,7 @@
 //! The heavy kernels behind one trait, with two implementations: [`cpu`]
 //! (rayon; the reference and the fallback) and [`gpu`] (wgpu + WGSL).
 
+pub mod approx;
 pub mod cpu;
 pub mod gpu;
 pub mod hash;
@@ -54,6 +55,65 @@ pub struct DeviceInfo {
     pub backend: String,
 }
 
+/// The all-pairs kernels work on a set of *distinct vectors*: one row of the
+/// matrix stands for each (the survey's groups collapse to their
+/// representative), and every row in the set holds only finite values.
+#[derive(Clone, Copy, Debug)]
+pub struct VectorSet<'a> {
+    /// Row ids in the matrix, one per vector.
+    pub rows: &'a [usize],
+    /// A label per vector: a query is never paired with a target of its own
+    /// label (its own vector for nearest neighbours; its own component when
+    /// looking for the nearest vector outside a component).
+    pub labels: &'a [u32],
+}
+
+/// The two smallest approximate squared distances from one query to the
+/// targets of other labels (see [`Engine::nearest_approx`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Top2 {
+    /// Smallest approximate squared L2 distance; +∞ when no target qualifies.
+    pub best: f32,
+    /// Index into the set of the target at `best` (any one of them on a tie);
+    /// `u32::MAX` when none.
+    pub best_index: u32,
+    /// Smallest approximate squared distance over the qualifying targets
+    /// other than `best_index`; +∞ when there is none.
+    pub second: f32,
+}
+
+impl Top2 {
+    /// Nothing seen yet.
+    pub const EMPTY: Top2 = Top2 {
+        best: f32::INFINITY,
+        best_index: u32::MAX,
+        second: f32::INFINITY,
+    };
+
+    /// Takes one more target into account. NaN distances count as +∞.
+    #[inline]
+    pub fn push(&mut self, d: f32, index: u32) {
+        if d < self.best || (self.best_index == u32::MAX && !d.is_nan()) {
+            self.second = self.best;
+            self.best = d;
+            self.best_index = index;
+        } else if d < self.second {
+            self.second = d;
+        }
+    }
+
+    /// Combines two partial results over disjoint targets.
+    pub fn merge(mut self, other: Top2) -> Top2 {
+        if other.best_index != u32::MAX {
+            self.push(other.best, other.best_index);
+            if other.second < self.second {
+                self.second = other.second;
+            }
+        }
+        self
+    }
+}
+
 /// The heavy computations of a survey.
 pub trait Engine {
     /// What runs the kernels.
@@ -65,6 +125,35 @@ pub trait Engine {
     /// L2 distances between the given rows, for every pair `i < j` in the order
     /// (0,1), (0,2), …, (0,k−1), (1,2), …
     fn pairwise_l2(&self, m: &Matrix, rows: &[usize]) -> Result<Vec<f64>>;
+
+    /// For each query (an index into `set`), [`Top2`] over the targets of
+    /// `set` with another label. Distances are *approximate*, as in
+    /// [`approx`]: the survey certifies or refines them exactly in f64.
+    fn nearest_approx(
+        &self,
+        m: &Matrix,
+        set: VectorSet,
+        queries: &[u32],
+        progress: &Progress,
+    ) -> Result<Vec<Top2>>;
+
+    /// Every pair `(queries[i], t)` with `t` a target of `set` of another
+    /// label whose approximate squared distance ([`approx`]) is at most
+    /// `thresholds[i]`. Extra pairs are allowed (the survey checks every pair
+    /// exactly); missing ones are not. Any order.
+    fn pairs_within(
+        &self,
+        m: &Matrix,
+        set: VectorSet,
+        queries: &[u32],
+        thresholds: &[f32],
+        progress: &Progress,
+    ) -> Result<Vec<(u32, u32)>>;
+
+    /// Projections of the given rows onto `directions` (`p` rows of `m.cols`
+    /// f32 values, row-major): `rows.len() × p` values, row-major, computed
+    /// as in [`approx`].
+    fn project(&self, m: &Matrix, rows: &[usize], directions: &[f32]) -> Result<Vec<f32>>;
 }
 
 /// `--device`: which engine to use.

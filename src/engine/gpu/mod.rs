@@ -13,7 +13,7 @@ pub mod row_stats;
 
 use std::time::{Duration, Instant};
 
-use super::{DeviceInfo, DeviceKind, Engine, Equality, GpuOptions, RowStats};
+use super::{DeviceInfo, DeviceKind, Engine, Equality, GpuOptions, RowStats, Top2, VectorSet};
 use crate::error::Result;
 use crate::load::Matrix;
 use crate::progress::Progress;
@@ -112,5 +112,31 @@ impl Engine for GpuEngine {
 
     fn pairwise_l2(&self, m: &Matrix, rows: &[usize]) -> Result<Vec<f64>> {
         self.pairwise.run(&self.ctx, m, rows)
+    }
+
+    // Interim: the all-pairs kernels run on the CPU until their shaders land.
+    fn nearest_approx(
+        &self,
+        m: &Matrix,
+        set: VectorSet,
+        queries: &[u32],
+        progress: &Progress,
+    ) -> Result<Vec<Top2>> {
+        crate::engine::cpu::CpuEngine.nearest_approx(m, set, queries, progress)
+    }
+
+    fn pairs_within(
+        &self,
+        m: &Matrix,
+        set: VectorSet,
+        queries: &[u32],
+        thresholds: &[f32],
+        progress: &Progress,
+    ) -> Result<Vec<(u32, u32)>> {
+        crate::engine::cpu::CpuEngine.pairs_within(m, set, queries, thresholds, progress)
+    }
+
+    fn project(&self, m: &Matrix, rows: &[usize], directions: &[f32]) -> Result<Vec<f32>> {
+        crate::engine::cpu::CpuEngine.project(m, rows, directions)
     }
 }
