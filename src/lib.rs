@@ -29,6 +29,7 @@ pub mod dtype;
 pub mod engine;
 pub mod error;
 pub mod load;
+pub mod pairs;
 pub mod progress;
 pub mod report;
 pub mod survey;

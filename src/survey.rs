@@ -5,6 +5,10 @@
 //! of the rows' bytes, so a hash collision can only cost time: distinct rows
 //! are never merged, and identical rows always share a hash.
 
+pub mod lattice;
+pub mod near;
+pub mod nearest;
+
 use std::cmp::Ordering;
 
 use rayon::prelude::*;

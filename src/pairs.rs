@@ -1,0 +1,351 @@
+//! All-pairs geometry: drives the engine's f32 kernels ([`crate::engine::approx`])
+//! and makes every answer exact with the survey's pure refinement.
+//!
+//! Nearest neighbours take one pass of [`Engine::nearest_approx`]: a query
+//! whose two best approximate distances are far enough apart that no other
+//! target can beat the first (its exact distance, in f64, below the lower
+//! bound of the second) is certified; the rest go through
+//! [`Engine::pairs_within`] with a threshold that keeps every target that
+//! could tie or win, and are settled exactly in f64. The threshold searches
+//! never take an all-pairs pass: projections onto a few principal directions
+//! ([`Engine::project`]) prune the candidates, which are then tested exactly.
+
+use rayon::prelude::*;
+
+use crate::engine::approx::{ErrorModel, MAX_F32_SAFE_NORM};
+use crate::engine::{Engine, VectorSet};
+use crate::error::Result;
+use crate::load::Matrix;
+use crate::progress::Progress;
+use crate::survey::lattice::{lattice, Lattice};
+use crate::survey::near::{self, Near, Projections, Threshold};
+use crate::survey::nearest::{self, exact_distance, Distinct, Nearest};
+use crate::survey::Group;
+
+/// Directions the threshold searches project onto.
+pub const PROJECTIONS: usize = 16;
+/// Relative margin by which a certified nearest neighbour must beat the
+/// lower bound of every other target (far above f64 rounding of the exact sums).
+const CERTIFY_MARGIN: f64 = 1e-9;
+
+/// A near-singularity threshold as the user gave it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum NearThreshold {
+    /// `--near-l2 R`
+    L2(f64),
+    /// `--near-rel F`: F times the median row norm.
+    Rel(f64),
+    /// `--near-ulp K`
+    Ulp(u64),
+}
+
+/// What the all-pairs geometry is asked to compute.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PairOptions {
+    /// `--nearest`
+    pub nearest: bool,
+    pub near: Option<NearThreshold>,
+}
+
+/// The all-pairs results of one matrix.
+#[derive(Clone, Debug, Default)]
+pub struct PairsAnalysis {
+    pub nearest: Option<Nearest>,
+    pub near: Option<Near>,
+    /// `None` with fewer than two black holes, or too many.
+    pub lattice: Option<Lattice>,
+    /// Milliseconds spent on nearest neighbours, near-singularities, lattice.
+    pub nearest_ms: f64,
+    pub near_ms: f64,
+    pub lattice_ms: f64,
+}
+
+/// Runs the requested all-pairs geometry. `norms` and `finite` are per row
+/// (from the exact survey's row pass); `groups` are its black holes.
+pub fn analyze_pairs(
+    engine: &dyn Engine,
+    m: &Matrix,
+    groups: &[Group],
+    norms: &[f64],
+    finite: impl Fn(usize) -> bool,
+    opts: PairOptions,
+    show_progress: bool,
+) -> Result<PairsAnalysis> {
+    let mut out = PairsAnalysis::default();
+    let t = std::time::Instant::now();
+    let reps: Vec<usize> = groups.iter().map(|g| g.representative()).collect();
+    out.lattice = lattice(m, &reps);
+    out.lattice_ms = t.elapsed().as_secs_f64() * 1e3;
+    if !opts.nearest && opts.near.is_none() {
+        return Ok(out);
+    }
+    let d = Distinct::new(m.rows, groups, finite);
+    let vnorms: Vec<f64> = d.rows.iter().map(|&r| norms[r]).collect();
+    if opts.nearest {
+        let t = std::time::Instant::now();
+        let labels: Vec<u32> = (0..d.len() as u32).collect();
+        let queries = labels.clone();
+        let work = (d.len() as u64).pow(2) * m.row_bytes() as u64;
+        let progress = if show_progress {
+            Progress::for_bytes(work, "nearest neighbours")
+        } else {
+            Progress::hidden()
+        };
+        let set = VectorSet {
+            rows: &d.rows,
+            labels: &labels,
+        };
+        let per_vector = exact_nearest(engine, m, set, &queries, &vnorms, &progress)?;
+        progress.finish();
+        out.nearest = Some(nearest::summarise(m, &d, &per_vector));
+        out.nearest_ms = t.elapsed().as_secs_f64() * 1e3;
+    }
+    if let Some(th) = opts.near {
+        let t = std::time::Instant::now();
+        out.near = Some(near_components(engine, m, &d, &vnorms, norms, th)?);
+        out.near_ms = t.elapsed().as_secs_f64() * 1e3;
+    }
+    Ok(out)
+}
+
+/// For each query, the nearest target of `set` with another label and its
+/// exact distance (ties: the smallest index, which is the smallest token id);
+/// `None` when there is no such target. `norms` are per vector of the set.
+pub fn exact_nearest(
+    engine: &dyn Engine,
+    m: &Matrix,
+    set: VectorSet,
+    queries: &[u32],
+    norms: &[f64],
+    progress: &Progress,
+) -> Result<Vec<Option<(u32, f64)>>> {
+    let n_max = norms.iter().copied().fold(0f64, f64::max) * (1.0 + near::NORM_TOLERANCE);
+    if n_max.is_nan() || n_max > MAX_F32_SAFE_NORM {
+        // f32 squares could overflow: settle every query exactly on the host.
+        return Ok(queries
+            .par_iter()
+            .map(|&q| {
+                let all: Vec<u32> = (0..set.rows.len() as u32).collect();
+                best_exact(m, set, q, &all)
+            })
+            .collect());
+    }
+    let err = ErrorModel::new(m.dtype, m.cols);
+    let tops = engine.nearest_approx(m, set, queries, progress)?;
+    let mut result: Vec<Option<(u32, f64)>> = vec![None; queries.len()];
+    let mut open: Vec<usize> = Vec::new();
+    let mut thresholds: Vec<f32> = Vec::new();
+    let firsts: Vec<Option<f64>> = queries
+        .par_iter()
+        .zip(&tops)
+        .map(|(&q, top)| {
+            (top.best_index != u32::MAX)
+                .then(|| exact_distance(m, set.rows[q as usize], set.rows[top.best_index as usize]))
+        })
+        .collect();
+    for (i, (&q, top)) in queries.iter().zip(&tops).enumerate() {
+        let Some(first) = firsts[i] else { continue };
+        let nq = norms[q as usize] * (1.0 + near::NORM_TOLERANCE);
+        if err.lower(top.second, nq, n_max) > first * (1.0 + CERTIFY_MARGIN) {
+            result[i] = Some((top.best_index, first));
+        } else {
+            open.push(i);
+            thresholds.push(err.threshold(first * (1.0 + CERTIFY_MARGIN), nq, n_max));
+        }
+    }
+    if open.is_empty() {
+        return Ok(result);
+    }
+    let open_queries: Vec<u32> = open.iter().map(|&i| queries[i]).collect();
+    let mut pairs = engine.pairs_within(m, set, &open_queries, &thresholds, &Progress::hidden())?;
+    pairs.par_sort_unstable();
+    pairs.dedup();
+    let settled: Vec<Option<(u32, f64)>> = open
+        .par_iter()
+        .map(|&i| {
+            let q = queries[i];
+            let lo = pairs.partition_point(|&(a, _)| a < q);
+            let hi = pairs.partition_point(|&(a, _)| a <= q);
+            let mut cands: Vec<u32> = pairs[lo..hi].iter().map(|&(_, t)| t).collect();
+            cands.push(tops[i].best_index);
+            best_exact(m, set, q, &cands)
+        })
+        .collect();
+    for (&i, r) in open.iter().zip(settled) {
+        result[i] = r;
+    }
+    Ok(result)
+}
+
+/// The nearest of `candidates` (of another label than `q`) by exact distance, then index.
+fn best_exact(m: &Matrix, set: VectorSet, q: u32, candidates: &[u32]) -> Option<(u32, f64)> {
+    candidates
+        .iter()
+        .filter(|&&t| set.labels[t as usize] != set.labels[q as usize])
+        .map(|&t| {
+            (
+                t,
+                exact_distance(m, set.rows[q as usize], set.rows[t as usize]),
+            )
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+}
+
+/// The near-singularity components at `threshold`.
+fn near_components(
+    engine: &dyn Engine,
+    m: &Matrix,
+    d: &Distinct,
+    vnorms: &[f64],
+    row_norms: &[f64],
+    threshold: NearThreshold,
+) -> Result<Near> {
+    let (metric, value, th) = match threshold {
+        NearThreshold::L2(r) => ("l2", r, Threshold::L2(r)),
+        NearThreshold::Rel(f) => {
+            let r = f * median(row_norms);
+            ("l2", r, Threshold::L2(r))
+        }
+        NearThreshold::Ulp(k) => ("ulp", k as f64, Threshold::Steps(k)),
+    };
+    let k = d.len();
+    let dirs = near::principal_directions(m, &d.rows, PROJECTIONS.min(m.cols));
+    let p = dirs.len() / m.cols;
+    let direction_norms: Vec<f64> = dirs
+        .chunks_exact(m.cols)
+        .map(|u| u.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt())
+        .collect();
+    let values = if k > 1 && vnorms.iter().all(|&n| n <= MAX_F32_SAFE_NORM) {
+        engine.project(m, &d.rows, &dirs)?
+    } else {
+        Vec::new()
+    };
+    let proj = Projections {
+        values: &values,
+        p,
+        direction_norms: &direction_norms,
+    };
+    let f32_safe = vnorms.iter().all(|&n| n <= MAX_F32_SAFE_NORM);
+    let pairs = if k < 2 {
+        Vec::new()
+    } else if f32_safe {
+        near::joined_pairs(m, d, vnorms, &proj, th)
+    } else {
+        near::joined_pairs_exhaustive(m, d, th)
+    };
+    let comps = near::components(k, &pairs);
+    // The nearest vector outside each component: label every vector by its
+    // component (vectors outside any component by themselves).
+    let mut labels: Vec<u32> = (0..k as u32).map(|v| k as u32 + v).collect();
+    for (c, vs) in comps.iter().enumerate() {
+        for &v in vs {
+            labels[v as usize] = c as u32;
+        }
+    }
+    let queries: Vec<u32> = comps.iter().flatten().copied().collect();
+    let set = VectorSet {
+        rows: &d.rows,
+        labels: &labels,
+    };
+    let outside = exact_nearest(engine, m, set, &queries, vnorms, &Progress::hidden())?;
+    let mut best: Vec<Option<(u32, f64)>> = vec![None; comps.len()];
+    for (&q, o) in queries.iter().zip(outside) {
+        let c = labels[q as usize] as usize;
+        if let Some((t, dist)) = o {
+            if best[c].is_none_or(|(bt, bd)| (dist, t) < (bd, bt)) {
+                best[c] = Some((t, dist));
+            }
+        }
+    }
+    let mut components: Vec<_> = comps
+        .iter()
+        .zip(best)
+        .map(|(vs, out)| near::describe(m, d, vs, out))
+        .collect();
+    near::sort_components(&mut components);
+    Ok(Near {
+        metric,
+        threshold: value,
+        pairs: pairs.len(),
+        components,
+    })
+}
+
+/// numpy's median.
+fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.par_sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::Dtype;
+    use crate::engine::cpu::CpuEngine;
+
+    /// bf16 rows: a random cloud, plus rows one step from row 0 (ties), so
+    /// that both the certified and the refined paths run.
+    fn cloud(n: usize, d: usize) -> Vec<u8> {
+        let mut s = 0x1234_5678u64;
+        let mut v = Vec::new();
+        for r in 0..n {
+            for c in 0..d {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                let x = if r >= n - 4 && c != r % d {
+                    // a copy of row 0 except one coordinate
+                    f32::from_bits((v[c * 2] as u32 | (v[c * 2 + 1] as u32) << 8) << 16)
+                } else {
+                    (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                };
+                v.extend_from_slice(&half::bf16::from_f32(x).to_le_bytes());
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn nearest_matches_brute_force() {
+        let (n, d) = (200, 24);
+        let bytes = cloud(n, d);
+        let m = Matrix::new(Dtype::BF16, n, d, &bytes).unwrap();
+        let rows: Vec<usize> = (0..n).collect();
+        let labels: Vec<u32> = (0..n as u32).collect();
+        let norms: Vec<f64> = (0..n)
+            .map(|r| m.row_f64(r).iter().map(|x| x * x).sum::<f64>().sqrt())
+            .collect();
+        let set = VectorSet {
+            rows: &rows,
+            labels: &labels,
+        };
+        let got = exact_nearest(&CpuEngine, &m, set, &labels, &norms, &Progress::hidden()).unwrap();
+        for (q, got) in got.iter().enumerate() {
+            let want = (0..n)
+                .filter(|&t| t != q)
+                .map(|t| {
+                    let d2: f64 = m
+                        .row_f64(q)
+                        .iter()
+                        .zip(m.row_f64(t))
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum();
+                    (d2.sqrt(), t)
+                })
+                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+                .unwrap();
+            let (t, dist) = got.unwrap();
+            assert_eq!(t as usize, want.1, "query {q}");
+            assert!((dist - want.0).abs() <= 1e-12 * want.0, "query {q}");
+        }
+    }
+}

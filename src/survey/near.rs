@@ -1,0 +1,436 @@
+//! Near-singularities: distinct vectors within a threshold of each other
+//! (L2, or every coordinate within K steps of the stored dtype), joined into
+//! connected components with union–find. Pure functions (no I/O, no GPU):
+//! the candidate search prunes with projections the engine computed, and
+//! every joined pair is tested exactly.
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::nearest::{centroid_and_radius, exact_distance, Distinct};
+use crate::dtype::Dtype;
+use crate::engine::approx::ErrorModel;
+use crate::load::Matrix;
+
+/// Components larger than this many distinct vectors get no diameter (it
+/// costs all pairs inside the component).
+pub const MAX_DIAMETER_VECTORS: usize = 4096;
+/// Relative error allowed for the engines' row norms (GPU norms are f32).
+pub const NORM_TOLERANCE: f64 = 2e-5;
+
+/// `--near-l2`, `--near-rel` (resolved to an L2 radius) or `--near-ulp`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Threshold {
+    /// Join vectors at L2 distance ≤ r.
+    L2(f64),
+    /// Join vectors whose every coordinate is at most K steps apart.
+    Steps(u64),
+}
+
+impl Threshold {
+    /// The largest L2 distance a joined pair of vectors can have, seen from a
+    /// vector of norm `n` (∞ where no bound exists).
+    ///
+    /// For steps: one step at a value of magnitude a is at most a·2^-p (p the
+    /// mantissa bits) or the smallest step s, so K steps apart means
+    /// |x_c − y_c| ≤ K(2^-p(|x_c| + |y_c|) + s), hence
+    /// ‖x − y‖ ≤ K(2^-p(‖x‖ + ‖y‖) + √d·s) with ‖y‖ ≤ ‖x‖ + ‖x − y‖:
+    /// ‖x − y‖ ≤ (2K·2^-p‖x‖ + K√d·s) / (1 − K·2^-p).
+    pub fn radius(&self, dtype: Dtype, cols: usize, n: f64) -> f64 {
+        match *self {
+            Threshold::L2(r) => r,
+            Threshold::Steps(k) => {
+                let k = k as f64;
+                let rel = k * 2f64.powi(-dtype.mantissa_bits());
+                if rel >= 1.0 {
+                    return f64::INFINITY;
+                }
+                let sub = k * (cols as f64).sqrt() * dtype.smallest_step();
+                (2.0 * rel * n + sub) / (1.0 - rel) * (1.0 + 1e-9)
+            }
+        }
+    }
+
+    /// Whether two rows are joined, computed exactly from their stored values.
+    pub fn joins(&self, m: &Matrix, a: usize, b: usize) -> bool {
+        match *self {
+            Threshold::L2(r) => exact_distance(m, a, b) <= r,
+            Threshold::Steps(k) => linf_steps(m, a, b) <= k,
+        }
+    }
+}
+
+/// The largest number of steps between two rows' values in one coordinate.
+pub fn linf_steps(m: &Matrix, a: usize, b: usize) -> u64 {
+    let s = m.dtype.size();
+    m.row(a)
+        .chunks_exact(s)
+        .zip(m.row(b).chunks_exact(s))
+        .map(|(x, y)| m.dtype.steps_between(m.dtype.bits(x), m.dtype.bits(y)))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Union–find over `n` elements (path halving, union by size).
+#[derive(Clone, Debug)]
+pub struct UnionFind {
+    parent: Vec<u32>,
+    size: Vec<u32>,
+}
+
+impl UnionFind {
+    pub fn new(n: usize) -> Self {
+        Self {
+            parent: (0..n as u32).collect(),
+            size: vec![1; n],
+        }
+    }
+
+    pub fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let p = self.parent[x as usize];
+            self.parent[x as usize] = self.parent[p as usize];
+            x = self.parent[x as usize];
+        }
+        x
+    }
+
+    pub fn union(&mut self, a: u32, b: u32) {
+        let (mut a, mut b) = (self.find(a), self.find(b));
+        if a == b {
+            return;
+        }
+        if self.size[a as usize] < self.size[b as usize] {
+            std::mem::swap(&mut a, &mut b);
+        }
+        self.parent[b as usize] = a;
+        self.size[a as usize] += self.size[b as usize];
+    }
+
+    /// The sets of two or more elements, each ascending, in order of their
+    /// smallest element.
+    pub fn sets(&mut self) -> Vec<Vec<u32>> {
+        let n = self.parent.len();
+        let mut by_root: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for x in 0..n as u32 {
+            let r = self.find(x);
+            by_root[r as usize].push(x);
+        }
+        let mut sets: Vec<Vec<u32>> = by_root.into_iter().filter(|s| s.len() > 1).collect();
+        sets.sort_by_key(|s| s[0]);
+        sets
+    }
+}
+
+/// Projections of every distinct vector onto a few directions, as the engine
+/// computed them, with what the survey needs to bound their error.
+pub struct Projections<'a> {
+    /// `k × p` values, row-major.
+    pub values: &'a [f32],
+    pub p: usize,
+    /// The L2 norm of each direction (as the f32 values the engine used).
+    pub direction_norms: &'a [f64],
+}
+
+/// Every pair of distinct vectors (indices, `a < b`) that `threshold` joins,
+/// found without an all-pairs pass where the data allow: vectors sorted by
+/// their first projection, and a pair tested exactly only when its norms and
+/// every projection differ by no more than a joined pair's could
+/// (|u·x − u·y| ≤ ‖u‖‖x − y‖, |‖x‖ − ‖y‖| ≤ ‖x − y‖).
+pub fn joined_pairs(
+    m: &Matrix,
+    d: &Distinct,
+    norms: &[f64],
+    proj: &Projections,
+    threshold: Threshold,
+) -> Vec<(u32, u32)> {
+    let k = d.len();
+    let p = proj.p;
+    let err = ErrorModel::new(m.dtype, m.cols);
+    let radius: Vec<f64> = norms
+        .iter()
+        .map(|&n| threshold.radius(m.dtype, m.cols, n * (1.0 + NORM_TOLERANCE)))
+        .collect();
+    // Per vector and direction, how far the engine's projection may be off.
+    let perr: Vec<f64> = (0..k * p)
+        .map(|i| {
+            err.projection_error(
+                proj.direction_norms[i % p],
+                norms[i / p] * (1.0 + NORM_TOLERANCE),
+            )
+        })
+        .collect();
+    let max_err0 = (0..k).map(|i| perr[i * p]).fold(0f64, f64::max);
+    let key = |i: usize| proj.values[i * p] as f64;
+    let mut order: Vec<u32> = (0..k as u32).collect();
+    order.par_sort_by(|&a, &b| key(a as usize).total_cmp(&key(b as usize)));
+    let norm_slack = |a: usize, b: usize| NORM_TOLERANCE * (norms[a] + norms[b]) + 1e-300;
+    let mut pairs: Vec<(u32, u32)> = (0..k)
+        .into_par_iter()
+        .flat_map_iter(|ia| {
+            let a = order[ia] as usize;
+            let r = radius[a];
+            let reach = proj.direction_norms[0] * r + perr[a * p] + max_err0;
+            let mut found = Vec::new();
+            for &b in &order[ia + 1..] {
+                let b = b as usize;
+                if key(b) - key(a) > reach {
+                    // Sorted ascending: nothing further can be within reach.
+                    break;
+                }
+                if (norms[a] - norms[b]).abs() > r + norm_slack(a, b) {
+                    continue;
+                }
+                let close = (1..p).all(|j| {
+                    let diff =
+                        (proj.values[a * p + j] as f64 - proj.values[b * p + j] as f64).abs();
+                    diff <= proj.direction_norms[j] * r + perr[a * p + j] + perr[b * p + j]
+                });
+                if close && threshold.joins(m, d.rows[a], d.rows[b]) {
+                    found.push((a.min(b) as u32, a.max(b) as u32));
+                }
+            }
+            found
+        })
+        .collect();
+    pairs.par_sort_unstable();
+    pairs
+}
+
+/// Every joined pair by testing all pairs exactly (for rows whose f32
+/// projections could overflow).
+pub fn joined_pairs_exhaustive(m: &Matrix, d: &Distinct, threshold: Threshold) -> Vec<(u32, u32)> {
+    let k = d.len() as u32;
+    (0..k)
+        .into_par_iter()
+        .flat_map_iter(|a| {
+            (a + 1..k)
+                .filter(move |&b| threshold.joins(m, d.rows[a as usize], d.rows[b as usize]))
+                .map(move |b| (a, b))
+        })
+        .collect()
+}
+
+/// The nearest token outside a component.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Outside {
+    pub token_id: usize,
+    pub distance: f64,
+}
+
+/// One connected component of joined distinct vectors.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Component {
+    /// All tokens on its vectors, ascending.
+    pub token_ids: Vec<usize>,
+    pub distinct_vectors: usize,
+    /// Its vectors that hold two or more tokens.
+    pub black_holes: usize,
+    /// The largest L2 distance between two of its vectors (`None` above
+    /// [`MAX_DIAMETER_VECTORS`] vectors).
+    pub diameter_l2: Option<f64>,
+    /// The largest number of steps between two of its vectors in one
+    /// coordinate (`None` above [`MAX_DIAMETER_VECTORS`] vectors).
+    pub diameter_steps: Option<u64>,
+    /// L2 norm of the centroid of its tokens (each token counted once).
+    pub centroid_norm: f64,
+    /// The nearest token on a vector outside it (the smallest id on the
+    /// nearest such vector); `None` when every vector is inside.
+    pub nearest_outside: Option<Outside>,
+    /// Coordinates whose stored bits are the same on all its vectors.
+    pub constant_coordinates: usize,
+}
+
+/// `--near-l2`, `--near-rel` or `--near-ulp`: what was joined, and the components.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Near {
+    /// "l2" or "ulp".
+    pub metric: &'static str,
+    /// The L2 radius (for `--near-rel`, already multiplied by the median
+    /// row norm) or the number of steps.
+    pub threshold: f64,
+    /// Joined pairs of distinct vectors.
+    pub pairs: usize,
+    /// Components of two or more distinct vectors, by size (tokens)
+    /// descending, then smallest token id.
+    pub components: Vec<Component>,
+}
+
+/// The components (as sets of vector indices, each ascending) of the joined pairs.
+pub fn components(k: usize, pairs: &[(u32, u32)]) -> Vec<Vec<u32>> {
+    let mut uf = UnionFind::new(k);
+    for &(a, b) in pairs {
+        uf.union(a, b);
+    }
+    uf.sets()
+}
+
+/// Describes one component (its vectors' indices, ascending). `outside` is
+/// the nearest vector outside it and the distance, found by the caller.
+pub fn describe(
+    m: &Matrix,
+    d: &Distinct,
+    vectors: &[u32],
+    outside: Option<(u32, f64)>,
+) -> Component {
+    let mut token_ids: Vec<usize> = vectors
+        .iter()
+        .flat_map(|&v| d.tokens[v as usize].iter().copied())
+        .collect();
+    token_ids.sort_unstable();
+    let rows: Vec<usize> = vectors.iter().map(|&v| d.rows[v as usize]).collect();
+    let (diameter_l2, diameter_steps) = if rows.len() <= MAX_DIAMETER_VECTORS {
+        let (l2, steps) = (0..rows.len())
+            .into_par_iter()
+            .map(|i| {
+                rows[i + 1..].iter().fold((0f64, 0u64), |(l2, st), &b| {
+                    (
+                        l2.max(exact_distance(m, rows[i], b)),
+                        st.max(linf_steps(m, rows[i], b)),
+                    )
+                })
+            })
+            .reduce(|| (0.0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
+        (Some(l2), Some(steps))
+    } else {
+        (None, None)
+    };
+    let s = m.dtype.size();
+    let first = m.row(rows[0]);
+    let constant_coordinates = (0..m.cols)
+        .filter(|&c| {
+            rows[1..]
+                .iter()
+                .all(|&r| m.row(r)[c * s..(c + 1) * s] == first[c * s..(c + 1) * s])
+        })
+        .count();
+    let (centroid_norm, _) = centroid_and_radius(m, &token_ids);
+    Component {
+        distinct_vectors: vectors.len(),
+        black_holes: vectors
+            .iter()
+            .filter(|&&v| d.tokens[v as usize].len() > 1)
+            .count(),
+        diameter_l2,
+        diameter_steps,
+        centroid_norm,
+        nearest_outside: outside.map(|(v, distance)| Outside {
+            token_id: d.rows[v as usize],
+            distance,
+        }),
+        constant_coordinates,
+        token_ids,
+    }
+}
+
+/// Orders components by size (tokens) descending, then smallest token id.
+pub fn sort_components(c: &mut [Component]) {
+    c.sort_by(|a, b| {
+        b.token_ids
+            .len()
+            .cmp(&a.token_ids.len())
+            .then(a.token_ids[0].cmp(&b.token_ids[0]))
+    });
+}
+
+/// Up to `p` orthonormal directions of largest variance of a sample of the
+/// rows (subspace iteration on at most 2,048 evenly spaced rows), as f32,
+/// `p × cols` row-major: the axes along which the vectors spread the most,
+/// so that projections onto them separate far pairs best. Deterministic.
+pub fn principal_directions(m: &Matrix, rows: &[usize], p: usize) -> Vec<f32> {
+    const SAMPLE: usize = 2048;
+    const ROUNDS: usize = 8;
+    let d = m.cols;
+    let step = rows.len().div_ceil(SAMPLE).max(1);
+    let sample: Vec<Vec<f64>> = rows.iter().step_by(step).map(|&r| m.row_f64(r)).collect();
+    let p = p.min(d).min(sample.len().max(1));
+    if p == 0 || sample.is_empty() {
+        return Vec::new();
+    }
+    let mut mean = vec![0f64; d];
+    for x in &sample {
+        mean.iter_mut().zip(x).for_each(|(s, v)| *s += v);
+    }
+    mean.iter_mut().for_each(|s| *s /= sample.len() as f64);
+    let centred: Vec<Vec<f64>> = sample
+        .into_iter()
+        .map(|x| x.iter().zip(&mean).map(|(a, b)| a - b).collect())
+        .collect();
+    // A fixed pseudo-random start (xorshift), then V ← orth(Xᵀ X V).
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut v: Vec<Vec<f64>> = (0..p)
+        .map(|_| {
+            (0..d)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+                })
+                .collect()
+        })
+        .collect();
+    orthonormalise(&mut v);
+    for _ in 0..ROUNDS {
+        let w: Vec<Vec<f64>> = v
+            .par_iter()
+            .map(|vk| {
+                let mut acc = vec![0f64; d];
+                for x in &centred {
+                    let s: f64 = x.iter().zip(vk).map(|(a, b)| a * b).sum();
+                    acc.iter_mut().zip(x).for_each(|(a, b)| *a += s * b);
+                }
+                acc
+            })
+            .collect();
+        v = w;
+        orthonormalise(&mut v);
+    }
+    v.iter().flatten().map(|&x| x as f32).collect()
+}
+
+/// Gram–Schmidt (twice, for stability); a direction that vanishes is
+/// replaced by a unit axis.
+fn orthonormalise(v: &mut [Vec<f64>]) {
+    for k in 0..v.len() {
+        for _ in 0..2 {
+            for j in 0..k {
+                let dot: f64 = v[k].iter().zip(&v[j]).map(|(a, b)| a * b).sum();
+                let (head, tail) = v.split_at_mut(k);
+                tail[0]
+                    .iter_mut()
+                    .zip(&head[j])
+                    .for_each(|(a, b)| *a -= dot * b);
+            }
+        }
+        let norm = v[k].iter().map(|a| a * a).sum::<f64>().sqrt();
+        if norm > 1e-300 {
+            v[k].iter_mut().for_each(|a| *a /= norm);
+        } else {
+            let d = v[k].len();
+            v[k] = (0..d).map(|c| if c == k % d { 1.0 } else { 0.0 }).collect();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn union_find_joins_chains() {
+        let sets = components(6, &[(0, 2), (2, 4), (1, 5)]);
+        assert_eq!(sets, vec![vec![0, 2, 4], vec![1, 5]]);
+    }
+
+    #[test]
+    fn step_radius_bounds_a_k_step_move() {
+        // bf16: a row of 1.0s moved 3 steps up in every coordinate.
+        let d = 64;
+        let one = half::bf16::from_f32(1.0).to_bits();
+        let moved = f32::from_bits(((one + 3) as u32) << 16) as f64;
+        let dist = ((moved - 1.0) * (moved - 1.0) * d as f64).sqrt();
+        let r = Threshold::Steps(3).radius(Dtype::BF16, d, (d as f64).sqrt());
+        assert!(dist <= r, "{dist} > {r}");
+    }
+}
