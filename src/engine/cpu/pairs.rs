@@ -42,7 +42,7 @@ impl Decoded {
 
 /// Σ (q_r − t)² for four query rows against one target, in f32 lanes.
 #[inline(always)]
-fn dist4(q: [&[f32]; 4], t: &[f32], fused: bool) -> [f32; 4] {
+fn dist4<const FUSED: bool>(q: [&[f32]; 4], t: &[f32]) -> [f32; 4] {
     let mut acc = [[0f32; LANES]; 4];
     for (c, tv) in t.chunks_exact(LANES).enumerate() {
         let base = c * LANES;
@@ -50,7 +50,7 @@ fn dist4(q: [&[f32]; 4], t: &[f32], fused: bool) -> [f32; 4] {
             let qv = &q[r][base..base + LANES];
             for l in 0..LANES {
                 let d = qv[l] - tv[l];
-                acc[r][l] = if fused {
+                acc[r][l] = if FUSED {
                     d.mul_add(d, acc[r][l])
                 } else {
                     acc[r][l] + d * d
@@ -58,22 +58,19 @@ fn dist4(q: [&[f32]; 4], t: &[f32], fused: bool) -> [f32; 4] {
             }
         }
     }
-    acc.map(|a| {
-        let h = [a[0] + a[4], a[1] + a[5], a[2] + a[6], a[3] + a[7]];
-        (h[0] + h[2]) + (h[1] + h[3])
-    })
+    acc.map(hsum)
 }
 
-/// Σ u_c x_c for one row against four directions.
+/// Σ u_r,c · x_c for four directions against one row.
 #[inline(always)]
-fn dot4(u: [&[f32]; 4], x: &[f32], fused: bool) -> [f32; 4] {
+fn dot4<const FUSED: bool>(u: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
     let mut acc = [[0f32; LANES]; 4];
     for (c, xv) in x.chunks_exact(LANES).enumerate() {
         let base = c * LANES;
         for r in 0..4 {
             let uv = &u[r][base..base + LANES];
             for l in 0..LANES {
-                acc[r][l] = if fused {
+                acc[r][l] = if FUSED {
                     uv[l].mul_add(xv[l], acc[r][l])
                 } else {
                     acc[r][l] + uv[l] * xv[l]
@@ -81,26 +78,59 @@ fn dot4(u: [&[f32]; 4], x: &[f32], fused: bool) -> [f32; 4] {
             }
         }
     }
-    acc.map(|a| {
-        let h = [a[0] + a[4], a[1] + a[5], a[2] + a[6], a[3] + a[7]];
-        (h[0] + h[2]) + (h[1] + h[3])
-    })
+    acc.map(hsum)
 }
 
-/// Calls `f(fused)` compiled for AVX2 + FMA where the CPU has them.
 #[inline(always)]
-fn with_simd<R>(f: impl FnOnce(bool) -> R) -> R {
+fn hsum(a: [f32; LANES]) -> f32 {
+    let h = [a[0] + a[4], a[1] + a[5], a[2] + a[6], a[3] + a[7]];
+    (h[0] + h[2]) + (h[1] + h[3])
+}
+
+/// `out[j]` = the four rows' D̃² to the j-th row of `targets` (rows of
+/// `width` values), or with `DOT` their dot products.
+#[inline(always)]
+fn block<const FUSED: bool, const DOT: bool>(
+    q: [&[f32]; 4],
+    targets: &[f32],
+    width: usize,
+    out: &mut [[f32; 4]],
+) {
+    for (t, o) in targets.chunks_exact(width).zip(out) {
+        *o = if DOT {
+            dot4::<FUSED>(q, t)
+        } else {
+            dist4::<FUSED>(q, t)
+        };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn block_avx2<const DOT: bool>(
+    q: [&[f32]; 4],
+    targets: &[f32],
+    width: usize,
+    out: &mut [[f32; 4]],
+) {
+    block::<true, DOT>(q, targets, width, out)
+}
+
+/// [`block`] compiled for AVX2 + FMA where the CPU has them (its
+/// `#[inline(always)]` body is compiled inside the feature-enabled function;
+/// a closure handed to such a function would not be, and its `mul_add`
+/// would become a libm call).
+fn run_block<const DOT: bool>(q: [&[f32]; 4], targets: &[f32], width: usize, out: &mut [[f32; 4]]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2<R>(f: impl FnOnce(bool) -> R) -> R {
-            f(true)
-        }
         // SAFETY: the CPU supports the features the function is compiled for.
-        return unsafe { avx2(f) };
+        return unsafe { block_avx2::<DOT>(q, targets, width, out) };
     }
-    f(false)
+    block::<false, DOT>(q, targets, width, out)
 }
+
+/// Targets per call of [`run_block`]: distances land in a small buffer.
+const TARGETS_PER_BLOCK: usize = 64;
 
 /// Queries per rayon task: four at a time, several fours per task.
 const QUERIES_PER_TASK: usize = 16;
@@ -128,16 +158,19 @@ fn sweep<T: Send>(
                 let qi: [usize; 4] = std::array::from_fn(|k| quad[k.min(quad.len() - 1)] as usize);
                 let q = qi.map(|i| dec.row(i));
                 let labels = qi.map(|i| set.labels[i]);
-                with_simd(|fused| {
-                    for t in 0..n {
-                        let d = dist4(q, dec.row(t), fused);
+                let mut out = [[0f32; 4]; TARGETS_PER_BLOCK];
+                for t0 in (0..n).step_by(TARGETS_PER_BLOCK) {
+                    let t1 = (t0 + TARGETS_PER_BLOCK).min(n);
+                    let w = dec.width;
+                    run_block::<false>(q, &dec.values[t0 * w..t1 * w], w, &mut out);
+                    for (t, d) in (t0..t1).zip(&out) {
                         for k in 0..quad.len() {
                             if set.labels[t] != labels[k] {
                                 visit(&mut state, b4 * 4 + k, t as u32, d[k]);
                             }
                         }
                     }
-                });
+                }
             }
             progress.inc(block.len() as u64 * n as u64 * row_bytes);
             state
@@ -152,6 +185,11 @@ pub fn nearest_approx(
     progress: &Progress,
 ) -> Vec<Top2> {
     let dec = Decoded::new(m, set.rows);
+    let every = queries.len() == set.rows.len()
+        && queries.iter().enumerate().all(|(i, &q)| q as usize == i);
+    if every {
+        return nearest_all(&dec, set, progress, m.row_bytes() as u64);
+    }
     sweep(
         &dec,
         set,
@@ -164,6 +202,53 @@ pub fn nearest_approx(
     .into_iter()
     .flatten()
     .collect()
+}
+
+/// [`nearest_approx`] with every vector a query: each pair is computed once
+/// and counted for both of its vectors, in per-task copies of the results
+/// merged at the end (half the arithmetic of one query at a time).
+fn nearest_all(dec: &Decoded, set: VectorSet, progress: &Progress, row_bytes: u64) -> Vec<Top2> {
+    let n = set.rows.len();
+    let blocks: Vec<usize> = (0..n).step_by(QUERIES_PER_TASK).collect();
+    blocks
+        .par_iter()
+        .fold(
+            || vec![Top2::EMPTY; n],
+            |mut tops, &q0| {
+                let q1 = (q0 + QUERIES_PER_TASK).min(n);
+                for quad in (q0..q1).step_by(4) {
+                    let len = 4.min(q1 - quad);
+                    let qi: [usize; 4] = std::array::from_fn(|k| quad + k.min(len - 1));
+                    let q = qi.map(|i| dec.row(i));
+                    let mut out = [[0f32; 4]; TARGETS_PER_BLOCK];
+                    // Targets after the quad's first query; pairs (q, t) with
+                    // t ≤ q were counted from the other side.
+                    for t0 in (quad + 1..n).step_by(TARGETS_PER_BLOCK) {
+                        let t1 = (t0 + TARGETS_PER_BLOCK).min(n);
+                        let w = dec.width;
+                        run_block::<false>(q, &dec.values[t0 * w..t1 * w], w, &mut out);
+                        for (t, d) in (t0..t1).zip(&out) {
+                            for (k, &dk) in d.iter().enumerate().take(len) {
+                                let qk = quad + k;
+                                if t > qk && set.labels[t] != set.labels[qk] {
+                                    tops[qk].push(dk, t as u32);
+                                    tops[t].push(dk, qk as u32);
+                                }
+                            }
+                        }
+                    }
+                }
+                progress.inc((q1 - q0) as u64 * (n - q0) as u64 * row_bytes / 2);
+                tops
+            },
+        )
+        .reduce(
+            || vec![Top2::EMPTY; n],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x = x.merge(y));
+                a
+            },
+        )
 }
 
 pub fn pairs_within(
@@ -205,14 +290,13 @@ pub fn project(m: &Matrix, rows: &[usize], directions: &[f32]) -> Vec<f32> {
     let mut out = vec![0f32; rows.len() * p];
     out.par_chunks_mut(p.max(1)).enumerate().for_each(|(i, o)| {
         let x = dec.row(i);
-        with_simd(|fused| {
-            for k0 in (0..p).step_by(4) {
-                let u = std::array::from_fn(|j| &dirs[(k0 + j) * w..(k0 + j + 1) * w]);
-                let v = dot4(u, x, fused);
-                let n = 4.min(p - k0);
-                o[k0..k0 + n].copy_from_slice(&v[..n]);
-            }
-        })
+        for k0 in (0..p).step_by(4) {
+            let u = std::array::from_fn(|j| &dirs[(k0 + j) * w..(k0 + j + 1) * w]);
+            let mut v = [[0f32; 4]];
+            run_block::<true>(u, x, w, &mut v);
+            let n = 4.min(p - k0);
+            o[k0..k0 + n].copy_from_slice(&v[0][..n]);
+        }
     });
     out
 }
