@@ -87,7 +87,7 @@ pub fn analyze_pairs(
         let queries = labels.clone();
         let work = (d.len() as u64).pow(2) * m.row_bytes() as u64;
         let progress = if show_progress {
-            Progress::for_bytes(work, "nearest neighbours")
+            Progress::for_work(work, "nearest neighbours")
         } else {
             Progress::hidden()
         };

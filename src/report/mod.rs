@@ -1,6 +1,7 @@
 //! One result struct, rendered as text ([`text`]) or JSON ([`json`]).
 //! Every number is computed before rendering; renderers only format.
 
+pub mod allpairs;
 pub mod json;
 pub mod text;
 
