@@ -238,7 +238,8 @@ fn nearest_all(dec: &Decoded, set: VectorSet, progress: &Progress, row_bytes: u6
                         }
                     }
                 }
-                progress.inc((q1 - q0) as u64 * (n - q0) as u64 * row_bytes / 2);
+                // Each pair stands for two (query, target) visits of the total.
+                progress.inc((q1 - q0) as u64 * (n - q0) as u64 * row_bytes * 2);
                 tops
             },
         )
