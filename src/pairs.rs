@@ -130,6 +130,9 @@ pub fn exact_nearest(
             })
             .collect());
     }
+    // The first pass may use the engine's cheaper (norm-form) bounds; the
+    // threshold pass always computes direct differences.
+    let first_err = engine.nearest_error(m);
     let err = ErrorModel::new(m.dtype, m.cols);
     let tops = engine.nearest_approx(m, set, queries, progress)?;
     let mut result: Vec<Option<(u32, f64)>> = vec![None; queries.len()];
@@ -146,7 +149,7 @@ pub fn exact_nearest(
     for (i, (&q, top)) in queries.iter().zip(&tops).enumerate() {
         let Some(first) = firsts[i] else { continue };
         let nq = norms[q as usize] * (1.0 + near::NORM_TOLERANCE);
-        if err.lower(top.second, nq, n_max) > first * (1.0 + CERTIFY_MARGIN) {
+        if first_err.lower(top.second, nq, n_max) > first * (1.0 + CERTIFY_MARGIN) {
             result[i] = Some((top.best_index, first));
         } else {
             open.push(i);

@@ -150,6 +150,13 @@ pub trait Engine {
         progress: &Progress,
     ) -> Result<Vec<(u32, u32)>>;
 
+    /// How far this engine's [`Engine::nearest_approx`] distances may be
+    /// from exact (direct differences unless the engine says otherwise;
+    /// [`Engine::pairs_within`] always uses direct differences).
+    fn nearest_error(&self, m: &Matrix) -> approx::ErrorModel {
+        approx::ErrorModel::new(m.dtype, m.cols)
+    }
+
     /// Projections of the given rows onto `directions` (`p` rows of `m.cols`
     /// f32 values, row-major): `rows.len() × p` values, row-major, computed
     /// as in [`approx`].
