@@ -1,0 +1,18 @@
+//! Grouping and statistics: pure functions over the engine's outputs (no I/O,
+//! no GPU types), one file per step:
+//!
+//! - [`group`]: rows bucketed by hash, every bucket confirmed by comparing bytes;
+//! - [`stats`]: moments, spreads and group-size summaries;
+//! - [`geometry`]: norms of the black holes and of the whole cloud, and the
+//!   distances between black holes.
+//!
+//! The items are re-exported here, so `survey::group_rows`, `survey::Geometry`
+//! and the like name them without their file.
+
+pub mod geometry;
+pub mod group;
+pub mod stats;
+
+pub use geometry::{geometry, Geometry, MAX_PAIRWISE_REPRESENTATIVES};
+pub use group::{group_rows, Group, GroupOptions, Grouping};
+pub use stats::{defined, MeanStd, Moments, SizeSummary, Spread};
