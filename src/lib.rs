@@ -44,8 +44,8 @@ pub use report::Report;
 pub use survey::GroupOptions;
 
 use progress::Progress;
-use report::{GroupReport, TextDetails, Timings};
-use survey::{Grouping, SizeSummary};
+use report::{GroupReport, Timings};
+use survey::{DuplicateCounts, Grouping, SizeSummary};
 
 /// Everything a survey can be asked to do.
 #[derive(Clone, Debug, Default)]
@@ -62,8 +62,14 @@ pub struct SurveyOptions {
 #[derive(Clone, Debug)]
 pub struct Analysis {
     pub grouping: Grouping,
+    /// Unique and duplicate rows, counted and as fractions.
+    pub counts: DuplicateCounts,
+    /// Group-size statistics; `None` without groups.
+    pub sizes: Option<SizeSummary>,
     pub geometry: survey::Geometry,
     pub norms: Vec<f64>,
+    /// The number of black holes when there were more than
+    /// [`survey::MAX_PAIRWISE_REPRESENTATIVES`] (no pairwise distances then).
     pub pairwise_skipped: Option<usize>,
     pub timings: Timings,
 }
@@ -87,6 +93,8 @@ pub fn analyze(
 
     let t = Instant::now();
     let grouping = survey::group_rows(m, &stats.hashes, &stats.has_nan, group);
+    let counts = DuplicateCounts::of(m.rows, grouping.n_unique);
+    let sizes = SizeSummary::of(&grouping.groups);
     let group_ms = ms(t);
 
     let t = Instant::now();
@@ -105,6 +113,8 @@ pub fn analyze(
     let geometry_ms = ms(t);
     Ok(Analysis {
         grouping,
+        counts,
+        sizes,
         geometry,
         norms: stats.norms,
         pairwise_skipped: skipped,
@@ -151,18 +161,19 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
         file: path.display().to_string(),
         tensor: info.name,
         dtype: m.dtype.name().to_string(),
+        stored_dtype: info.stored_dtype,
         shape: [n, m.cols],
+        memory_bytes: (n * m.cols * m.dtype.size()) as u64,
         device: engine.device(),
-        n_unique: a.grouping.n_unique,
-        n_duplicate: n - a.grouping.n_unique,
-        uniqueness: a.grouping.n_unique as f64 / n as f64,
-        details: TextDetails {
-            stored_dtype: info.stored_dtype,
-            equality: opts.group.equality,
-            sizes: SizeSummary::of(&a.grouping.groups),
-            pairwise_skipped: a.pairwise_skipped,
-        },
+        equality: opts.group.equality,
+        n_unique: a.counts.n_unique,
+        n_duplicate: a.counts.n_duplicate,
+        uniqueness: a.counts.uniqueness,
+        duplicate_fraction: a.counts.duplicate_fraction,
+        dedup_ratio: a.counts.dedup_ratio,
+        group_sizes: a.sizes,
         groups,
+        pairwise_skipped: a.pairwise_skipped,
         geometry: a.geometry,
         nan_rows: numeric.then(|| a.grouping.nan_rows.clone()),
         timings_ms: Timings {

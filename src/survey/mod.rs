@@ -2,7 +2,7 @@
 //! no GPU types), one file per step:
 //!
 //! - [`group`]: rows bucketed by hash, every bucket confirmed by comparing bytes;
-//! - [`stats`]: moments, spreads and group-size summaries;
+//! - [`stats`]: moments, spreads, group-size summaries and duplicate counts;
 //! - [`geometry`]: norms of the black holes and of the whole cloud, and the
 //!   distances between black holes.
 //!
@@ -15,4 +15,4 @@ pub mod stats;
 
 pub use geometry::{geometry, Geometry, MAX_PAIRWISE_REPRESENTATIVES};
 pub use group::{group_rows, Group, GroupOptions, Grouping};
-pub use stats::{defined, MeanStd, Moments, SizeSummary, Spread};
+pub use stats::{defined, DuplicateCounts, MeanStd, Moments, SizeCount, SizeSummary, Spread};

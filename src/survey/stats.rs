@@ -85,19 +85,29 @@ impl Spread {
     }
 }
 
-/// Group-size statistics for the text report (as the notebook prints them).
-#[derive(Clone, Debug, Default, PartialEq)]
+/// How many groups have one size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct SizeCount {
+    /// Rows in each group.
+    pub size: usize,
+    /// Groups of that size.
+    pub count: usize,
+}
+
+/// Group-size statistics (as the notebook prints them).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct SizeSummary {
     pub largest: usize,
     pub smallest: usize,
     pub mean: f64,
     /// `numpy.median`: the mean of the two middle sizes when their count is even.
     pub median: f64,
-    /// (size, number of groups of that size), ascending by size.
-    pub distribution: Vec<(usize, usize)>,
+    /// The number of groups of each size, ascending by size.
+    pub distribution: Vec<SizeCount>,
 }
 
 impl SizeSummary {
+    /// `None` without groups.
     pub fn of(groups: &[Group]) -> Option<Self> {
         if groups.is_empty() {
             return None;
@@ -112,7 +122,10 @@ impl SizeSummary {
         };
         let distribution = sizes
             .chunk_by(|a, b| a == b)
-            .map(|c| (c[0], c.len()))
+            .map(|c| SizeCount {
+                size: c[0],
+                count: c.len(),
+            })
             .collect();
         Some(Self {
             largest: sizes[n - 1],
@@ -121,6 +134,36 @@ impl SizeSummary {
             median,
             distribution,
         })
+    }
+}
+
+/// How many rows repeat another, counted and put as fractions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DuplicateCounts {
+    /// Distinct vectors among all rows.
+    pub n_unique: usize,
+    /// Rows whose vector an earlier row already holds: rows − unique.
+    pub n_duplicate: usize,
+    /// Unique over rows, in [0, 1].
+    pub uniqueness: f64,
+    /// Duplicates over rows, in [0, 1].
+    pub duplicate_fraction: f64,
+    /// Rows over unique vectors (≥ 1): how many times smaller a matrix of
+    /// only the distinct vectors would be.
+    pub dedup_ratio: f64,
+}
+
+impl DuplicateCounts {
+    /// From the number of rows (at least one) and of distinct vectors among them.
+    pub fn of(rows: usize, n_unique: usize) -> Self {
+        let n_duplicate = rows - n_unique;
+        Self {
+            n_unique,
+            n_duplicate,
+            uniqueness: n_unique as f64 / rows as f64,
+            duplicate_fraction: n_duplicate as f64 / rows as f64,
+            dedup_ratio: rows as f64 / n_unique as f64,
+        }
     }
 }
 
@@ -147,6 +190,17 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.median, 3.0);
-        assert_eq!(s.distribution, vec![(2, 1), (4, 1)]);
+        assert_eq!(
+            s.distribution,
+            vec![
+                SizeCount { size: 2, count: 1 },
+                SizeCount { size: 4, count: 1 }
+            ]
+        );
+        let c = DuplicateCounts::of(8, 6);
+        assert_eq!(c.n_duplicate, 2);
+        assert_eq!(c.uniqueness, 0.75);
+        assert_eq!(c.duplicate_fraction, 0.25);
+        assert_eq!(c.dedup_ratio, 8.0 / 6.0);
     }
 }
