@@ -128,16 +128,15 @@ pub fn analyze(
     })
 }
 
-/// Surveys the matrix in the safetensors file at `path`.
+/// Surveys the matrix in the safetensors file at `path`. Nothing is printed:
+/// a notice for the user (such as `--device auto` falling back to the CPU)
+/// comes back in [`Report::notices`].
 pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
     let start = Instant::now();
     let file = load::safetensors::SafetensorsFile::open(path)?;
     let (info, m) = file.matrix(&opts.load)?;
     let load_ms = ms(start);
     let (engine, notice) = engine::select(opts.device, opts.gpu)?;
-    if let Some(notice) = notice {
-        eprintln!("{notice}");
-    }
     let progress = if opts.progress {
         Progress::for_bytes(m.bytes.len() as u64, "hashing rows")
     } else {
@@ -176,6 +175,7 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
         pairwise_skipped: a.pairwise_skipped,
         geometry: a.geometry,
         nan_rows: numeric.then(|| a.grouping.nan_rows.clone()),
+        notices: notice.into_iter().collect(),
         timings_ms: Timings {
             load: load_ms,
             total: ms(start),

@@ -4,7 +4,8 @@
 //! stdout, and print exactly one line on stderr that starts with
 //! `singularity-gpu: error:`, names the problem and (where there is one) the
 //! file. The good inputs check the report against values computed here, in
-//! f64, from the numbers the test wrote. Everything runs with `--device cpu`.
+//! f64, from the numbers the test wrote. Everything runs with `--device cpu`,
+//! except the test of `--device auto`'s fallback notice.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -1019,4 +1020,44 @@ fn too_many_black_holes_skip_pairwise_distances() {
         text.contains("skipped (4,097 black holes, more than 4,096)"),
         "{text}"
     );
+}
+
+#[test]
+fn auto_device_notice_goes_to_stderr_only() {
+    // Without a hardware GPU (lavapipe does not count), `--device auto` takes
+    // the CPU path and says so in one line on stderr; with one, it says nothing.
+    for json in [true, false] {
+        let mut cmd = Command::cargo_bin("singularity-gpu").expect("binary built");
+        cmd.args(["--device", "auto", "--file"]).arg(example_path());
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("run binary");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "failed: {:?}\n{stderr}", out.status);
+        let stdout = String::from_utf8(out.stdout).expect("UTF-8 stdout");
+        let on_cpu = if json {
+            let j: Value = serde_json::from_str(&stdout)
+                .unwrap_or_else(|e| panic!("stdout is not only JSON ({e}):\n{stdout}"));
+            assert!(j.get("notices").is_none(), "{j}");
+            j["device"]["kind"] == "cpu"
+        } else {
+            assert!(
+                stdout.starts_with("Loading embeddings from:"),
+                "stdout holds only the report:\n{stdout}"
+            );
+            stdout.contains("\nDevice: cpu")
+        };
+        assert!(!stdout.contains("notice:"), "{stdout}");
+        if on_cpu {
+            assert!(
+                stderr.starts_with("notice: ")
+                    && stderr.ends_with("; using the CPU path\n")
+                    && stderr.matches('\n').count() == 1,
+                "stderr should be the one-line fallback notice, got:\n{stderr:?}"
+            );
+        } else {
+            assert!(stderr.is_empty(), "a GPU run says nothing:\n{stderr}");
+        }
+    }
 }

@@ -61,6 +61,11 @@ fn check(device: DeviceChoice, rel: f64) {
     )
     .unwrap();
     assert_eq!(r.shape, [128, 64]);
+    assert!(
+        r.notices.is_empty(),
+        "a device asked for by name: {:?}",
+        r.notices
+    );
     assert_eq!(r.n_unique, 78);
     assert_eq!(r.n_duplicate, 50);
     assert_close(r.uniqueness, 78.0 / 128.0, 1e-15, "uniqueness");

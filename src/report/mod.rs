@@ -40,7 +40,8 @@ fn equality_name<S: Serializer>(e: &Equality, s: S) -> Result<S::Ok, S::Error> {
     })
 }
 
-/// The survey of one matrix. The JSON holds every field, in this order.
+/// The survey of one matrix. The JSON holds every field but `notices`, in
+/// this order.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub schema: &'static str,
@@ -77,6 +78,12 @@ pub struct Report {
     /// Rows holding a NaN; present only under `--numeric-equality`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nan_rows: Option<Vec<usize>>,
+    /// Lines for the user about how the survey ran (for example that no
+    /// hardware GPU was found and the CPU path was used), not part of the
+    /// result: the library does not print, so the binary writes them to
+    /// stderr; they are in neither rendering.
+    #[serde(skip)]
+    pub notices: Vec<String>,
 }
 
 /// A way to render a report (hyperfine's `Exporter`).
