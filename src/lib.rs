@@ -45,8 +45,8 @@ pub use report::Report;
 pub use survey::GroupOptions;
 
 use progress::Progress;
-use report::{GroupReport, TextDetails, Timings};
-use survey::{Grouping, SizeSummary};
+use report::{GroupReport, Timings};
+use survey::{DuplicateCounts, Grouping, SizeSummary};
 
 /// Everything a survey can be asked to do.
 #[derive(Clone, Debug, Default)]
@@ -63,8 +63,14 @@ pub struct SurveyOptions {
 #[derive(Clone, Debug)]
 pub struct Analysis {
     pub grouping: Grouping,
+    /// Unique and duplicate rows, counted and as fractions.
+    pub counts: DuplicateCounts,
+    /// Group-size statistics; `None` without groups.
+    pub sizes: Option<SizeSummary>,
     pub geometry: survey::Geometry,
     pub norms: Vec<f64>,
+    /// The number of black holes when there were more than
+    /// [`survey::MAX_PAIRWISE_REPRESENTATIVES`] (no pairwise distances then).
     pub pairwise_skipped: Option<usize>,
     pub timings: Timings,
 }
@@ -88,6 +94,8 @@ pub fn analyze(
 
     let t = Instant::now();
     let grouping = survey::group_rows(m, &stats.hashes, &stats.has_nan, group);
+    let counts = DuplicateCounts::of(m.rows, grouping.n_unique);
+    let sizes = SizeSummary::of(&grouping.groups);
     let group_ms = ms(t);
 
     let t = Instant::now();
@@ -106,6 +114,8 @@ pub fn analyze(
     let geometry_ms = ms(t);
     Ok(Analysis {
         grouping,
+        counts,
+        sizes,
         geometry,
         norms: stats.norms,
         pairwise_skipped: skipped,
@@ -119,16 +129,15 @@ pub fn analyze(
     })
 }
 
-/// Surveys the matrix in the safetensors file at `path`.
+/// Surveys the matrix in the safetensors file at `path`. Nothing is printed:
+/// a notice for the user (such as `--device auto` falling back to the CPU)
+/// comes back in [`Report::notices`].
 pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
     let start = Instant::now();
     let file = load::safetensors::SafetensorsFile::open(path)?;
     let (info, m) = file.matrix(&opts.load)?;
     let load_ms = ms(start);
     let (engine, notice) = engine::select(opts.device, opts.gpu)?;
-    if let Some(notice) = notice {
-        eprintln!("{notice}");
-    }
     let progress = if opts.progress {
         Progress::for_bytes(m.bytes.len() as u64, "hashing rows")
     } else {
@@ -152,20 +161,22 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
         file: path.display().to_string(),
         tensor: info.name,
         dtype: m.dtype.name().to_string(),
+        stored_dtype: info.stored_dtype,
         shape: [n, m.cols],
+        memory_bytes: (n * m.cols * m.dtype.size()) as u64,
         device: engine.device(),
-        n_unique: a.grouping.n_unique,
-        n_duplicate: n - a.grouping.n_unique,
-        uniqueness: a.grouping.n_unique as f64 / n as f64,
-        details: TextDetails {
-            stored_dtype: info.stored_dtype,
-            equality: opts.group.equality,
-            sizes: SizeSummary::of(&a.grouping.groups),
-            pairwise_skipped: a.pairwise_skipped,
-        },
+        equality: opts.group.equality,
+        n_unique: a.counts.n_unique,
+        n_duplicate: a.counts.n_duplicate,
+        uniqueness: a.counts.uniqueness,
+        duplicate_fraction: a.counts.duplicate_fraction,
+        dedup_ratio: a.counts.dedup_ratio,
+        group_sizes: a.sizes,
         groups,
+        pairwise_skipped: a.pairwise_skipped,
         geometry: a.geometry,
         nan_rows: numeric.then(|| a.grouping.nan_rows.clone()),
+        notices: notice.into_iter().collect(),
         timings_ms: Timings {
             load: load_ms,
             total: ms(start),

@@ -36,6 +36,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         progress: true,
     };
     let report = singularity_gpu::survey_file(&cli.file, &opts)?;
+    // Notices go to stderr, so stdout holds only the report (JSON stays parseable).
+    for notice in &report.notices {
+        eprintln!("{notice}");
+    }
     let out = if cli.json {
         JsonExporter.render(&report)
     } else {

@@ -4,7 +4,8 @@
 //! stdout, and print exactly one line on stderr that starts with
 //! `singularity-gpu: error:`, names the problem and (where there is one) the
 //! file. The good inputs check the report against values computed here, in
-//! f64, from the numbers the test wrote. Everything runs with `--device cpu`.
+//! f64, from the numbers the test wrote. Everything runs with `--device cpu`,
+//! except the test of `--device auto`'s fallback notice.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -608,12 +609,19 @@ fn json_report_of_hand_built_matrix() {
         "file",
         "tensor",
         "dtype",
+        "stored_dtype",
         "shape",
+        "memory_bytes",
         "device",
+        "equality",
         "n_unique",
         "n_duplicate",
         "uniqueness",
+        "duplicate_fraction",
+        "dedup_ratio",
+        "group_sizes",
         "groups",
+        "pairwise_skipped",
         "geometry",
         "timings_ms",
     ]
@@ -638,6 +646,14 @@ fn json_report_of_hand_built_matrix() {
     assert_eq!(
         key_set(&j["groups"][0]),
         sorted(&["size", "token_ids", "norm"])
+    );
+    assert_eq!(
+        key_set(&j["group_sizes"]),
+        sorted(&["largest", "smallest", "mean", "median", "distribution"])
+    );
+    assert_eq!(
+        key_set(&j["group_sizes"]["distribution"][0]),
+        sorted(&["size", "count"])
     );
     let geo = &j["geometry"];
     assert_eq!(
@@ -668,11 +684,31 @@ fn json_report_of_hand_built_matrix() {
     assert_eq!(j["file"], path.display().to_string());
     assert_eq!(j["tensor"], "embeddings");
     assert_eq!(j["dtype"], "F32");
+    assert_eq!(j["stored_dtype"], "F32");
     assert_eq!(j["shape"], serde_json::json!([6, 3]));
+    assert_eq!(
+        j["memory_bytes"],
+        rows.len() * 3 * std::mem::size_of::<f32>()
+    );
     assert_eq!(j["device"]["kind"], "cpu");
+    assert_eq!(j["equality"], "bitwise");
     assert_eq!(j["n_unique"], 3);
     assert_eq!(j["n_duplicate"], 3);
     assert_eq!(j["uniqueness"].as_f64(), Some(0.5));
+    assert_close(&j["duplicate_fraction"], 3.0 / 6.0, "duplicate fraction");
+    assert_close(&j["dedup_ratio"], 6.0 / 3.0, "dedup ratio");
+    // Groups of 3 and 2 rows: numpy.median([2, 3]) = 2.5.
+    assert_eq!(
+        j["group_sizes"],
+        serde_json::json!({
+            "largest": 3,
+            "smallest": 2,
+            "mean": 2.5,
+            "median": 2.5,
+            "distribution": [{"size": 2, "count": 1}, {"size": 3, "count": 1}]
+        })
+    );
+    assert!(j["pairwise_skipped"].is_null());
 
     let (a64, b64) = (widen(a), widen(b));
     let (na, nb) = (l2(&a64), l2(&b64));
@@ -771,6 +807,10 @@ fn no_groups_has_null_black_hole_geometry() {
     assert_eq!(j["groups"], serde_json::json!([]));
     assert_eq!(j["n_unique"], 3);
     assert_eq!(j["n_duplicate"], 0);
+    assert_eq!(j["duplicate_fraction"].as_f64(), Some(0.0));
+    assert_eq!(j["dedup_ratio"].as_f64(), Some(1.0));
+    assert!(j["group_sizes"].is_null());
+    assert!(j["pairwise_skipped"].is_null());
     assert!(j["geometry"]["pairwise_l2"].is_null());
     for k in ["min", "max", "mean", "std"] {
         assert!(j["geometry"]["black_hole_norms"][k].is_null(), "{k}");
@@ -789,7 +829,10 @@ fn numeric_equality_merges_signed_zeros() {
     assert_eq!(bitwise["n_unique"], 2);
     assert!(bitwise.get("nan_rows").is_none());
 
+    assert_eq!(bitwise["equality"], "bitwise");
+
     let numeric = run_json(&path, &["--numeric-equality"]);
+    assert_eq!(numeric["equality"], "numeric");
     assert_eq!(numeric["groups"].as_array().map(Vec::len), Some(1));
     assert_eq!(numeric["groups"][0]["size"], 2);
     assert_eq!(numeric["groups"][0]["token_ids"], serde_json::json!([0, 1]));
@@ -826,17 +869,26 @@ fn numeric_equality_reports_nan_rows() {
     assert!(text.contains("Rows holding NaN"), "{text}");
 }
 
-/// Unique-row statistics of the bundled example, computed here from its bytes:
-/// (rows, unique rows, size of the largest group of identical rows). Also
-/// checks that there is exactly one group (the report says "Group 1/1").
-fn example_stats() -> (usize, usize, usize) {
+/// The bundled example's F32 shape, read from its header: (rows, columns).
+fn example_shape() -> (usize, usize) {
     let bytes = std::fs::read(example_path()).expect("read example");
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: Value = serde_json::from_slice(&bytes[8..8 + n]).expect("example header");
     let t = &header["embeddings"];
     assert_eq!(t["dtype"], "F32");
-    let rows = t["shape"][0].as_u64().unwrap() as usize;
-    let cols = t["shape"][1].as_u64().unwrap() as usize;
+    let dim = |i: usize| t["shape"][i].as_u64().unwrap() as usize;
+    (dim(0), dim(1))
+}
+
+/// Unique-row statistics of the bundled example, computed here from its bytes:
+/// (rows, unique rows, size of the largest group of identical rows). Also
+/// checks that there is exactly one group (the report says "Group 1/1").
+fn example_stats() -> (usize, usize, usize) {
+    let (rows, cols) = example_shape();
+    let bytes = std::fs::read(example_path()).expect("read example");
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + n]).expect("example header");
+    let t = &header["embeddings"];
     let start = 8 + n + t["data_offsets"][0].as_u64().unwrap() as usize;
     let data = &bytes[start..start + rows * cols * 4];
     let mut counts: HashMap<&[u8], usize> = HashMap::new();
@@ -877,4 +929,135 @@ fn bundled_example_truncates_long_groups() {
     let more = format!("... and {} more tokens", largest - 5);
     assert_eq!(more, "... and 46 more tokens");
     assert!(text.contains(&more), "{text}");
+}
+
+#[test]
+fn bundled_example_derived_numbers() {
+    let (rows, cols) = example_shape();
+    let (_, unique, largest) = example_stats();
+    let memory = rows * cols * std::mem::size_of::<f32>();
+    let duplicates = rows - unique;
+
+    let j = run_json(&example_path(), &[]);
+    assert_eq!(j["memory_bytes"], memory);
+    assert_close(
+        &j["duplicate_fraction"],
+        duplicates as f64 / rows as f64,
+        "duplicate fraction",
+    );
+    assert_close(
+        &j["dedup_ratio"],
+        rows as f64 / unique as f64,
+        "dedup ratio",
+    );
+    assert_eq!(j["group_sizes"]["largest"], largest);
+    assert_eq!(j["group_sizes"]["smallest"], largest);
+    assert_eq!(
+        j["group_sizes"]["distribution"],
+        serde_json::json!([{"size": largest, "count": 1}])
+    );
+
+    let text = run_text(&example_path(), &[]);
+    let mb = format!("Memory footprint: {:.2} MB", memory as f64 / 1e6);
+    assert_eq!(mb, "Memory footprint: 0.03 MB");
+    assert!(text.contains(&mb), "{text}");
+    let pct = 100.0 * duplicates as f64 / rows as f64;
+    let line = format!("Duplicate tokens: {duplicates} ({pct:.2}%)");
+    assert_eq!(line, "Duplicate tokens: 50 (39.06%)");
+    assert!(text.contains(&line), "{text}");
+    let ratio = format!("Deduplication ratio: {:.2}x", rows as f64 / unique as f64);
+    assert_eq!(ratio, "Deduplication ratio: 1.64x");
+    assert!(text.contains(&ratio), "{text}");
+}
+
+#[test]
+fn reinterpreted_u16_reports_both_dtypes() {
+    // Four rows of two bf16 values stored as U16; rows 0 and 3 are equal.
+    let values: [u16; 8] = [
+        0x3f80, 0x4000, 0x4040, 0x4080, 0xbf80, 0x0000, 0x3f80, 0x4000,
+    ];
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let header = format!(
+        r#"{{"emb":{{"dtype":"U16","shape":[4,2],"data_offsets":[0,{}]}}}}"#,
+        data.len()
+    );
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "u16.safetensors", &safetensors(&header, &data));
+    let j = run_json(&path, &["--as", "bf16"]);
+    assert_eq!(j["dtype"], "BF16");
+    assert_eq!(j["stored_dtype"], "U16");
+    assert_eq!(j["memory_bytes"], 4 * 2 * 2);
+    assert_eq!(j["groups"][0]["token_ids"], serde_json::json!([0, 3]));
+    let text = run_text(&path, &["--as", "bf16"]);
+    assert!(text.contains("Tensor: emb (U16 read as BF16)"), "{text}");
+}
+
+#[test]
+fn too_many_black_holes_skip_pairwise_distances() {
+    // 4,097 pairs of equal one-column rows: one more black hole than the
+    // 4,096 whose pairwise distances are computed.
+    let k = 4097;
+    let values: Vec<f32> = (0..2 * k).map(|i| (i / 2) as f32).collect();
+    let rows: Vec<&[f32]> = values.chunks(1).collect();
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "pairs.safetensors", &f32_matrix("emb", &rows));
+    let j = run_json(&path, &[]);
+    assert_eq!(j["pairwise_skipped"], k);
+    assert!(j["geometry"]["pairwise_l2"].is_null());
+    assert_eq!(j["n_unique"], k);
+    assert_eq!(
+        j["group_sizes"],
+        serde_json::json!({
+            "largest": 2,
+            "smallest": 2,
+            "mean": 2.0,
+            "median": 2.0,
+            "distribution": [{"size": 2, "count": k}]
+        })
+    );
+    let text = run_text(&path, &["--max-tokens-per-group", "1"]);
+    assert!(
+        text.contains("skipped (4,097 black holes, more than 4,096)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn auto_device_notice_goes_to_stderr_only() {
+    // Without a hardware GPU (lavapipe does not count), `--device auto` takes
+    // the CPU path and says so in one line on stderr; with one, it says nothing.
+    for json in [true, false] {
+        let mut cmd = Command::cargo_bin("singularity-gpu").expect("binary built");
+        cmd.args(["--device", "auto", "--file"]).arg(example_path());
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("run binary");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "failed: {:?}\n{stderr}", out.status);
+        let stdout = String::from_utf8(out.stdout).expect("UTF-8 stdout");
+        let on_cpu = if json {
+            let j: Value = serde_json::from_str(&stdout)
+                .unwrap_or_else(|e| panic!("stdout is not only JSON ({e}):\n{stdout}"));
+            assert!(j.get("notices").is_none(), "{j}");
+            j["device"]["kind"] == "cpu"
+        } else {
+            assert!(
+                stdout.starts_with("Loading embeddings from:"),
+                "stdout holds only the report:\n{stdout}"
+            );
+            stdout.contains("\nDevice: cpu")
+        };
+        assert!(!stdout.contains("notice:"), "{stdout}");
+        if on_cpu {
+            assert!(
+                stderr.starts_with("notice: ")
+                    && stderr.ends_with("; using the CPU path\n")
+                    && stderr.matches('\n').count() == 1,
+                "stderr should be the one-line fallback notice, got:\n{stderr:?}"
+            );
+        } else {
+            assert!(stderr.is_empty(), "a GPU run says nothing:\n{stderr}");
+        }
+    }
 }

@@ -61,9 +61,26 @@ fn check(device: DeviceChoice, rel: f64) {
     )
     .unwrap();
     assert_eq!(r.shape, [128, 64]);
+    assert!(
+        r.notices.is_empty(),
+        "a device asked for by name: {:?}",
+        r.notices
+    );
     assert_eq!(r.n_unique, 78);
     assert_eq!(r.n_duplicate, 50);
     assert_close(r.uniqueness, 78.0 / 128.0, 1e-15, "uniqueness");
+    assert_close(
+        r.duplicate_fraction,
+        50.0 / 128.0,
+        1e-15,
+        "duplicate fraction",
+    );
+    assert_close(r.dedup_ratio, 128.0 / 78.0, 1e-15, "dedup ratio");
+    assert_eq!(r.memory_bytes, 128 * 64 * 4, "rows × columns × 4 bytes");
+    assert_eq!(r.stored_dtype, "F32");
+    let sizes = r.group_sizes.as_ref().expect("one group");
+    assert_eq!((sizes.largest, sizes.smallest), (51, 51));
+    assert_eq!((sizes.mean, sizes.median), (51.0, 51.0));
     assert_eq!(r.groups.len(), 1);
     assert_eq!(r.groups[0].size, 51);
     assert_eq!(r.groups[0].token_ids, dead);

@@ -5,7 +5,7 @@ pub mod allpairs;
 pub mod json;
 pub mod text;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::engine::{DeviceInfo, Equality};
 use crate::survey::{Geometry, SizeSummary};
@@ -33,40 +33,58 @@ pub struct Timings {
     pub total: f64,
 }
 
-/// What the text report shows beyond the JSON fields.
-#[derive(Clone, Debug, Default)]
-pub struct TextDetails {
-    /// The dtype as stored (for example `U16` read as BF16).
-    pub stored_dtype: String,
-    pub equality: Equality,
-    /// Group-size statistics; `None` without groups.
-    pub sizes: Option<SizeSummary>,
-    /// Number of black holes whose pairwise distances were skipped (too many).
-    pub pairwise_skipped: Option<usize>,
+/// Serializes the equality as `"bitwise"` or `"numeric"`.
+fn equality_name<S: Serializer>(e: &Equality, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(match e {
+        Equality::Bitwise => "bitwise",
+        Equality::Numeric => "numeric",
+    })
 }
 
-/// The survey of one matrix.
+/// The survey of one matrix. The JSON holds every field but `notices`, in
+/// this order.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub schema: &'static str,
     pub file: String,
     pub tensor: String,
+    /// The dtype the values were read as.
     pub dtype: String,
+    /// The dtype as stored (for example `U16` read as BF16); else equal to `dtype`.
+    pub stored_dtype: String,
     /// [rows, columns]
     pub shape: [usize; 2],
+    /// Bytes of the matrix: rows × columns × bytes per element.
+    pub memory_bytes: u64,
     pub device: DeviceInfo,
+    /// How rows were compared: `"bitwise"` or `"numeric"` in JSON.
+    #[serde(serialize_with = "equality_name")]
+    pub equality: Equality,
     pub n_unique: usize,
     pub n_duplicate: usize,
     /// Unique vectors over rows, a fraction in [0, 1].
     pub uniqueness: f64,
+    /// Duplicate rows over rows, a fraction in [0, 1].
+    pub duplicate_fraction: f64,
+    /// Rows over unique vectors (1 without duplicates).
+    pub dedup_ratio: f64,
+    /// Group-size statistics; `None` (`null`) without groups.
+    pub group_sizes: Option<SizeSummary>,
     pub groups: Vec<GroupReport>,
+    /// The number of black holes when there were too many for their pairwise
+    /// distances to be computed; else `None` (`null`).
+    pub pairwise_skipped: Option<usize>,
     pub geometry: Geometry,
     pub timings_ms: Timings,
     /// Rows holding a NaN; present only under `--numeric-equality`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nan_rows: Option<Vec<usize>>,
+    /// Lines for the user about how the survey ran (for example that no
+    /// hardware GPU was found and the CPU path was used), not part of the
+    /// result: the library does not print, so the binary writes them to
+    /// stderr; they are in neither rendering.
     #[serde(skip)]
-    pub details: TextDetails,
+    pub notices: Vec<String>,
 }
 
 /// A way to render a report (hyperfine's `Exporter`).

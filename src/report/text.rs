@@ -86,18 +86,13 @@ impl Exporter for TextExporter {
 impl TextExporter {
     fn write(&self, o: &mut String, r: &Report) -> std::fmt::Result {
         let [n, d] = r.shape;
-        let elem = match r.dtype.as_str() {
-            "F64" => 8,
-            "F32" => 4,
-            _ => 2,
-        };
         writeln!(o, "Loading embeddings from: {}\n", r.file)?;
         writeln!(o, "✓ Embeddings loaded")?;
-        if r.details.stored_dtype != r.dtype {
+        if r.stored_dtype != r.dtype {
             writeln!(
                 o,
                 "Tensor: {} ({} read as {})",
-                r.tensor, r.details.stored_dtype, r.dtype
+                r.tensor, r.stored_dtype, r.dtype
             )?;
         } else {
             writeln!(o, "Tensor: {} ({})", r.tensor, r.dtype)?;
@@ -106,7 +101,7 @@ impl TextExporter {
         writeln!(o, "Vocabulary size: {}", thousands(n))?;
         writeln!(o, "Hidden dimension: {}", thousands(d))?;
         writeln!(o, "Total parameters: {}", thousands(n * d))?;
-        writeln!(o, "Memory footprint: {:.2} MB", (n * d * elem) as f64 / 1e6)?;
+        writeln!(o, "Memory footprint: {:.2} MB", r.memory_bytes as f64 / 1e6)?;
         writeln!(
             o,
             "Device: {} — {} ({})",
@@ -120,7 +115,7 @@ impl TextExporter {
         writeln!(
             o,
             "Equality: {}",
-            match r.details.equality {
+            match r.equality {
                 Equality::Bitwise =>
                     "bitwise (+0.0 and -0.0 differ; NaN rows compare by bit pattern)",
                 Equality::Numeric => "numeric (+0.0 == -0.0; rows holding NaN equal nothing)",
@@ -161,15 +156,15 @@ impl TextExporter {
             writeln!(o, "⚠ Found {} duplicate tokens", thousands(n_dup))?;
         }
 
-        if let Some(s) = &r.details.sizes {
+        if let Some(s) = &r.group_sizes {
             writeln!(o, "\nSingularity groups: {}", thousands(r.groups.len()))?;
             writeln!(o, "Largest group: {} tokens", thousands(s.largest))?;
             writeln!(o, "Smallest group: {} tokens", thousands(s.smallest))?;
             writeln!(o, "Mean group size: {:.1} tokens", s.mean)?;
             writeln!(o, "Median group size: {:.1} tokens", s.median)?;
             writeln!(o, "\nGroup size distribution:")?;
-            for (size, count) in &s.distribution {
-                writeln!(o, "  {size:4} tokens: {count:4} groups")?;
+            for c in &s.distribution {
+                writeln!(o, "  {:4} tokens: {:4} groups", c.size, c.count)?;
             }
 
             let max = self.max_tokens_per_group;
@@ -221,7 +216,7 @@ impl TextExporter {
                 writeln!(o, "  Max: {}", sci_or(p.max))?;
                 writeln!(o, "  Mean: {}", sci_or(p.mean))?;
                 writeln!(o, "  Median: {}", sci_or(p.median))?;
-            } else if let Some(k) = r.details.pairwise_skipped {
+            } else if let Some(k) = r.pairwise_skipped {
                 writeln!(
                     o,
                     "\nPairwise L2 distances between black holes: skipped ({} black holes, more than {})",
@@ -260,16 +255,12 @@ impl TextExporter {
             o,
             "Duplicate tokens: {} ({:.2}%)",
             thousands(n_dup),
-            100.0 * n_dup as f64 / n as f64
+            100.0 * r.duplicate_fraction
         )?;
-        if let Some(s) = &r.details.sizes {
+        if let Some(s) = &r.group_sizes {
             writeln!(o, "Singularity groups: {}", thousands(r.groups.len()))?;
             writeln!(o, "Largest singularity: {} tokens", thousands(s.largest))?;
-            writeln!(
-                o,
-                "Deduplication ratio: {:.2}x",
-                n as f64 / r.n_unique as f64
-            )?;
+            writeln!(o, "Deduplication ratio: {:.2}x", r.dedup_ratio)?;
         } else {
             writeln!(o, "No singularities detected.")?;
         }
