@@ -4,6 +4,14 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
+/// A finite number ≥ 0 (thresholds).
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!("expected a finite number >= 0, got {s:?}")),
+    }
+}
+
 use singularity_gpu::{DeviceChoice, Dtype};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -73,6 +81,23 @@ pub struct Cli {
     /// Print one JSON document instead of the text report
     #[arg(long)]
     pub json: bool,
+
+    /// Every token's nearest distinct vector (exact L2), with quantiles, a
+    /// histogram and the gap that splits off the frozen structure
+    #[arg(long)]
+    pub nearest: bool,
+
+    /// Join distinct vectors at L2 distance <= R into near-singularity components
+    #[arg(long, value_name = "R", value_parser = non_negative, group = "near")]
+    pub near_l2: Option<f64>,
+
+    /// Like --near-l2 with R = F times the median row norm
+    #[arg(long, value_name = "F", value_parser = non_negative, group = "near")]
+    pub near_rel: Option<f64>,
+
+    /// Join distinct vectors whose every coordinate is at most K steps (ULPs) of the stored dtype apart
+    #[arg(long, value_name = "K", group = "near")]
+    pub near_ulp: Option<u64>,
 
     /// Test hook: largest chunk streamed to the GPU, in bytes
     #[arg(long, hide = true, value_name = "BYTES")]

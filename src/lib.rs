@@ -55,6 +55,9 @@ pub struct SurveyOptions {
     pub device: DeviceChoice,
     pub gpu: GpuOptions,
     pub group: GroupOptions,
+    /// All-pairs geometry: `--nearest` and the near-singularity thresholds
+    /// (the lattice of black holes is always computed).
+    pub pairs: pairs::PairOptions,
     /// Show a progress bar on stderr (only for long inputs on a terminal).
     pub progress: bool,
 }
@@ -125,6 +128,7 @@ pub fn analyze(
             group: group_ms,
             geometry: geometry_ms,
             total: hash_ms + group_ms + geometry_ms,
+            ..Default::default()
         },
     })
 }
@@ -155,6 +159,18 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
             norm: survey::defined(a.norms[g.representative()]),
         })
         .collect();
+    // Rows holding NaN or ±∞ have no finite norm; they take no part in the
+    // all-pairs geometry.
+    let pa = pairs::analyze_pairs(
+        engine.as_ref(),
+        &m,
+        &a.grouping.groups,
+        &a.norms,
+        |r| a.norms[r].is_finite(),
+        opts.pairs,
+        opts.progress,
+    )?;
+    let holes = a.grouping.groups.len();
     let numeric = opts.group.equality == Equality::Numeric;
     Ok(Report {
         schema: report::SCHEMA,
@@ -175,10 +191,17 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
         groups,
         pairwise_skipped: a.pairwise_skipped,
         geometry: a.geometry,
+        lattice: pa.lattice,
+        lattice_skipped: (holes > survey::lattice::MAX_LATTICE_HOLES).then_some(holes),
+        nearest: pa.nearest,
+        near: pa.near,
         nan_rows: numeric.then(|| a.grouping.nan_rows.clone()),
         notices: notice.into_iter().collect(),
         timings_ms: Timings {
             load: load_ms,
+            lattice: pa.lattice_ms,
+            nearest: pa.nearest_ms,
+            near: pa.near_ms,
             total: ms(start),
             ..a.timings
         },

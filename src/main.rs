@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use singularity_gpu::pairs::{NearThreshold, PairOptions};
 use singularity_gpu::report::json::JsonExporter;
 use singularity_gpu::report::text::TextExporter;
 use singularity_gpu::report::Exporter;
@@ -32,6 +33,15 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
                 Equality::Bitwise
             },
             hash_bits: cli.hash_bits,
+        },
+        pairs: PairOptions {
+            nearest: cli.nearest,
+            near: match (cli.near_l2, cli.near_rel, cli.near_ulp) {
+                (Some(r), _, _) => Some(NearThreshold::L2(r)),
+                (_, Some(f), _) => Some(NearThreshold::Rel(f)),
+                (_, _, Some(k)) => Some(NearThreshold::Ulp(k)),
+                _ => None,
+            },
         },
         progress: true,
     };

@@ -60,6 +60,10 @@ pub struct PairsAnalysis {
     pub lattice_ms: f64,
 }
 
+fn ms(since: std::time::Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
+}
+
 /// Runs the requested all-pairs geometry. `norms` and `finite` are per row
 /// (from the exact survey's row pass); `groups` are its black holes.
 pub fn analyze_pairs(
@@ -75,7 +79,7 @@ pub fn analyze_pairs(
     let t = std::time::Instant::now();
     let reps: Vec<usize> = groups.iter().map(|g| g.representative()).collect();
     out.lattice = lattice(m, &reps);
-    out.lattice_ms = t.elapsed().as_secs_f64() * 1e3;
+    out.lattice_ms = ms(t);
     if !opts.nearest && opts.near.is_none() {
         return Ok(out);
     }
@@ -98,12 +102,12 @@ pub fn analyze_pairs(
         let per_vector = exact_nearest(engine, m, set, &queries, &vnorms, &progress)?;
         progress.finish();
         out.nearest = Some(nearest::summarise(m, &d, &per_vector));
-        out.nearest_ms = t.elapsed().as_secs_f64() * 1e3;
+        out.nearest_ms = ms(t);
     }
     if let Some(th) = opts.near {
         let t = std::time::Instant::now();
         out.near = Some(near_components(engine, m, &d, &vnorms, norms, th)?);
-        out.near_ms = t.elapsed().as_secs_f64() * 1e3;
+        out.near_ms = ms(t);
     }
     Ok(out)
 }

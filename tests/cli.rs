@@ -623,6 +623,8 @@ fn json_report_of_hand_built_matrix() {
         "groups",
         "pairwise_skipped",
         "geometry",
+        "lattice",
+        "lattice_skipped",
         "timings_ms",
     ]
     .into_iter()
@@ -677,7 +679,7 @@ fn json_report_of_hand_built_matrix() {
     assert_eq!(key_set(&geo["cloud_norms"]), sorted(&["mean", "std"]));
     assert_eq!(
         key_set(&j["timings_ms"]),
-        sorted(&["load", "hash", "group", "geometry", "total"])
+        sorted(&["load", "hash", "group", "geometry", "lattice", "nearest", "near", "total"])
     );
 
     assert_eq!(j["schema"], "singularity-gpu/1");
@@ -749,9 +751,11 @@ fn json_report_of_hand_built_matrix() {
 
     let t = j["timings_ms"].as_object().expect("timings object");
     let tk: BTreeSet<&str> = t.keys().map(String::as_str).collect();
-    let want_t: BTreeSet<&str> = ["load", "hash", "group", "geometry", "total"]
-        .into_iter()
-        .collect();
+    let want_t: BTreeSet<&str> = [
+        "load", "hash", "group", "geometry", "lattice", "nearest", "near", "total",
+    ]
+    .into_iter()
+    .collect();
     assert_eq!(tk, want_t);
     for (k, v) in t {
         let ms = v

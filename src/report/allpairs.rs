@@ -17,6 +17,18 @@ pub const MAX_LATTICE_SHOWN: usize = 64;
 /// Width of the histogram bars.
 const BAR: usize = 40;
 
+/// `1.00e-04`: three significant digits, Python's `{:.2e}`.
+fn sci2(x: f64) -> String {
+    let s = format!("{x:.2e}");
+    match s.split_once('e') {
+        Some((m, e)) => {
+            let e: i32 = e.parse().unwrap_or(0);
+            format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+        }
+        None => s,
+    }
+}
+
 fn header(o: &mut String, title: &str) -> Result {
     writeln!(o, "\n{RULE}\n{title}\n{RULE}\n")
 }
@@ -70,7 +82,7 @@ pub fn nearest(o: &mut String, n: &Nearest, max_ids: usize) -> Result {
         let range = if b.hi == 0.0 {
             format!("{:>21}", "exactly 0")
         } else {
-            format!("[{:.2e}, {:.2e})", b.lo, b.hi)
+            format!("[{}, {})", sci2(b.lo), sci2(b.hi))
         };
         writeln!(
             o,

@@ -8,6 +8,9 @@ pub mod text;
 use serde::{Serialize, Serializer};
 
 use crate::engine::{DeviceInfo, Equality};
+use crate::survey::lattice::Lattice;
+use crate::survey::near::Near;
+use crate::survey::nearest::Nearest;
 use crate::survey::{Geometry, SizeSummary};
 
 /// The JSON schema identifier.
@@ -30,6 +33,12 @@ pub struct Timings {
     pub hash: f64,
     pub group: f64,
     pub geometry: f64,
+    /// The lattice of black holes.
+    pub lattice: f64,
+    /// `--nearest` (0 when not asked for).
+    pub nearest: f64,
+    /// `--near-*` (0 when not asked for).
+    pub near: f64,
     pub total: f64,
 }
 
@@ -75,6 +84,17 @@ pub struct Report {
     /// distances to be computed; else `None` (`null`).
     pub pairwise_skipped: Option<usize>,
     pub geometry: Geometry,
+    /// Step distances between black holes; `None` with fewer than two, or
+    /// more than [`crate::survey::lattice::MAX_LATTICE_HOLES`].
+    pub lattice: Option<Lattice>,
+    /// The number of black holes when there were too many for the lattice.
+    pub lattice_skipped: Option<usize>,
+    /// `--nearest`: every token's nearest distinct vector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nearest: Option<Nearest>,
+    /// `--near-l2`, `--near-rel`, `--near-ulp`: near-singularity components.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub near: Option<Near>,
     pub timings_ms: Timings,
     /// Rows holding a NaN; present only under `--numeric-equality`.
     #[serde(skip_serializing_if = "Option::is_none")]

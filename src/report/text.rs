@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Exporter, Report};
+use super::{allpairs, Exporter, Report};
 use crate::engine::Equality;
 
 /// Renders the report as text.
@@ -243,6 +243,23 @@ impl TextExporter {
             )?;
         }
 
+        if let Some(l) = &r.lattice {
+            allpairs::lattice(o, l, &r.dtype)?;
+        } else if let Some(k) = r.lattice_skipped {
+            writeln!(
+                o,
+                "\nLattice of black holes: skipped ({} black holes, more than {})",
+                thousands(k),
+                thousands(crate::survey::lattice::MAX_LATTICE_HOLES)
+            )?;
+        }
+        if let Some(nn) = &r.nearest {
+            allpairs::nearest(o, nn, self.max_tokens_per_group)?;
+        }
+        if let Some(near) = &r.near {
+            allpairs::near(o, near, &r.dtype, self.max_tokens_per_group)?;
+        }
+
         writeln!(o, "\n{RULE}\nSUMMARY\n{RULE}")?;
         let file_name = std::path::Path::new(&r.file)
             .file_name()
@@ -268,8 +285,8 @@ impl TextExporter {
         let t = &r.timings_ms;
         writeln!(
             o,
-            "Time: load {:.1} ms, hash {:.1} ms, group {:.1} ms, geometry {:.1} ms, total {:.1} ms",
-            t.load, t.hash, t.group, t.geometry, t.total
+            "Time: load {:.1} ms, hash {:.1} ms, group {:.1} ms, geometry {:.1} ms, lattice {:.1} ms, nearest {:.1} ms, near {:.1} ms, total {:.1} ms",
+            t.load, t.hash, t.group, t.geometry, t.lattice, t.nearest, t.near, t.total
         )?;
         Ok(())
     }
