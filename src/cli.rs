@@ -88,15 +88,15 @@ pub struct Cli {
     pub nearest: bool,
 
     /// Join distinct vectors at L2 distance <= R into near-singularity components
-    #[arg(long, value_name = "R", value_parser = non_negative, group = "near")]
+    #[arg(long, value_name = "R", value_parser = non_negative, group = "near", allow_negative_numbers = true)]
     pub near_l2: Option<f64>,
 
     /// Like --near-l2 with R = F times the median row norm
-    #[arg(long, value_name = "F", value_parser = non_negative, group = "near")]
+    #[arg(long, value_name = "F", value_parser = non_negative, group = "near", allow_negative_numbers = true)]
     pub near_rel: Option<f64>,
 
     /// Join distinct vectors whose every coordinate is at most K steps (ULPs) of the stored dtype apart
-    #[arg(long, value_name = "K", group = "near")]
+    #[arg(long, value_name = "K", group = "near", allow_negative_numbers = true)]
     pub near_ulp: Option<u64>,
 
     /// Test hook: largest chunk streamed to the GPU, in bytes

@@ -79,9 +79,39 @@ fn quiet_display_probe() {
     }
 }
 
+/// `--help` and `--version` print as clap has them; a flag that cannot be
+/// used is one line on stderr (clap's message, without the usage block),
+/// exit code 2, like every other bad input.
+fn flag_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    // The message is clap's first paragraph (before the usage block), joined.
+    let text = e.render().to_string();
+    let para: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let msg = para.join(" ");
+    let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+    eprintln!("singularity-gpu: error: {msg} (see --help)");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     quiet_display_probe();
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return flag_error(e),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1065,3 +1065,127 @@ fn auto_device_notice_goes_to_stderr_only() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// All-pairs flags
+// ---------------------------------------------------------------------------
+
+/// A flag that cannot be used is one line and exit 2, like a bad file.
+#[test]
+fn unusable_all_pairs_flags_are_one_line_errors() {
+    let path = example_path();
+    for (args, phrase) in [
+        (&["--near-l2", "-1"][..], "--near-l2"),
+        (&["--near-l2", "nan"][..], "--near-l2"),
+        (&["--near-rel", "inf"][..], "--near-rel"),
+        (&["--near-ulp", "-3"][..], "--near-ulp"),
+        (&["--near-ulp", "1.5"][..], "--near-ulp"),
+        (
+            &["--near-l2", "1", "--near-ulp", "2"][..],
+            "cannot be used with",
+        ),
+        (&["--no-such-flag"][..], "--no-such-flag"),
+    ] {
+        let out = run(&path, args);
+        expect_error(&out, &path, false, &[phrase]);
+    }
+}
+
+/// Rows of a hand-built matrix, in f64, for the brute force below.
+fn brute_rows() -> Vec<Vec<f32>> {
+    vec![
+        vec![1.0, 0.0, 0.0],
+        vec![1.0, 0.0, 0.0], // the vector of row 0: a black hole
+        vec![1.0, 1e-3, 0.0],
+        vec![0.0, 2.0, 0.0],
+        vec![0.0, 2.0, 1e-2],
+        vec![5.0, 5.0, 5.0],
+        vec![0.0, 2.0, 0.0], // the vector of row 3: a second black hole
+    ]
+}
+
+fn dist(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// `--nearest --near-l2 R`: every token's nearest distinct vector (smallest
+/// id on it), the components and their nearest outside token, against a
+/// brute force over the rows.
+#[test]
+fn nearest_and_near_components_match_brute_force() {
+    let rows = brute_rows();
+    let refs: Vec<&[f32]> = rows.iter().map(|r| r.as_slice()).collect();
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "brute.safetensors", &f32_matrix("embeddings", &refs));
+    let j = run_json(&path, &["--nearest", "--near-l2", "0.05"]);
+    let n = rows.len();
+    // Brute force: the nearest row with a different vector, smallest id on ties
+    // (and the smallest id on that vector, which a scan in id order finds first).
+    for t in 0..n {
+        let (mut best, mut best_d) = (usize::MAX, f64::INFINITY);
+        for u in 0..n {
+            let d = dist(&rows[t], &rows[u]);
+            if rows[u] != rows[t] && d < best_d {
+                best = u;
+                best_d = d;
+            }
+        }
+        assert_eq!(j["nearest"]["ids"][t], best, "token {t}");
+        assert_close(&j["nearest"]["distances"][t], best_d, "nearest distance");
+    }
+    // Near components at 0.05: {0, 1, 2} (1e-3 apart) and {3, 4, 6} (1e-2).
+    let near = &j["near"];
+    assert_eq!(near["metric"], "l2");
+    assert_eq!(near["pairs"], 2);
+    let comps = near["components"].as_array().unwrap();
+    assert_eq!(comps.len(), 2);
+    assert_eq!(comps[0]["token_ids"], serde_json::json!([0, 1, 2]));
+    assert_eq!(comps[1]["token_ids"], serde_json::json!([3, 4, 6]));
+    let outside = [vec![3, 4, 5, 6], vec![0, 1, 2, 5]];
+    for (c, members, outside_ids) in [
+        (&comps[0], [0, 2], &outside[0]),
+        (&comps[1], [3, 4], &outside[1]),
+    ] {
+        assert_eq!(c["distinct_vectors"], 2);
+        assert_eq!(c["black_holes"], 1);
+        assert_close(
+            &c["diameter_l2"],
+            dist(&rows[members[0]], &rows[members[1]]),
+            "diameter",
+        );
+        let (mut best, mut best_d) = (usize::MAX, f64::INFINITY);
+        for m in members {
+            for &o in outside_ids {
+                let d = dist(&rows[m], &rows[o]);
+                if d < best_d {
+                    best = o;
+                    best_d = d;
+                }
+            }
+        }
+        assert_eq!(c["nearest_outside"]["token_id"], best);
+        assert_close(&c["nearest_outside"]["distance"], best_d, "outside");
+        assert_eq!(c["constant_coordinates"], 2);
+    }
+    // The lattice of the two holes (rows 0 and 3): steps counted from the bits.
+    let steps = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs();
+    let linf = (0..3).map(|c| steps(rows[0][c], rows[3][c])).max().unwrap();
+    let l1: u64 = (0..3).map(|c| steps(rows[0][c], rows[3][c])).sum();
+    assert_eq!(j["lattice"]["linf_steps"][0][1], linf);
+    assert_eq!(j["lattice"]["l1_steps"][1][0], l1);
+    assert_eq!(j["lattice"]["linf_steps"][1][1], 0);
+    assert_eq!(j["lattice"]["components"], serde_json::json!([[0], [1]]));
+    // The text report shows the sections.
+    let text = run_text(&path, &["--nearest", "--near-ulp", "2"]);
+    for section in [
+        "NEAREST NEIGHBOURS",
+        "NEAR-SINGULARITIES",
+        "LATTICE OF BLACK HOLES",
+    ] {
+        assert!(text.contains(section), "{section} missing:\n{text}");
+    }
+}
