@@ -7,6 +7,7 @@
 //! pairwise distances between black holes run in [`pairwise`].
 
 pub mod chunks;
+pub mod column_sums;
 pub mod context;
 pub mod pairwise;
 pub mod row_stats;
@@ -21,6 +22,9 @@ pub use context::GpuContext;
 
 /// The WGSL helpers every kernel starts with.
 const COMMON_WGSL: &str = include_str!("../../../shaders/common.wgsl");
+
+/// Largest workgroup count along one dispatch dimension (WebGPU's minimum limit).
+const MAX_GROUPS: u32 = 65535;
 
 /// Compiles a kernel (prefixed with the common helpers) into a compute pipeline
 /// with an automatic bind-group layout.
@@ -40,6 +44,56 @@ fn pipeline(ctx: &GpuContext, label: &str, source: &str) -> wgpu::ComputePipelin
             compilation_options: Default::default(),
             cache: None,
         })
+}
+
+/// A device buffer of at least 16 bytes (the smallest any binding accepts).
+fn buffer(ctx: &GpuContext, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: size.max(16),
+        usage,
+        mapped_at_creation: false,
+    })
+}
+
+/// A uniform buffer holding `value`, for one dispatch (a queue write would land
+/// before every dispatch of the submission, not just the next one).
+fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, label: &str, value: &T) -> wgpu::Buffer {
+    use wgpu::util::DeviceExt;
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::bytes_of(value),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+}
+
+/// A bind group for group 0 of `pipe`: `buffers[i]` whole at binding `i`.
+fn bind(
+    ctx: &GpuContext,
+    pipe: &wgpu::ComputePipeline,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let layout = pipe.get_bind_group_layout(0);
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &layout,
+        entries: &entries,
+    })
+}
+
+/// A 2-D grid of `groups` workgroups within the per-dimension limit.
+fn grid(groups: u32) -> (u32, u32) {
+    let x = groups.clamp(1, MAX_GROUPS);
+    (x, groups.div_ceil(x).max(1))
 }
 
 /// The wgpu engine.
