@@ -174,7 +174,8 @@ impl Stream {
     }
 
     /// Uploads `src` as chunk `ci`, then submits the copy to the device buffer
-    /// followed by whatever `encode` records (given the slot's index). Waits
+    /// followed by whatever `encode` records (given the slot's index and device
+    /// buffer). Waits
     /// only for the slot's previous chunk, so the chunk submitted just before
     /// keeps the GPU busy while the host copies.
     pub fn push(
@@ -182,7 +183,7 @@ impl Stream {
         ctx: &GpuContext,
         ci: usize,
         src: &[u8],
-        encode: impl FnOnce(&mut wgpu::CommandEncoder, usize),
+        encode: impl FnOnce(&mut wgpu::CommandEncoder, usize, &wgpu::Buffer),
     ) -> Result<()> {
         let i = ci % self.slots.len();
         let slot = &mut self.slots[i];
@@ -213,7 +214,7 @@ impl Stream {
         slot.staging.unmap();
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(&slot.staging, 0, &slot.data, 0, copy);
-        encode(&mut enc, i);
+        encode(&mut enc, i, &slot.data);
         slot.submitted = Some(ctx.queue.submit([enc.finish()]));
         // Map the staging buffer again once the GPU has copied out of it: for
         // this slot's next chunk, or for the next stream.

@@ -253,7 +253,7 @@ impl RowStatsKernels {
                 0,
                 bytemuck::bytes_of(&layout.sum_params(m, n_rows)),
             );
-            stream.push(ctx, ci, src, |enc, _| {
+            stream.push(ctx, ci, src, |enc, _, _| {
                 self.encode_passes(
                     enc,
                     &layout,
