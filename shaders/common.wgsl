@@ -51,3 +51,27 @@ fn half_is_nan(h: u32, dtype: u32) -> bool {
     }
     return a > 0x7c00u;
 }
+
+// Rows gathered on the host (src/engine/gpu/chunks.rs, `Gathered`) start on a
+// 32-bit word: column c of a row lies at word `col_word(dtype, c)` of it.
+fn col_word(dtype: u32, c: u32) -> u32 {
+    if (dtype == DT_F64) {
+        return 2u * c;
+    }
+    if (dtype == DT_F32) {
+        return c;
+    }
+    return c >> 1u;
+}
+
+// Column c decoded to f32 from the word `w` that holds it (and the next word
+// `w1`, read only for f64).
+fn col_value(dtype: u32, c: u32, w: u32, w1: u32) -> f32 {
+    if (dtype == DT_F32) {
+        return bitcast<f32>(w);
+    }
+    if (dtype == DT_F64) {
+        return f64_bits_to_f32(w, w1);
+    }
+    return half_to_f32((w >> (16u * (c & 1u))) & 0xffffu, dtype);
+}

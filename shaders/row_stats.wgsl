@@ -2,6 +2,9 @@
 //
 //   lane_a = Σ_m mix_a(u_m ^ (SEED_A + m·STEP_A))   (wrapping; likewise lane_b)
 //   norm   = sqrt(Σ_j x_j²)                          (f32, tree-reduced)
+// (when that sum overflows or underflows — values beyond about 1.8e19 or
+// below about 1e-15 — one thread recomputes the norm of that row as
+// 2^e · sqrt(Σ_j (x_j · 2^-e)²), with 2^e at the row's largest magnitude)
 // where u_m is the m-th little-endian 32-bit unit of the row's bytes (the last
 // one zero-padded), with −0.0 written as +0.0 when `numeric` is set. The host
 // finalizes the lanes into the 64-bit hash (src/engine/hash.rs).
@@ -111,6 +114,38 @@ fn absorb(acc: ptr<function, Acc>, u0: u32, m: u32) {
     (*acc).b += mix_b(u ^ (SEED_B + m * STEP_B));
 }
 
+// Value of column c of the row starting at byte `row0`, as f32.
+fn value_at(row0: u32, c: u32) -> f32 {
+    if (p.dtype == DT_F64) {
+        return f64_bits_to_f32(fetch_unit(row0, 2u * c), fetch_unit(row0, 2u * c + 1u));
+    }
+    if (p.dtype == DT_F32) {
+        return bitcast<f32>(fetch_unit(row0, c));
+    }
+    let u = fetch_unit(row0, c >> 1u);
+    return half_to_f32((u >> (16u * (c & 1u))) & 0xffffu, p.dtype);
+}
+
+// The slow path for rows whose plain f32 sum of squares is not usable: scaled
+// by a power of two at the row's largest magnitude, so no square overflows
+// and the largest ones do not underflow. Serial, taken by one thread.
+fn scaled_norm(row0: u32) -> f32 {
+    var big = 0.0;
+    for (var c = 0u; c < p.cols; c += 1u) {
+        big = max(big, abs(value_at(row0, c)));
+    }
+    if (big == 0.0 || bitcast<u32>(big) >= 0x7f800000u) {
+        return big;
+    }
+    let e = frexp(big).exp;
+    var sq = 0.0;
+    for (var c = 0u; c < p.cols; c += 1u) {
+        let x = ldexp(value_at(row0, c), -e);
+        sq += x * x;
+    }
+    return ldexp(sqrt(sq), e);
+}
+
 var<workgroup> s_a: array<u32, 256>;
 var<workgroup> s_b: array<u32, 256>;
 var<workgroup> s_sq: array<f32, 256>;
@@ -207,6 +242,11 @@ fn main(
         workgroupBarrier();
     }
     if (lane == 0u && r < p.rows) {
-        out[r] = vec4<u32>(s_a[t], s_b[t], bitcast<u32>(sqrt(s_sq[t])), s_flags[t]);
+        var norm = sqrt(s_sq[t]);
+        // Overflowed (and no NaN), or small enough that squares may have underflowed.
+        if ((s_flags[t] & 1u) == 0u && (bitcast<u32>(s_sq[t]) >= 0x7f800000u || s_sq[t] < 1e-30)) {
+            norm = scaled_norm(r * p.row_bytes);
+        }
+        out[r] = vec4<u32>(s_a[t], s_b[t], bitcast<u32>(norm), s_flags[t]);
     }
 }

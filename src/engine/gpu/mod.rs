@@ -4,11 +4,17 @@
 //! device buffers: while the GPU hashes one chunk, the host copies the next
 //! (in parallel) into staging memory. Per chunk, [`row_stats`] hashes every
 //! row and takes its norm, and sums columns into per-block partials. The
-//! pairwise distances between black holes run in [`pairwise`].
+//! pairwise distances between black holes run in [`pairwise`]; the all-pairs
+//! kernels in [`nearest`] (nearest neighbours and threshold pairs, one tiled
+//! kernel) and [`project`], their rows gathered on the host and streamed in
+//! panels through the same [`chunks::Stream`].
 
 pub mod chunks;
+pub mod column_sums;
 pub mod context;
+pub mod nearest;
 pub mod pairwise;
+pub mod project;
 pub mod row_stats;
 
 use std::time::{Duration, Instant};
@@ -21,6 +27,9 @@ pub use context::GpuContext;
 
 /// The WGSL helpers every kernel starts with.
 const COMMON_WGSL: &str = include_str!("../../../shaders/common.wgsl");
+
+/// Largest workgroup count along one dispatch dimension (WebGPU's minimum limit).
+const MAX_GROUPS: u32 = 65535;
 
 /// Compiles a kernel (prefixed with the common helpers) into a compute pipeline
 /// with an automatic bind-group layout.
@@ -42,11 +51,102 @@ fn pipeline(ctx: &GpuContext, label: &str, source: &str) -> wgpu::ComputePipelin
         })
 }
 
+/// A device buffer of at least 16 bytes (the smallest any binding accepts).
+fn buffer(ctx: &GpuContext, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: size.max(16),
+        usage,
+        mapped_at_creation: false,
+    })
+}
+
+/// A buffer holding `contents` (zero-padded to at least 16 bytes).
+fn filled(
+    ctx: &GpuContext,
+    label: &str,
+    contents: &[u8],
+    usage: wgpu::BufferUsages,
+) -> wgpu::Buffer {
+    use wgpu::util::DeviceExt;
+    let mut padded;
+    let contents = if contents.len() < 16 {
+        padded = contents.to_vec();
+        padded.resize(16, 0);
+        &padded[..]
+    } else {
+        contents
+    };
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage,
+        })
+}
+
+/// A uniform buffer holding `value`, for one dispatch (a queue write would land
+/// before every dispatch of the submission, not just the next one).
+fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, label: &str, value: &T) -> wgpu::Buffer {
+    filled(
+        ctx,
+        label,
+        bytemuck::bytes_of(value),
+        wgpu::BufferUsages::UNIFORM,
+    )
+}
+
+/// A bind group for group 0 of `pipe`: `buffers[i]` whole at binding `i`.
+fn bind(
+    ctx: &GpuContext,
+    pipe: &wgpu::ComputePipeline,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let layout = pipe.get_bind_group_layout(0);
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &layout,
+        entries: &entries,
+    })
+}
+
+/// A 2-D grid of `groups` workgroups within the per-dimension limit.
+fn grid(groups: u32) -> (u32, u32) {
+    let x = groups.clamp(1, MAX_GROUPS);
+    (x, groups.div_ceil(x).max(1))
+}
+
+/// Records one dispatch of `pipe` over `groups` workgroups (a 2-D grid when
+/// needed; the kernel finds its workgroup as `wg.y · num_workgroups.x + wg.x`)
+/// in a pass of its own, so that the next dispatch sees its writes.
+fn dispatch(
+    enc: &mut wgpu::CommandEncoder,
+    pipe: &wgpu::ComputePipeline,
+    bind: &wgpu::BindGroup,
+    groups: u32,
+) {
+    let (x, y) = grid(groups);
+    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+    pass.set_pipeline(pipe);
+    pass.set_bind_group(0, bind, &[]);
+    pass.dispatch_workgroups(x, y, 1);
+}
+
 /// The wgpu engine.
 pub struct GpuEngine {
     ctx: GpuContext,
     row_stats: row_stats::RowStatsKernels,
     pairwise: pairwise::PairwiseKernel,
+    nearest: nearest::NearestKernel,
+    project: project::ProjectKernel,
     opts: GpuOptions,
 }
 
@@ -56,11 +156,15 @@ impl GpuEngine {
         let ctx = GpuContext::new(allow_software)?;
         let row_stats = row_stats::RowStatsKernels::new(&ctx);
         let pairwise = pairwise::PairwiseKernel::new(&ctx);
+        let nearest = nearest::NearestKernel::new(&ctx);
+        let project = project::ProjectKernel::new(&ctx);
         ctx.check()?;
         Ok(Self {
             ctx,
             row_stats,
             pairwise,
+            nearest,
+            project,
             opts,
         })
     }
@@ -114,7 +218,6 @@ impl Engine for GpuEngine {
         self.pairwise.run(&self.ctx, m, rows)
     }
 
-    // Interim: the all-pairs kernels run on the CPU until their shaders land.
     fn nearest_approx(
         &self,
         m: &Matrix,
@@ -122,7 +225,8 @@ impl Engine for GpuEngine {
         queries: &[u32],
         progress: &Progress,
     ) -> Result<Vec<Top2>> {
-        crate::engine::cpu::CpuEngine.nearest_approx(m, set, queries, progress)
+        self.nearest
+            .nearest(&self.ctx, m, set, queries, self.opts, progress)
     }
 
     fn pairs_within(
@@ -133,10 +237,11 @@ impl Engine for GpuEngine {
         thresholds: &[f32],
         progress: &Progress,
     ) -> Result<Vec<(u32, u32)>> {
-        crate::engine::cpu::CpuEngine.pairs_within(m, set, queries, thresholds, progress)
+        self.nearest
+            .pairs_within(&self.ctx, m, set, queries, thresholds, self.opts, progress)
     }
 
     fn project(&self, m: &Matrix, rows: &[usize], directions: &[f32]) -> Result<Vec<f32>> {
-        crate::engine::cpu::CpuEngine.project(m, rows, directions)
+        self.project.run(&self.ctx, m, rows, directions, self.opts)
     }
 }

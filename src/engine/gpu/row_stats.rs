@@ -1,14 +1,12 @@
-//! The per-row pass: `shaders/row_stats.wgsl` (hash lanes, norm, NaN flag) and
-//! `shaders/column_sums.wgsl` (column partial sums), streamed chunk by chunk.
-
-use std::sync::mpsc::{channel, Receiver};
-use std::sync::Mutex;
+//! The per-row pass: `shaders/row_stats.wgsl` (hash lanes, norm, NaN flag),
+//! with [`column_sums`](super::column_sums) in the same submissions, streamed
+//! chunk by chunk ([`Stream`]).
 
 use bytemuck::{Pod, Zeroable};
-use rayon::prelude::*;
 
-use super::chunks::ChunkPlan;
-use super::{pipeline, GpuContext};
+use super::chunks::{ChunkPlan, SparePool, Stream};
+use super::column_sums::{self, ColumnSums, SumParams};
+use super::{bind, buffer, grid, pipeline, GpuContext, MAX_GROUPS};
 use crate::engine::hash::{self, Lanes};
 use crate::engine::{Equality, GpuOptions, RowStats};
 use crate::error::{Error, Result};
@@ -16,10 +14,6 @@ use crate::load::Matrix;
 use crate::progress::Progress;
 
 const ROW_STATS_WGSL: &str = include_str!("../../../shaders/row_stats.wgsl");
-const COLUMN_SUMS_WGSL: &str = include_str!("../../../shaders/column_sums.wgsl");
-
-/// Largest workgroup count along one dispatch dimension (WebGPU's minimum limit).
-const MAX_GROUPS: u32 = 65535;
 /// Bytes of `out` per row: lane_a, lane_b, norm bits, flags.
 const STAT_BYTES: u64 = 16;
 
@@ -36,18 +30,6 @@ struct HashParams {
     quads: u32,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct SumParams {
-    rows: u32,
-    cols: u32,
-    row_bytes: u32,
-    dtype: u32,
-    rows_per_block: u32,
-    groups: u32,
-    _pad: [u32; 2],
-}
-
 /// Threads sharing one row: about four units each, a power of two up to 32
 /// (one warp or less per row). In two sweeps on an H200 (BENCHMARKS.md), 32
 /// and 64 threads per row were the fastest on 4096- and 16384-wide bf16 rows;
@@ -55,12 +37,6 @@ struct SumParams {
 /// 4x on the wider rows.
 fn threads_per_row(units: u32) -> u32 {
     units.div_ceil(4).next_power_of_two().clamp(1, 32)
-}
-
-/// A 2-D grid of `groups` workgroups within the per-dimension limit.
-fn grid(groups: u32) -> (u32, u32) {
-    let x = groups.clamp(1, MAX_GROUPS);
-    (x, groups.div_ceil(x).max(1))
 }
 
 /// Which kernels to run (benchmarks time them apart).
@@ -82,9 +58,8 @@ impl Passes {
 /// zero-filling two staging and two chunk buffers per file).
 pub struct RowStatsKernels {
     hash: wgpu::ComputePipeline,
-    sums: wgpu::ComputePipeline,
-    /// (staging, mapped and ready to write; chunk buffer), same size each.
-    spare: Mutex<Vec<(wgpu::Buffer, wgpu::Buffer)>>,
+    sums: ColumnSums,
+    spare: SparePool,
 }
 
 /// Shapes shared by every chunk of one matrix.
@@ -159,31 +134,17 @@ impl Layout {
     }
 
     fn sum_params(&self, m: &Matrix, rows: usize) -> SumParams {
-        SumParams {
-            rows: rows as u32,
-            cols: m.cols as u32,
-            row_bytes: m.row_bytes() as u32,
-            dtype: m.dtype.shader_code(),
-            rows_per_block: self.rows_per_block,
-            groups: self.column_groups as u32,
-            _pad: [0; 2],
-        }
+        SumParams::new(m, rows, self.rows_per_block, self.column_groups)
     }
 }
 
-/// Device buffers for one chunk in flight.
-struct Slot {
-    staging: wgpu::Buffer,
-    data: wgpu::Buffer,
+/// Per-slot parameters, results and bind groups of the streamed run.
+struct SlotBinds {
     hash_params: wgpu::Buffer,
     sum_params: wgpu::Buffer,
     stats: wgpu::Buffer,
     hash_bind: wgpu::BindGroup,
     sum_bind: wgpu::BindGroup,
-    /// Set while the staging buffer is being mapped again after its last use.
-    remap: Option<Receiver<Result<(), wgpu::BufferAsyncError>>>,
-    /// The submission that last used this slot.
-    submitted: Option<wgpu::SubmissionIndex>,
 }
 
 /// A matrix uploaded whole, for timing the kernels alone.
@@ -194,66 +155,13 @@ pub struct Resident {
     _keep: Vec<wgpu::Buffer>,
 }
 
-fn buffer(ctx: &GpuContext, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
-    ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(label),
-        size: size.max(16),
-        usage,
-        mapped_at_creation: false,
-    })
-}
-
-/// A write-only view of mapped memory handed to another thread.
-struct SendWriteOnly<'a>(wgpu::WriteOnly<'a, [u8]>);
-
-// SAFETY: `WriteOnly<[T]>` is a unique handle to a disjoint range of mapped
-// memory, like `&mut [T]`; wgpu implements `Send` for sized `T` only, and the
-// slice case is sound for the same reason (`u8` is `Send`).
-unsafe impl Send for SendWriteOnly<'_> {}
-
-/// Copies `src` into mapped memory from several threads.
-fn par_copy(dst: SendWriteOnly<'_>, src: &[u8]) {
-    const PIECE: usize = 8 << 20;
-    let mut dst = dst;
-    if src.len() <= PIECE {
-        dst.0.copy_from_slice(src);
-        return;
-    }
-    let mid = src.len() / 2;
-    let (a, b) = dst.0.split_at(mid);
-    let (a, b) = (SendWriteOnly(a), SendWriteOnly(b));
-    rayon::join(|| par_copy(a, &src[..mid]), || par_copy(b, &src[mid..]));
-}
-
 impl RowStatsKernels {
     pub fn new(ctx: &GpuContext) -> Self {
         Self {
             hash: pipeline(ctx, "row_stats", ROW_STATS_WGSL),
-            sums: pipeline(ctx, "column_sums", COLUMN_SUMS_WGSL),
-            spare: Mutex::new(Vec::new()),
+            sums: ColumnSums::new(ctx),
+            spare: SparePool::default(),
         }
-    }
-
-    fn bind(
-        &self,
-        ctx: &GpuContext,
-        pipe: &wgpu::ComputePipeline,
-        buffers: &[&wgpu::Buffer],
-    ) -> wgpu::BindGroup {
-        let layout = pipe.get_bind_group_layout(0);
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
-            .collect();
-        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &layout,
-            entries: &entries,
-        })
     }
 
     fn encode_passes(
@@ -274,10 +182,9 @@ impl RowStatsKernels {
             pass.dispatch_workgroups(x, y, 1);
         }
         if passes.column_sums {
-            pass.set_pipeline(&self.sums);
-            pass.set_bind_group(0, sum_bind, &[]);
             let blocks = rows.div_ceil(layout.rows_per_block as usize) as u32;
-            pass.dispatch_workgroups(layout.column_groups.div_ceil(256) as u32, blocks, 1);
+            self.sums
+                .encode(&mut pass, sum_bind, layout.column_groups, blocks);
         }
     }
 
@@ -297,46 +204,24 @@ impl RowStatsKernels {
         let stat_buf = plan.rows_per_chunk as u64 * STAT_BYTES;
         let partial_bytes = layout.blocks as u64 * m.cols as u64 * 4;
         let partial = buffer(ctx, "partials", partial_bytes, U::STORAGE | U::COPY_SRC);
-        let n_slots = plan.len().min(2);
-        let mut spare = self
-            .spare
-            .lock()
-            .map(|mut v| std::mem::take(&mut *v))
-            .unwrap_or_default();
-        spare.retain(|(staging, _)| staging.size() >= chunk_buf);
-        let mut slots: Vec<Slot> = (0..n_slots)
-            .map(|_| {
-                let (staging, data) = spare.pop().unwrap_or_else(|| {
-                    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("staging"),
-                        size: chunk_buf,
-                        usage: U::MAP_WRITE | U::COPY_SRC,
-                        mapped_at_creation: true,
-                    });
-                    (
-                        staging,
-                        buffer(ctx, "chunk", chunk_buf, U::STORAGE | U::COPY_DST),
-                    )
-                });
+        let mut stream = Stream::new(ctx, chunk_buf, plan.len(), &self.spare);
+        let binds: Vec<SlotBinds> = (0..stream.len())
+            .map(|i| {
+                let data = stream.data(i);
                 let hash_params = buffer(ctx, "hash params", 32, U::UNIFORM | U::COPY_DST);
                 let sum_params = buffer(ctx, "sum params", 32, U::UNIFORM | U::COPY_DST);
                 let stats = buffer(ctx, "stats", stat_buf, U::STORAGE | U::COPY_SRC);
-                let hash_bind = self.bind(ctx, &self.hash, &[&data, &hash_params, &stats, &data]);
-                let sum_bind = self.bind(ctx, &self.sums, &[&data, &sum_params, &partial]);
-                Slot {
-                    staging,
-                    data,
+                let hash_bind = bind(ctx, &self.hash, &[data, &hash_params, &stats, data]);
+                let sum_bind = bind(ctx, self.sums.pipe(), &[data, &sum_params, &partial]);
+                SlotBinds {
                     hash_params,
                     sum_params,
                     stats,
                     hash_bind,
                     sum_bind,
-                    remap: None,
-                    submitted: None,
                 }
             })
             .collect();
-        drop(spare);
         let stats_back = buffer(
             ctx,
             "stats readback",
@@ -356,34 +241,8 @@ impl RowStatsKernels {
             let rows = plan.chunk(ci);
             let n_rows = rows.len();
             let src = &m.bytes[rows.start * rb..rows.end * rb];
-            let slot = &mut slots[ci % n_slots];
-            if let (Some(rx), Some(index)) = (slot.remap.take(), slot.submitted.take()) {
-                // Wait only for this slot's previous chunk, so the chunk submitted
-                // just before keeps the GPU busy while we copy.
-                ctx.device
-                    .poll(wgpu::PollType::Wait {
-                        submission_index: Some(index),
-                        timeout: None,
-                    })
-                    .map_err(|e| Error::Gpu(e.to_string()))?;
-                rx.recv()
-                    .map_err(|e| Error::Gpu(e.to_string()))?
-                    .map_err(|e| Error::Gpu(e.to_string()))?;
-            }
-            // The rows, then zeros up to a whole word and one word more (the
-            // kernels may read one word past a row that ends mid-word).
-            let copy = (src.len() as u64 + 4).div_ceil(4) * 4;
-            {
-                let mut view = slot
-                    .staging
-                    .slice(..copy)
-                    .get_mapped_range_mut()
-                    .map_err(|e| Error::Gpu(e.to_string()))?;
-                let (body, mut pad) = view.slice(..).split_at(src.len());
-                par_copy(SendWriteOnly(body), src);
-                pad.fill(0);
-            }
-            slot.staging.unmap();
+            let slot = &binds[ci % binds.len()];
+            // Queue writes land before the next submission: the one `push` makes.
             ctx.queue.write_buffer(
                 &slot.hash_params,
                 0,
@@ -394,34 +253,23 @@ impl RowStatsKernels {
                 0,
                 bytemuck::bytes_of(&layout.sum_params(m, n_rows)),
             );
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            enc.copy_buffer_to_buffer(&slot.staging, 0, &slot.data, 0, copy);
-            self.encode_passes(
-                &mut enc,
-                &layout,
-                n_rows,
-                &slot.hash_bind,
-                &slot.sum_bind,
-                Passes::BOTH,
-            );
-            enc.copy_buffer_to_buffer(
-                &slot.stats,
-                0,
-                &stats_back,
-                rows.start as u64 * STAT_BYTES,
-                n_rows as u64 * STAT_BYTES,
-            );
-            slot.submitted = Some(ctx.queue.submit([enc.finish()]));
-            // Map the staging buffer again once the GPU has copied out of it:
-            // for this slot's next chunk, or for the next survey.
-            let (tx, rx) = channel();
-            slot.staging
-                .slice(..)
-                .map_async(wgpu::MapMode::Write, move |r| {
-                    let _ = tx.send(r);
-                });
-            slot.remap = Some(rx);
-            ctx.check()?;
+            stream.push(ctx, ci, src, |enc, _, _| {
+                self.encode_passes(
+                    enc,
+                    &layout,
+                    n_rows,
+                    &slot.hash_bind,
+                    &slot.sum_bind,
+                    Passes::BOTH,
+                );
+                enc.copy_buffer_to_buffer(
+                    &slot.stats,
+                    0,
+                    &stats_back,
+                    rows.start as u64 * STAT_BYTES,
+                    n_rows as u64 * STAT_BYTES,
+                );
+            })?;
             progress.inc(src.len() as u64);
         }
         let mut enc = ctx.device.create_command_encoder(&Default::default());
@@ -430,16 +278,10 @@ impl RowStatsKernels {
         let stats = ctx.read_back(&stats_back, m.rows as u64 * STAT_BYTES)?;
         let partials = ctx.read_back(&partial_back, partial_bytes)?;
         // The device is idle now, so every staging buffer is mapped again.
-        let mut keep = Vec::new();
-        for slot in slots {
-            if let Some(Ok(Ok(()))) = slot.remap.map(|rx| rx.try_recv()) {
-                keep.push((slot.staging, slot.data));
-            }
-        }
-        if let Ok(mut spare) = self.spare.lock() {
-            *spare = keep;
-        }
-        Ok(decode_stats(&stats, &partials, m.cols, layout.units))
+        stream.finish(ctx, &self.spare);
+        let mut out = decode_stats(&stats, m.rows, layout.units);
+        out.column_sums = column_sums::decode(&partials, m.cols);
+        Ok(out)
     }
 
     /// Uploads every chunk into its own buffer (benchmarks only).
@@ -473,8 +315,8 @@ impl RowStatsKernels {
                 bytemuck::bytes_of(&layout.sum_params(m, rows.len())),
             );
             let stats = buffer(ctx, "stats", rows.len() as u64 * STAT_BYTES, U::STORAGE);
-            let hb = self.bind(ctx, &self.hash, &[&data, &hp, &stats, &data]);
-            let sb = self.bind(ctx, &self.sums, &[&data, &sp, &partial]);
+            let hb = bind(ctx, &self.hash, &[&data, &hp, &stats, &data]);
+            let sb = bind(ctx, self.sums.pipe(), &[&data, &sp, &partial]);
             chunks.push((rows.len(), hb, sb, hp.clone()));
             hash_params.push(hparams);
             keep.extend([data, sp, stats]);
@@ -510,37 +352,23 @@ impl RowStatsKernels {
     }
 }
 
-/// Unpacks the kernels' per-row words and adds the column partials in f64.
-fn decode_stats(stats: &[u8], partials: &[u8], cols: usize, units: u32) -> RowStats {
+/// Unpacks the kernel's per-row words (column sums are left empty).
+fn decode_stats(stats: &[u8], rows: usize, units: u32) -> RowStats {
     // Copied out rather than cast: a Vec<u8> need not be 4-byte aligned.
     let words: Vec<[u32; 4]> = bytemuck::pod_collect_to_vec(stats);
     let mut out = RowStats {
-        hashes: Vec::with_capacity(words.len()),
-        norms: Vec::with_capacity(words.len()),
-        has_nan: Vec::with_capacity(words.len()),
-        column_sums: vec![0f64; cols],
+        hashes: Vec::with_capacity(rows),
+        norms: Vec::with_capacity(rows),
+        has_nan: Vec::with_capacity(rows),
+        column_sums: Vec::new(),
     };
     for w in &words {
         out.hashes.push(Lanes { a: w[0], b: w[1] }.finish(units));
         out.norms.push(f32::from_bits(w[2]) as f64);
         out.has_nan.push(w[3] & 1 != 0);
     }
-    // Σ over blocks, in parallel over runs of columns (one task per run, not
-    // one parallel loop per block: thousands of small loops cost more than the sums).
-    let partials: Vec<f32> = bytemuck::pod_collect_to_vec(partials);
-    const RUN: usize = 1024;
-    out.column_sums
-        .par_chunks_mut(RUN)
-        .enumerate()
-        .for_each(|(i, sums)| {
-            for block in partials.chunks_exact(cols) {
-                let part = &block[i * RUN..i * RUN + sums.len()];
-                sums.iter_mut().zip(part).for_each(|(s, &p)| *s += p as f64);
-            }
-        });
     out
 }
 
-/// Size in bytes of the uniform buffers, checked against the structs.
-const _: () =
-    assert!(std::mem::size_of::<HashParams>() == 32 && std::mem::size_of::<SumParams>() == 32);
+/// Size in bytes of the uniform buffer, checked against the struct.
+const _: () = assert!(std::mem::size_of::<HashParams>() == 32);
