@@ -350,11 +350,9 @@ fn cpu_norms_of_huge_and_tiny_narrow_rows_match_brute_force() {
     check_norms(&CpuEngine, "cpu", &[1, 7, 63]);
 }
 
-/// The CPU's AVX2 path squares bf16/f32 values in f32 partials of 64 columns
-/// (src/engine/cpu.rs, `accumulate_avx2`), so it overflows and underflows
-/// like the GPU's plain sum did; not this room's to fix.
+/// The CPU's AVX2 path squares bf16/f32 values in f32 partials of 64
+/// columns, so it takes the scaled exact path when they overflow or underflow.
 #[test]
-#[ignore = "CPU AVX2 norms overflow for |x| > 1.8e19 (src/engine/cpu.rs)"]
 fn cpu_norms_of_huge_and_tiny_wide_rows_match_brute_force() {
     check_norms(&CpuEngine, "cpu", &[64, 131]);
 }
