@@ -55,9 +55,11 @@ const BLOCK: u32 = 64u;
 const SLAB: u32 = 16u;
 const NONE: u32 = 0xffffffffu;
 
-// Slabs [column][row]; reused for the final reduction ([query][thread]).
-var<workgroup> qs: array<f32, 1024>;
-var<workgroup> ts: array<f32, 1024>;
+// Slabs [column][row], four rows to a vec4 so the inner loop reads each
+// thread's four queries and four targets with one 16-byte load apiece;
+// reused for the final reduction ([query][thread]).
+var<workgroup> qs: array<vec4<f32>, 256>;
+var<workgroup> ts: array<vec4<f32>, 256>;
 var<workgroup> red_index: array<u32, 1024>;
 
 fn q_value(r: u32, c: u32) -> f32 {
@@ -156,17 +158,17 @@ fn main(
                 if (c < p.cols && tb + r < p.t_end) {
                     tv = t_value(tb + r, c);
                 }
-                qs[k * BLOCK + r] = qv;
-                ts[k * BLOCK + r] = tv;
+                let slot = k * BLOCK + r;
+                qs[slot >> 2u][slot & 3u] = qv;
+                ts[slot >> 2u][slot & 3u] = tv;
             }
             workgroupBarrier();
             for (var k = 0u; k < SLAB; k += 1u) {
-                let qb = k * BLOCK + 4u * lid.y;
-                let tb4 = k * BLOCK + 4u * lid.x;
-                let tv = vec4<f32>(ts[tb4], ts[tb4 + 1u], ts[tb4 + 2u], ts[tb4 + 3u]);
+                let qv = qs[k * (BLOCK / 4u) + lid.y];
+                let tv = ts[k * (BLOCK / 4u) + lid.x];
                 for (var i = 0u; i < 4u; i += 1u) {
-                    let d = tv - vec4<f32>(qs[qb + i]);
-                    acc[i] = acc[i] + d * d;
+                    let d = tv - vec4<f32>(qv[i]);
+                    acc[i] = fma(d, d, acc[i]);
                 }
             }
             workgroupBarrier();
@@ -200,8 +202,8 @@ fn main(
     for (var i = 0u; i < 4u; i += 1u) {
         let s = (4u * lid.y + i) * 16u + lid.x;
         let t = top[i];
-        qs[s] = t.best;
-        ts[s] = t.second;
+        qs[s >> 2u][s & 3u] = t.best;
+        ts[s >> 2u][s & 3u] = t.second;
         red_index[s] = t.index;
     }
     workgroupBarrier();
@@ -211,7 +213,7 @@ fn main(
         var t = Top2(bitcast<f32>(prev.x), prev.y, bitcast<f32>(prev.z));
         for (var k = 0u; k < 16u; k += 1u) {
             let s = li * 16u + k;
-            t = merge(t, Top2(qs[s], red_index[s], ts[s]));
+            t = merge(t, Top2(qs[s >> 2u][s & 3u], red_index[s], ts[s >> 2u][s & 3u]));
         }
         tops[g] = vec4<u32>(bitcast<u32>(t.best), t.index, bitcast<u32>(t.second), 0u);
     }
