@@ -210,7 +210,15 @@ fn near_components(
     let (metric, value, th) = match threshold {
         NearThreshold::L2(r) => ("l2", r, Threshold::L2(r)),
         NearThreshold::Rel(f) => {
-            let r = f * median(row_norms);
+            // The radius users see is computed from exact norms: the
+            // engines' norms are accumulated in f32 and could move it by a
+            // few ulps, enough to flip a pair exactly at the threshold.
+            let exact: Vec<f64> = (0..m.rows)
+                .into_par_iter()
+                .filter(|&r| row_norms[r].is_finite())
+                .map(|r| m.exact_norm(r))
+                .collect();
+            let r = f * median(&exact);
             ("l2", r, Threshold::L2(r))
         }
         NearThreshold::Ulp(k) => ("ulp", k as f64, Threshold::Steps(k)),
@@ -278,7 +286,7 @@ fn near_components(
     })
 }
 
-/// numpy's median.
+/// numpy's median of the finite values (rows holding NaN or ±∞ take no part).
 fn median(values: &[f64]) -> f64 {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {

@@ -211,7 +211,7 @@ impl RowBlock<'_, '_> {
                 out.norms[j] = if sq.is_infinite() || sq < TINY_SUM_OF_SQUARES {
                     // f32 squares overflowed or underflowed (|x| above ~1.8e19
                     // or below ~1e-19): take the rare exact path.
-                    scaled_norm(self.m.dtype, row(j))
+                    self.m.exact_norm(self.first + j)
                 } else {
                     sq.sqrt()
                 };
@@ -230,30 +230,6 @@ impl RowBlock<'_, '_> {
 
 /// Below this, a sum of f32 squares may have lost terms to underflow.
 const TINY_SUM_OF_SQUARES: f64 = 1e-30;
-
-/// The L2 norm of a row without overflow or underflow: the values scaled by
-/// a power of two near the largest magnitude (exact), summed in f64. +∞ for a
-/// row holding ±∞; NaN rows never get here (their Σx² is NaN).
-fn scaled_norm(dtype: Dtype, row: &[u8]) -> f64 {
-    let s = dtype.size();
-    let max = row
-        .chunks_exact(s)
-        .map(|e| dtype.decode(e).abs())
-        .fold(0f64, f64::max);
-    if max == 0.0 || !max.is_finite() {
-        return max;
-    }
-    // Clamped so that the scale itself stays finite for f64 subnormals.
-    let scale = 2f64.powi(-(max.log2().floor() as i32).clamp(-1000, 1000));
-    let sum: f64 = row
-        .chunks_exact(s)
-        .map(|e| {
-            let v = dtype.decode(e) * scale;
-            v * v
-        })
-        .sum();
-    sum.sqrt() / scale
-}
 
 /// Writes `row` into `out` with every −0.0 replaced by +0.0.
 pub(crate) fn canonicalize_into(dtype: Dtype, row: &[u8], out: &mut Vec<u8>) {

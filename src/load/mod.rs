@@ -49,6 +49,28 @@ impl<'a> Matrix<'a> {
         &self.bytes[i * rb..(i + 1) * rb]
     }
 
+    /// The L2 norm of row `i` in f64 from the stored values, scaled by a
+    /// power of two near its largest magnitude where the squares would
+    /// overflow or underflow (+∞ for a row holding ±∞, NaN for one holding NaN).
+    pub fn exact_norm(&self, i: usize) -> f64 {
+        let v = self.row_f64(i);
+        let sum: f64 = v.iter().map(|x| x * x).sum();
+        if (sum.is_finite() && sum > 1e-280) || sum.is_nan() {
+            return sum.sqrt();
+        }
+        let max = v.iter().fold(0f64, |a, x| a.max(x.abs()));
+        if max == 0.0 || !max.is_finite() {
+            return max;
+        }
+        // Clamped so that the scale itself stays finite for f64 subnormals.
+        let scale = 2f64.powi(-(max.log2().floor() as i32).clamp(-1000, 1000));
+        v.iter()
+            .map(|x| (x * scale) * (x * scale))
+            .sum::<f64>()
+            .sqrt()
+            / scale
+    }
+
     /// Row `i` decoded to f64.
     pub fn row_f64(&self, i: usize) -> Vec<f64> {
         let s = self.dtype.size();
