@@ -12,12 +12,13 @@
 //! Timings are medians of `--reps` runs in this one process, so ratios between
 //! rows are comparable; absolute numbers depend on the machine.
 
-use std::io::{BufWriter, Write};
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
+use common::{free_memory, mix, read_pass, time, write_bf16};
 
 use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::gpu::row_stats::Passes;
@@ -27,7 +28,6 @@ use singularity_gpu::progress::Progress;
 use singularity_gpu::{analyze, Dtype, Equality, GpuOptions, GroupOptions, Matrix};
 
 const DEAD_SIZES: [usize; 13] = [1200, 300, 150, 100, 80, 50, 40, 30, 20, 12, 8, 6, 4];
-const KEY: &str = "model.embed_tokens.weight";
 
 struct Args {
     shapes: Vec<(usize, usize)>,
@@ -77,14 +77,6 @@ fn parse_args() -> Args {
     a
 }
 
-/// splitmix64, for reproducible data generated in parallel.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// A bf16 value near N(0, 0.02) from 64 random bits.
 fn bf16_bits(r: u64) -> u16 {
     let u = |s: u32| ((r >> s) & 0xffff) as f32 / 65536.0;
@@ -113,23 +105,6 @@ fn dead_assignment(n: usize) -> Vec<Option<u8>> {
 /// Writes the matrix as safetensors at `path` (unless already there) and
 /// returns the data offset.
 fn generate(path: &Path, n: usize, d: usize) -> std::io::Result<u64> {
-    let data_len = n * d * 2;
-    let header = format!(
-        "{{\"{KEY}\":{{\"dtype\":\"BF16\",\"shape\":[{n},{d}],\"data_offsets\":[0,{data_len}]}}}}"
-    );
-    let mut header = header.into_bytes();
-    while header.len() % 8 != 0 {
-        header.push(b' ');
-    }
-    let offset = 8 + header.len() as u64;
-    if std::fs::metadata(path).map(|m| m.len()).ok() == Some(offset + data_len as u64) {
-        return Ok(offset);
-    }
-    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
-    let tmp = path.with_extension("partial");
-    let mut f = BufWriter::with_capacity(8 << 20, std::fs::File::create(&tmp)?);
-    f.write_all(&(header.len() as u64).to_le_bytes())?;
-    f.write_all(&header)?;
     // 13 dead vectors a few bf16 steps apart: a base row, each other vector
     // moved by 1–3 steps in a few columns.
     let base: Vec<u16> = (0..d).map(|c| bf16_bits(mix(0xb1ac ^ c as u64))).collect();
@@ -146,70 +121,13 @@ fn generate(path: &Path, n: usize, d: usize) -> std::io::Result<u64> {
         })
         .collect();
     let who = dead_assignment(n);
-    let block = 4096;
-    for start in (0..n).step_by(block) {
-        let end = (start + block).min(n);
-        let bytes: Vec<u8> = (start..end)
-            .into_par_iter()
-            .flat_map_iter(|r| {
-                let row: Vec<u16> = match who[r] {
-                    Some(v) => dead[v as usize].clone(),
-                    None => (0..d)
-                        .map(|c| bf16_bits(mix(((r as u64) << 24) ^ c as u64)))
-                        .collect(),
-                };
-                row.into_iter().flat_map(u16::to_le_bytes)
-            })
-            .collect();
-        f.write_all(&bytes)?;
-    }
-    f.flush()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    Ok(offset)
-}
-
-/// One read pass over the bytes: the floor for any exact survey.
-fn read_pass(bytes: &[u8]) -> u64 {
-    bytes
-        .par_chunks(1 << 20)
-        .map(|c| {
-            let mut acc = 0u64;
-            for w in c.chunks_exact(8) {
-                acc = acc.wrapping_add(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
-            }
-            acc
-        })
-        .reduce(|| 0, u64::wrapping_add)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
-    let mut last = f(); // warm-up: page cache, pipelines, thread pool
-    let times = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            last = f();
-            t.elapsed()
-        })
-        .collect();
-    (median(times), last)
-}
-
-fn free_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(u64::MAX)
+    write_bf16(path, n, d, |r, out| match who[r] {
+        Some(v) => out.copy_from_slice(&dead[v as usize]),
+        None => out
+            .iter_mut()
+            .enumerate()
+            .for_each(|(c, x)| *x = bf16_bits(mix(((r as u64) << 24) ^ c as u64))),
+    })
 }
 
 fn peer(
@@ -220,13 +138,7 @@ fn peer(
     offset: u64,
     reps: usize,
 ) -> Option<Duration> {
-    // Relative to the working directory first, so a copied binary finds it too.
-    let script = [
-        PathBuf::from("scripts/bench_peer.py"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_peer.py"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())?;
+    let script = common::script("bench_peer.py")?;
     let out = Command::new("python3")
         .arg(script)
         .args([which, &path.display().to_string()])

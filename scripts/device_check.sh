@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU checks and benchmark tables on a machine with a real GPU, from binaries
 # built elsewhere (BIN, default .devbin: stripped copies of target/release's
-# singularity-gpu, the parity and notebook test binaries, and the survey bench).
-# Prepare them with scripts/device_prepare.sh. Writes the tables to $OUT/bench.md.
+# singularity-gpu, the parity and notebook test binaries, the survey and allpairs
+# benches). Prepare them with scripts/device_prepare.sh. Writes the tables to
+# $OUT/bench.md and $OUT/allpairs.md.
 set -u
 BIN=${BIN:-.devbin}
 OUTDIR=${OUT:-/tmp/sg-out}
@@ -27,3 +28,10 @@ echo "== CLI on the bundled example"
 echo "== benchmarks"
 "$BIN/survey" --shapes "${SHAPES:-151936x896,151936x4096,128256x16384}" --reps "${REPS:-5}" \
   --no-numpy-above "${NUMPY_MAX:-0}" --data /tmp/bench-data ${BENCH_ARGS:-} 2>&1 | tee "$OUTDIR/bench.md"
+echo "== all-pairs benchmark (bounded: ALLPAIRS_TIMEOUT seconds; rows also go to stderr as they finish)"
+# Full shape, GPU and CPU rows; the CPU's full-size nearest neighbours are
+# skipped when the 32768-row slice scaled by (vectors ratio)^2 exceeds --budget.
+timeout "${ALLPAIRS_TIMEOUT:-300}" "$BIN/allpairs" --shape "${ALLPAIRS_SHAPE:-151936x2560}" \
+  --reps "${REPS:-3}" --slices 16384,32768 --budget "${ALLPAIRS_BUDGET:-60}" --peer-queries 512 \
+  --peers "${ALLPAIRS_PEERS:-torch-mm,torch-cdist,numpy-mm}" --data /tmp/bench-data ${ALLPAIRS_ARGS:-} 2>&1 |
+  tee "$OUTDIR/allpairs.md"

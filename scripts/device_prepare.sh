@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds what scripts/device_check.sh runs on a lent x86-64 GPU machine that
-# has no Rust toolchain: stripped release binaries in .devbin, and the Vulkan
+# has no Rust toolchain: stripped release binaries in .devbin (the CLI, the
+# parity and notebook tests, the survey and allpairs benches), and the Vulkan
 # loader packages in .gl (both ignored by git; carry them with the run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,15 +18,16 @@ for line in sys.stdin:
     name = exe.rsplit("/", 1)[-1].split("-")[0]
     if name in ("parity", "notebook"):
         print(name, exe)' | while read -r name exe; do cp "$exe" ".devbin/$name"; done
-cargo bench --bench survey --no-run --message-format=json 2>/dev/null | python3 -c '
+cargo bench --bench survey --bench allpairs --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
     try:
         exe = json.loads(line).get("executable") or ""
     except ValueError:
         continue
-    if "/survey-" in exe:
-        print(exe)' | while read -r exe; do cp "$exe" .devbin/survey; done
+    name = exe.rsplit("/", 1)[-1].split("-")[0]
+    if name in ("survey", "allpairs"):
+        print(name, exe)' | while read -r name exe; do cp "$exe" ".devbin/$name"; done
 strip .devbin/*
 o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
 mkdir -p /tmp/amd64/partial
