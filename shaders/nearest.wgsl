@@ -19,7 +19,7 @@
 //
 // Bindings: 0 query rows (read), 1 target rows (read), 2 labels per set index
 // (read), 3 per query: (set index, threshold bits) (read), 4 params (uniform),
-// 5 tops per query: (best bits, best index, second bits, 0) (read_write),
+// 5 tops per split and query: (best bits, best index, second bits, 0) (read_write),
 // 6 pairs (read_write), 7 pair counter (read_write).
 
 struct Params {
@@ -39,7 +39,8 @@ struct Params {
     cap: u32,
     // +∞ (WGSL has no infinite literal).
     inf: f32,
-    _pad: u32,
+    // Queries in all panels: the size of one split's slice of `tops`.
+    q_total: u32,
 }
 
 @group(0) @binding(0) var<storage, read> qdata: array<u32>;
@@ -142,8 +143,19 @@ fn main(
             q_thr[i] = bitcast<f32>(qi.y);
         }
     }
-    for (var tb = p.t_begin; tb < p.t_end; tb += BLOCK) {
-        var acc: array<vec4<f32>, 4>;
+    // Split z of the grid takes its share of the dispatch's target blocks,
+    // and keeps its Top2 in its own slice of `tops`.
+    let blocks = (p.t_end - p.t_begin + BLOCK - 1u) / BLOCK;
+    let per_split = (blocks + nwg.z - 1u) / nwg.z;
+    let t_lo = min(p.t_end, p.t_begin + wg.z * per_split * BLOCK);
+    let t_hi = min(p.t_end, t_lo + per_split * BLOCK);
+    for (var tb = t_lo; tb < t_hi; tb += BLOCK) {
+        // Four accumulators named, not an array: a dynamically indexed
+        // function array may live in local memory instead of registers.
+        var a0 = vec4<f32>(0.0);
+        var a1 = vec4<f32>(0.0);
+        var a2 = vec4<f32>(0.0);
+        var a3 = vec4<f32>(0.0);
         for (var c0 = 0u; c0 < p.cols; c0 += SLAB) {
             for (var i = 0u; i < 4u; i += 1u) {
                 let e = li + 256u * i;
@@ -155,7 +167,7 @@ fn main(
                     qv = q_value(q0 + r, c);
                 }
                 var tv = 0.0;
-                if (c < p.cols && tb + r < p.t_end) {
+                if (c < p.cols && tb + r < t_hi) {
                     tv = t_value(tb + r, c);
                 }
                 let slot = k * BLOCK + r;
@@ -166,16 +178,21 @@ fn main(
             for (var k = 0u; k < SLAB; k += 1u) {
                 let qv = qs[k * (BLOCK / 4u) + lid.y];
                 let tv = ts[k * (BLOCK / 4u) + lid.x];
-                for (var i = 0u; i < 4u; i += 1u) {
-                    let d = tv - vec4<f32>(qv[i]);
-                    acc[i] = fma(d, d, acc[i]);
-                }
+                let d0 = tv - vec4<f32>(qv.x);
+                let d1 = tv - vec4<f32>(qv.y);
+                let d2 = tv - vec4<f32>(qv.z);
+                let d3 = tv - vec4<f32>(qv.w);
+                a0 = fma(d0, d0, a0);
+                a1 = fma(d1, d1, a1);
+                a2 = fma(d2, d2, a2);
+                a3 = fma(d3, d3, a3);
             }
             workgroupBarrier();
         }
+        let acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
         for (var j = 0u; j < 4u; j += 1u) {
             let t = tb + 4u * lid.x + j;
-            if (t < p.t_end) {
+            if (t < t_hi) {
                 let t_set = p.t_first + t;
                 let t_label = labels[t_set];
                 for (var i = 0u; i < 4u; i += 1u) {
@@ -208,7 +225,7 @@ fn main(
     }
     workgroupBarrier();
     if (li < BLOCK && q0 + li < p.q_count) {
-        let g = p.q_first + q0 + li;
+        let g = wg.z * p.q_total + p.q_first + q0 + li;
         let prev = tops[g];
         var t = Top2(bitcast<f32>(prev.x), prev.y, bitcast<f32>(prev.z));
         for (var k = 0u; k < 16u; k += 1u) {

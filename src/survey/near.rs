@@ -147,24 +147,23 @@ pub fn joined_pairs(
     let k = d.len();
     let p = proj.p;
     let err = ErrorModel::new(m.dtype, m.cols);
+    // The engines' norms may be off by NORM_TOLERANCE relative, and a GPU that
+    // flushes subnormal inputs to zero may lose up to √d·2^-126 of a norm.
+    let n_hi = |n: f64| n * (1.0 + NORM_TOLERANCE) + err.decode_abs;
     let radius: Vec<f64> = norms
         .iter()
-        .map(|&n| threshold.radius(m.dtype, m.cols, n * (1.0 + NORM_TOLERANCE)))
+        .map(|&n| threshold.radius(m.dtype, m.cols, n_hi(n)))
         .collect();
     // Per vector and direction, how far the engine's projection may be off.
     let perr: Vec<f64> = (0..k * p)
-        .map(|i| {
-            err.projection_error(
-                proj.direction_norms[i % p],
-                norms[i / p] * (1.0 + NORM_TOLERANCE),
-            )
-        })
+        .map(|i| err.projection_error(proj.direction_norms[i % p], n_hi(norms[i / p])))
         .collect();
     let max_err0 = (0..k).map(|i| perr[i * p]).fold(0f64, f64::max);
     let key = |i: usize| proj.values[i * p] as f64;
     let mut order: Vec<u32> = (0..k as u32).collect();
     order.par_sort_by(|&a, &b| key(a as usize).total_cmp(&key(b as usize)));
-    let norm_slack = |a: usize, b: usize| NORM_TOLERANCE * (norms[a] + norms[b]) + 1e-300;
+    let norm_slack =
+        |a: usize, b: usize| NORM_TOLERANCE * (norms[a] + norms[b]) + 2.0 * err.decode_abs;
     let mut pairs: Vec<(u32, u32)> = (0..k)
         .into_par_iter()
         .flat_map_iter(|ia| {

@@ -133,11 +133,23 @@ fn dispatch(
     bind: &wgpu::BindGroup,
     groups: u32,
 ) {
+    dispatch_split(enc, pipe, bind, groups, 1);
+}
+
+/// [`dispatch`] with `splits` copies of the grid along z (the kernel splits
+/// its work by `wg.z`), for kernels whose own grid is too small to fill a GPU.
+fn dispatch_split(
+    enc: &mut wgpu::CommandEncoder,
+    pipe: &wgpu::ComputePipeline,
+    bind: &wgpu::BindGroup,
+    groups: u32,
+    splits: u32,
+) {
     let (x, y) = grid(groups);
     let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
     pass.set_pipeline(pipe);
     pass.set_bind_group(0, bind, &[]);
-    pass.dispatch_workgroups(x, y, 1);
+    pass.dispatch_workgroups(x, y, splits.clamp(1, MAX_GROUPS));
 }
 
 /// The wgpu engine.

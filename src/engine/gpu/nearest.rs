@@ -14,7 +14,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::chunks::{ChunkPlan, Gathered, SparePool, Stream};
-use super::{bind, buffer, dispatch, filled, pipeline, uniform, GpuContext};
+use super::{bind, buffer, dispatch_split, filled, pipeline, uniform, GpuContext};
 use crate::engine::{Engine, GpuOptions, Top2, VectorSet};
 use crate::error::{Error, Result};
 use crate::load::Matrix;
@@ -26,7 +26,11 @@ const NEAREST_WGSL: &str = include_str!("../../../shaders/nearest.wgsl");
 const BLOCK: usize = 64;
 /// Query × target × column products per dispatch, about: a few milliseconds
 /// on a large GPU, so that no dispatch runs long.
-const WORK_PER_DISPATCH: u64 = 1 << 32;
+const WORK_PER_DISPATCH: u64 = 1 << 34;
+/// Workgroups that keep a large GPU busy (an H200 has 132 multiprocessors):
+/// with fewer query blocks than this, the targets are split among copies of
+/// the grid, each keeping its own Top2 (merged on the host).
+const BUSY_GROUPS: usize = 2048;
 /// Pairs room of the first try, per query (at least 64 Ki pairs).
 const PAIRS_PER_QUERY: usize = 8;
 
@@ -44,7 +48,7 @@ struct Params {
     t_first: u32,
     cap: u32,
     inf: f32,
-    _pad: u32,
+    q_total: u32,
 }
 
 /// What one sweep collects.
@@ -61,6 +65,8 @@ pub struct NearestKernel {
 
 /// Device buffers holding a sweep's results.
 struct Outputs {
+    /// Copies of the grid along z, each over its share of the targets.
+    splits: usize,
     tops: wgpu::Buffer,
     pairs: wgpu::Buffer,
     count: wgpu::Buffer,
@@ -89,20 +95,25 @@ impl NearestKernel {
             return Ok(vec![Top2::EMPTY; queries.len()]);
         }
         let out = self.sweep(ctx, m, set, queries, Mode::Nearest, opts, progress)?;
-        let bytes = queries.len() as u64 * 16;
+        let bytes = out.splits as u64 * queries.len() as u64 * 16;
         let back = buffer(ctx, "tops readback", bytes, U::MAP_READ | U::COPY_DST);
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(&out.tops, 0, &back, 0, bytes);
         ctx.queue.submit([enc.finish()]);
         let words: Vec<[u32; 4]> = bytemuck::pod_collect_to_vec(&ctx.read_back(&back, bytes)?);
-        Ok(words
-            .iter()
-            .map(|w| Top2 {
-                best: f32::from_bits(w[0]),
-                best_index: w[1],
-                second: f32::from_bits(w[2]),
-            })
-            .collect())
+        let top = |w: &[u32; 4]| Top2 {
+            best: f32::from_bits(w[0]),
+            best_index: w[1],
+            second: f32::from_bits(w[2]),
+        };
+        // Each split saw its own targets: merge them.
+        let mut tops: Vec<Top2> = words[..queries.len()].iter().map(top).collect();
+        for split in words.chunks_exact(queries.len()).skip(1) {
+            for (t, w) in tops.iter_mut().zip(split) {
+                *t = t.merge(top(w));
+            }
+        }
+        Ok(tops)
     }
 
     /// [`Engine::pairs_within`].
@@ -208,6 +219,19 @@ impl NearestKernel {
             })
             .collect();
         let info = filled(ctx, "query info", bytemuck::cast_slice(&info), U::STORAGE);
+        // Targets per dispatch: a whole number of blocks, within the work
+        // bound; under the test hook, two blocks split three ways (one split
+        // then has none), to exercise the merging.
+        let (t_per_dispatch, splits) = match opts.max_chunk_bytes {
+            Some(_) => (2 * BLOCK, 3),
+            None => {
+                let per_target = q_plan.rows_per_chunk as u64 * m.cols.max(1) as u64;
+                let t = ((WORK_PER_DISPATCH / per_target) as usize / BLOCK).max(1) * BLOCK;
+                let q_groups = q_plan.rows_per_chunk.div_ceil(BLOCK);
+                let blocks = t.min(t_plan.rows_per_chunk).div_ceil(BLOCK);
+                (t, BUSY_GROUPS.div_ceil(q_groups).clamp(1, blocks))
+            }
+        };
         let out = if mode_code == 0 {
             let empty = [
                 Top2::EMPTY.best.to_bits(),
@@ -215,8 +239,9 @@ impl NearestKernel {
                 Top2::EMPTY.second.to_bits(),
                 0,
             ];
-            let tops = vec![empty; queries.len()];
+            let tops = vec![empty; splits * queries.len()];
             Outputs {
+                splits,
                 tops: filled(
                     ctx,
                     "tops",
@@ -228,6 +253,7 @@ impl NearestKernel {
             }
         } else {
             Outputs {
+                splits,
                 tops: buffer(ctx, "no tops", 16, U::STORAGE),
                 pairs: buffer(ctx, "pairs", cap as u64 * 8, U::STORAGE | U::COPY_SRC),
                 count: filled(ctx, "pair count", &[0; 16], U::STORAGE | U::COPY_SRC),
@@ -245,15 +271,6 @@ impl NearestKernel {
             q_plan.len() * t_plan.len(),
             &self.spare,
         );
-        // Targets per dispatch: a whole number of blocks, within the work bound
-        // (one block per dispatch under the test hook, to exercise the merging).
-        let t_per_dispatch = match opts.max_chunk_bytes {
-            Some(_) => BLOCK,
-            None => {
-                let per_target = q_plan.rows_per_chunk as u64 * m.cols.max(1) as u64;
-                ((WORK_PER_DISPATCH / per_target) as usize / BLOCK).max(1) * BLOCK
-            }
-        };
         let mut ci = 0;
         for qp in 0..q_plan.len() {
             let qr = q_plan.chunk(qp);
@@ -280,7 +297,7 @@ impl NearestKernel {
                             t_first: tr.start as u32,
                             cap: cap as u32,
                             inf: f32::INFINITY,
-                            _pad: 0,
+                            q_total: queries.len() as u32,
                         };
                         let params = uniform(ctx, "nearest params", &p);
                         let group = bind(
@@ -291,7 +308,7 @@ impl NearestKernel {
                                 &out.count,
                             ],
                         );
-                        dispatch(enc, &self.pipe, &group, q_groups);
+                        dispatch_split(enc, &self.pipe, &group, q_groups, splits as u32);
                     }
                 })?;
                 ci += 1;
