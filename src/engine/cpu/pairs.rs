@@ -120,17 +120,34 @@ unsafe fn block_avx2<const DOT: bool>(
     // accumulators, six loads per 64 column pairs (the portable loop left
     // the compiler bounds checks and spills, at a tenth of this speed).
     let n = targets.len() / width;
-    let mut t = 0;
-    while t + 2 <= n {
-        let (a, b) = simd::dist4x2(q, &targets[t * width..(t + 2) * width], width);
-        out[t] = a;
-        out[t + 1] = b;
-        t += 2;
-    }
-    if t < n {
-        out[t] = dist4::<true>(q, &targets[t * width..(t + 1) * width]);
+    out[..n].iter_mut().for_each(|o| *o = [0.0; 4]);
+    // Columns in chunks, so that the four query chunks stay in L1 and the
+    // block's target chunks in L2 while every target passes by.
+    for c0 in (0..width).step_by(COLUMN_CHUNK) {
+        let c1 = (c0 + COLUMN_CHUNK).min(width);
+        let qc = q.map(|r| &r[c0..c1]);
+        let mut t = 0;
+        while t + 2 <= n {
+            let pair = &targets[t * width..(t + 2) * width];
+            let (a, b) = simd::dist4x2(qc, &pair[c0..], c1 - c0, width);
+            for k in 0..4 {
+                out[t][k] += a[k];
+                out[t + 1][k] += b[k];
+            }
+            t += 2;
+        }
+        if t < n {
+            let last = &targets[t * width..(t + 1) * width];
+            let a = dist4::<true>(qc, &last[c0..c1]);
+            for k in 0..4 {
+                out[t][k] += a[k];
+            }
+        }
     }
 }
+
+/// Columns per pass of the AVX2 distance kernel (8 KiB of four f32 query rows).
+const COLUMN_CHUNK: usize = 512;
 
 #[cfg(target_arch = "x86_64")]
 mod simd {
@@ -146,15 +163,21 @@ mod simd {
         _mm_cvtss_f32(s)
     }
 
-    /// Σ(q_r − t_j)² for four query rows and the two target rows in `t`
-    /// (each `width` values, a multiple of 8).
+    /// Σ(q_r − t_j)² over `len` columns (a multiple of 8) for four query
+    /// rows and two target rows, the second `stride` values after the first.
     ///
     /// # Safety
-    /// AVX2 and FMA must be present; every row holds `width` values.
+    /// AVX2 and FMA must be present; the rows hold `len` values.
     #[inline(always)]
-    pub unsafe fn dist4x2(q: [&[f32]; 4], t: &[f32], width: usize) -> ([f32; 4], [f32; 4]) {
-        debug_assert!(q.iter().all(|r| r.len() >= width) && t.len() >= 2 * width);
-        let (t0, t1) = (t.as_ptr(), t.as_ptr().add(width));
+    pub unsafe fn dist4x2(
+        q: [&[f32]; 4],
+        t: &[f32],
+        len: usize,
+        stride: usize,
+    ) -> ([f32; 4], [f32; 4]) {
+        debug_assert!(q.iter().all(|r| r.len() >= len) && t.len() >= stride + len);
+        let width = len;
+        let (t0, t1) = (t.as_ptr(), t.as_ptr().add(stride));
         let qp = q.map(|r| r.as_ptr());
         let mut acc = [_mm256_setzero_ps(); 8];
         let mut c = 0;
@@ -194,7 +217,7 @@ fn run_block<const DOT: bool>(q: [&[f32]; 4], targets: &[f32], width: usize, out
 const TARGETS_PER_BLOCK: usize = 64;
 
 /// Queries per rayon task: four at a time, several fours per task.
-const QUERIES_PER_TASK: usize = 16;
+const QUERIES_PER_TASK: usize = 64;
 
 /// Runs `visit(state, k, target, d̃²)` for the k-th query of a block against
 /// every target of another label, in parallel over blocks of queries (each
@@ -215,17 +238,25 @@ fn sweep<T: Send>(
         .enumerate()
         .map(|(b, block)| {
             let mut state = init(b * QUERIES_PER_TASK, block);
-            for (b4, quad) in block.chunks(4).enumerate() {
-                let qi: [usize; 4] = std::array::from_fn(|k| quad[k.min(quad.len() - 1)] as usize);
-                let q = qi.map(|i| dec.row(i));
-                let labels = qi.map(|i| set.labels[i]);
-                let mut out = [[0f32; 4]; TARGETS_PER_BLOCK];
-                for t0 in (0..n).step_by(TARGETS_PER_BLOCK) {
-                    let t1 = (t0 + TARGETS_PER_BLOCK).min(n);
-                    let w = dec.width;
-                    run_block::<false>(q, &dec.values[t0 * w..t1 * w], w, &mut out);
+            let quads: Vec<([&[f32]; 4], [u32; 4])> = block
+                .chunks(4)
+                .map(|quad| {
+                    let qi: [usize; 4] =
+                        std::array::from_fn(|k| quad[k.min(quad.len() - 1)] as usize);
+                    (qi.map(|i| dec.row(i)), qi.map(|i| set.labels[i]))
+                })
+                .collect();
+            let mut out = [[0f32; 4]; TARGETS_PER_BLOCK];
+            let w = dec.width;
+            // Targets outside, quads inside: a block of targets is read from
+            // memory once for all the task's queries, then served from cache.
+            for t0 in (0..n).step_by(TARGETS_PER_BLOCK) {
+                let t1 = (t0 + TARGETS_PER_BLOCK).min(n);
+                for (b4, (q, labels)) in quads.iter().enumerate() {
+                    let len = 4.min(block.len() - b4 * 4);
+                    run_block::<false>(*q, &dec.values[t0 * w..t1 * w], w, &mut out);
                     for (t, d) in (t0..t1).zip(&out) {
-                        for k in 0..quad.len() {
+                        for k in 0..len {
                             if set.labels[t] != labels[k] {
                                 visit(&mut state, b4 * 4 + k, t as u32, d[k]);
                             }
@@ -277,16 +308,21 @@ fn nearest_all(dec: &Decoded, set: VectorSet, progress: &Progress, row_bytes: u6
             || vec![Top2::EMPTY; n],
             |mut tops, &q0| {
                 let q1 = (q0 + QUERIES_PER_TASK).min(n);
-                for quad in (q0..q1).step_by(4) {
-                    let len = 4.min(q1 - quad);
-                    let qi: [usize; 4] = std::array::from_fn(|k| quad + k.min(len - 1));
-                    let q = qi.map(|i| dec.row(i));
-                    let mut out = [[0f32; 4]; TARGETS_PER_BLOCK];
-                    // Targets after the quad's first query; pairs (q, t) with
-                    // t ≤ q were counted from the other side.
-                    for t0 in (quad + 1..n).step_by(TARGETS_PER_BLOCK) {
-                        let t1 = (t0 + TARGETS_PER_BLOCK).min(n);
-                        let w = dec.width;
+                let w = dec.width;
+                let mut out = [[0f32; 4]; TARGETS_PER_BLOCK];
+                // Targets after the task's first query, outside; the quads
+                // inside, so each block of targets is read from memory once
+                // per task. Pairs (q, t) with t ≤ q were counted from the
+                // other side.
+                for t0 in (q0 + 1..n).step_by(TARGETS_PER_BLOCK) {
+                    let t1 = (t0 + TARGETS_PER_BLOCK).min(n);
+                    for quad in (q0..q1).step_by(4) {
+                        if quad + 1 >= t1 {
+                            break;
+                        }
+                        let len = 4.min(q1 - quad);
+                        let qi: [usize; 4] = std::array::from_fn(|k| quad + k.min(len - 1));
+                        let q = qi.map(|i| dec.row(i));
                         run_block::<false>(q, &dec.values[t0 * w..t1 * w], w, &mut out);
                         for (t, d) in (t0..t1).zip(&out) {
                             for (k, &dk) in d.iter().enumerate().take(len) {
