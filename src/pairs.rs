@@ -224,31 +224,13 @@ fn near_components(
         NearThreshold::Ulp(k) => ("ulp", k as f64, Threshold::Steps(k)),
     };
     let k = d.len();
-    let dirs = near::principal_directions(m, &d.rows, PROJECTIONS.min(m.cols));
-    let p = dirs.len() / m.cols;
-    let direction_norms: Vec<f64> = dirs
-        .chunks_exact(m.cols)
-        .map(|u| u.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt())
-        .collect();
-    let values = if k > 1 && vnorms.iter().all(|&n| n <= MAX_F32_SAFE_NORM) {
-        engine.project(m, &d.rows, &dirs)?
-    } else {
-        Vec::new()
-    };
-    let proj = Projections {
-        values: &values,
-        p,
-        direction_norms: &direction_norms,
-    };
-    let f32_safe = vnorms.iter().all(|&n| n <= MAX_F32_SAFE_NORM);
-    let pairs = if k < 2 {
-        Vec::new()
-    } else if f32_safe {
-        near::joined_pairs(m, d, vnorms, &proj, th)
-    } else {
-        near::joined_pairs_exhaustive(m, d, th)
+    let pairs = match th {
+        _ if k < 2 => Vec::new(),
+        Threshold::Steps(steps) => near::joined_pairs_steps(m, d, steps),
+        Threshold::L2(_) => l2_pairs(engine, m, d, vnorms, th)?,
     };
     let comps = near::components(k, &pairs);
+
     // The nearest vector outside each component: label every vector by its
     // component (vectors outside any component by themselves).
     let mut labels: Vec<u32> = (0..k as u32).map(|v| k as u32 + v).collect();
@@ -284,6 +266,33 @@ fn near_components(
         pairs: pairs.len(),
         components,
     })
+}
+
+/// Pairs of distinct vectors within an L2 radius, pruned by projections onto
+/// the principal directions (or tested exhaustively where f32 could overflow).
+fn l2_pairs(
+    engine: &dyn Engine,
+    m: &Matrix,
+    d: &Distinct,
+    vnorms: &[f64],
+    th: Threshold,
+) -> Result<Vec<(u32, u32)>> {
+    if !vnorms.iter().all(|&n| n <= MAX_F32_SAFE_NORM) {
+        return Ok(near::joined_pairs_exhaustive(m, d, th));
+    }
+    let dirs = near::principal_directions(m, &d.rows, PROJECTIONS.min(m.cols));
+    let p = dirs.len() / m.cols;
+    let direction_norms: Vec<f64> = dirs
+        .chunks_exact(m.cols)
+        .map(|u| u.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt())
+        .collect();
+    let values = engine.project(m, &d.rows, &dirs)?;
+    let proj = Projections {
+        values: &values,
+        p,
+        direction_norms: &direction_norms,
+    };
+    Ok(near::joined_pairs(m, d, vnorms, &proj, th))
 }
 
 /// numpy's median of the finite values (rows holding NaN or ±∞ take no part).

@@ -196,6 +196,69 @@ pub fn joined_pairs(
     pairs
 }
 
+/// Coordinates the step search sorts and filters on.
+pub const STEP_COORDINATES: usize = 8;
+
+/// [`joined_pairs`] for `Threshold::Steps(k)`, pruned in integer positions:
+/// two vectors K steps apart in every coordinate are K positions apart in
+/// each, so the vectors are sorted by their position in the coordinate whose
+/// positions spread the most (over a sample), and a pair is tested exactly
+/// only when it is within K in that one and in the next seven. No rounding
+/// enters: the filter is exact arithmetic on bit positions.
+pub fn joined_pairs_steps(m: &Matrix, d: &Distinct, k: u64) -> Vec<(u32, u32)> {
+    let n = d.len();
+    let s = m.dtype.size();
+    let pos = |row: usize, c: usize| {
+        m.dtype
+            .ordered_position(m.dtype.bits(&m.row(row)[c * s..(c + 1) * s]))
+    };
+    // Spread of each coordinate's positions over a sample: their variance.
+    let step = n.div_ceil(2048).max(1);
+    let sample: Vec<usize> = d.rows.iter().step_by(step).copied().collect();
+    let mut spread: Vec<(f64, usize)> = (0..m.cols)
+        .into_par_iter()
+        .map(|c| {
+            let v: Vec<f64> = sample.iter().map(|&r| pos(r, c) as f64).collect();
+            let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+            let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>();
+            (var, c)
+        })
+        .collect();
+    spread.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let coords: Vec<usize> = spread.iter().take(STEP_COORDINATES).map(|x| x.1).collect();
+    let c = coords.len();
+    let keys: Vec<i64> = (0..n)
+        .into_par_iter()
+        .flat_map_iter(|v| coords.iter().map(move |&col| pos(d.rows[v], col)))
+        .collect();
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.par_sort_by_key(|&v| keys[v as usize * c]);
+    let within = |a: i64, b: i64| (a as i128 - b as i128).unsigned_abs() <= k as u128;
+    let mut pairs: Vec<(u32, u32)> = (0..n)
+        .into_par_iter()
+        .flat_map_iter(|ia| {
+            let a = order[ia] as usize;
+            let ka = &keys[a * c..(a + 1) * c];
+            let mut found = Vec::new();
+            for &b in &order[ia + 1..] {
+                let b = b as usize;
+                let kb = &keys[b * c..(b + 1) * c];
+                if !within(kb[0], ka[0]) {
+                    break;
+                }
+                if (1..c).all(|j| within(ka[j], kb[j]))
+                    && Threshold::Steps(k).joins(m, d.rows[a], d.rows[b])
+                {
+                    found.push((a.min(b) as u32, a.max(b) as u32));
+                }
+            }
+            found
+        })
+        .collect();
+    pairs.par_sort_unstable();
+    pairs
+}
+
 /// Every joined pair by testing all pairs exactly (for rows whose f32
 /// projections could overflow).
 pub fn joined_pairs_exhaustive(m: &Matrix, d: &Distinct, threshold: Threshold) -> Vec<(u32, u32)> {
