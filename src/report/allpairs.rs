@@ -49,14 +49,13 @@ pub fn nearest(o: &mut String, n: &Nearest, max_ids: usize) -> Result {
         o,
         "NEAREST NEIGHBOURS (each token's nearest distinct vector, exact L2)",
     )?;
-    let with = n.distances.iter().filter(|d| d.is_some()).count();
     writeln!(
         o,
         "Tokens with a neighbour: {} of {}",
-        thousands(with),
+        thousands(n.with_neighbour),
         thousands(n.distances.len())
     )?;
-    if with == 0 {
+    if n.with_neighbour == 0 {
         writeln!(o, "(no two distinct finite vectors to compare)")?;
         return Ok(());
     }
@@ -95,10 +94,9 @@ pub fn nearest(o: &mut String, n: &Nearest, max_ids: usize) -> Result {
         Some(g) => {
             writeln!(
                 o,
-                "\nThe gap: no token's nearest neighbour lies between {} and {} ({:.1}x)",
+                "\nThe gap: no token's nearest neighbour lies between {} and {}",
                 sci(g.lo),
-                sci(g.hi),
-                g.hi / g.lo
+                sci(g.hi)
             )?;
             writeln!(
                 o,
@@ -232,15 +230,12 @@ pub fn lattice(o: &mut String, l: &Lattice, dtype: &str) -> Result {
             thousands(k)
         )?;
     }
-    let joined: Vec<&Vec<usize>> = l.components.iter().filter(|c| c.len() > 1).collect();
     writeln!(
         o,
-        "\nComponents at L-inf <= 1 step: {} of {} holes joined into {} components",
-        thousands(joined.iter().map(|c| c.len()).sum()),
-        thousands(k),
-        thousands(joined.len())
+        "\nComponents at L-inf <= 1 step: {} (those of two or more holes below)",
+        thousands(l.components.len())
     )?;
-    for c in joined {
+    for c in l.components.iter().filter(|c| c.len() > 1) {
         let holes: Vec<usize> = c.iter().map(|i| i + 1).collect();
         writeln!(o, "  Groups {}", ids(&holes, 64))?;
     }

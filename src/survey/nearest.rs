@@ -141,6 +141,8 @@ pub struct Nearest {
     pub ids: Vec<Option<usize>>,
     /// Per token, the L2 distance to that vector.
     pub distances: Vec<Option<f64>>,
+    /// Tokens with a nearest neighbour (the entries above that are not `None`).
+    pub with_neighbour: usize,
     pub quantiles: Vec<Quantile>,
     pub histogram: Vec<Bin>,
     pub gap: Option<Gap>,
@@ -317,6 +319,7 @@ pub fn summarise(m: &Matrix, d: &Distinct, per_vector: &[Option<(u32, f64)>]) ->
     Nearest {
         ids,
         distances,
+        with_neighbour: found.len(),
         quantiles,
         histogram: histogram(&sorted),
         gap,
