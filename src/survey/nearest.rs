@@ -75,17 +75,35 @@ impl Distinct {
 /// definition both engines' answers are refined to).
 pub fn exact_distance(m: &Matrix, a: usize, b: usize) -> f64 {
     let s = m.dtype.size();
+    let pairs = || {
+        m.row(a)
+            .chunks_exact(s)
+            .zip(m.row(b).chunks_exact(s))
+            .map(|(x, y)| (m.dtype.decode(x), m.dtype.decode(y)))
+    };
     let mut acc = [0f64; 4];
-    for (k, (x, y)) in m
-        .row(a)
-        .chunks_exact(s)
-        .zip(m.row(b).chunks_exact(s))
-        .enumerate()
-    {
-        let d = m.dtype.decode(x) - m.dtype.decode(y);
+    for (k, (x, y)) in pairs().enumerate() {
+        let d = x - y;
         acc[k % 4] += d * d;
     }
-    ((acc[0] + acc[1]) + (acc[2] + acc[3])).sqrt()
+    let sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    if (sum.is_finite() && sum > 1e-280) || sum.is_nan() {
+        return sum.sqrt();
+    }
+    // f64 values whose squared differences overflow or underflow: halve the
+    // values (exact) so no difference overflows, and scale by a power of two
+    // near the largest difference.
+    let max = pairs().fold(0f64, |a, (x, y)| a.max((x / 2.0 - y / 2.0).abs()));
+    if max == 0.0 || !max.is_finite() {
+        return 2.0 * max;
+    }
+    let scale = 2f64.powi(-(max.log2().floor() as i32).clamp(-1000, 1000));
+    let mut acc = [0f64; 4];
+    for (k, (x, y)) in pairs().enumerate() {
+        let d = (x / 2.0 - y / 2.0) * scale;
+        acc[k % 4] += d * d;
+    }
+    2.0 * ((acc[0] + acc[1]) + (acc[2] + acc[3])).sqrt() / scale
 }
 
 /// One token and its nearest distinct vector.
@@ -165,6 +183,8 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 /// Log-scale bins of [`BINS_PER_DECADE`] per decade from the first to the
 /// last non-empty one, after a bin for exact zeros when there are any.
 pub fn histogram(sorted: &[f64]) -> Vec<Bin> {
+    // A distance beyond f64 (rows near ±f64::MAX) has no bin.
+    let sorted = &sorted[..sorted.partition_point(|d| d.is_finite())];
     let zeros = sorted.iter().take_while(|&&d| d == 0.0).count();
     let mut bins = Vec::new();
     if zeros > 0 {
@@ -211,7 +231,7 @@ pub fn widest_gap(sorted: &[f64]) -> Option<(f64, f64)> {
             break;
         }
         let (lo, hi) = (sorted[i], sorted[i + 1]);
-        if lo <= 0.0 || hi <= lo {
+        if lo <= 0.0 || hi <= lo || !hi.is_finite() {
             continue;
         }
         if hi / lo >= MIN_GAP_RATIO && best.is_none_or(|(a, b)| hi / lo > b / a) {
@@ -331,6 +351,22 @@ pub fn summarise(m: &Matrix, d: &Distinct, per_vector: &[Option<(u32, f64)>]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// f64 rows whose squared differences overflow or underflow keep their
+    /// exact distances (and order): 1e160 vs −5e160 vs 2e160, and 1e-170 apart.
+    #[test]
+    fn exact_distances_survive_f64_extremes() {
+        let vals = [
+            1e160f64, 0.0, -5e160, 0.0, 2e160, 0.0, 1e-170, 0.0, 3e-170, 0.0,
+        ];
+        let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let m = Matrix::new(crate::dtype::Dtype::F64, 5, 2, &bytes).unwrap();
+        assert_eq!(exact_distance(&m, 0, 2), 1e160);
+        assert_eq!(exact_distance(&m, 0, 1), 6e160);
+        assert!((exact_distance(&m, 3, 4) - 2e-170).abs() <= 1e-15 * 2e-170);
+        let h = histogram(&[1.0, f64::INFINITY]);
+        assert_eq!(h.iter().map(|b| b.count).sum::<usize>(), 1);
+    }
 
     #[test]
     fn quantiles_interpolate_like_numpy() {
