@@ -321,16 +321,7 @@ fn survey(engine: &dyn Engine, m: &Matrix, reps: usize) -> (Duration, Analysis) 
 }
 
 fn pairs(engine: &dyn Engine, m: &Matrix, a: &Analysis, opts: PairOptions) -> PairsAnalysis {
-    analyze_pairs(
-        engine,
-        m,
-        &a.grouping.groups,
-        &a.norms,
-        |r| a.norms[r].is_finite(),
-        opts,
-        false,
-    )
-    .expect("all-pairs geometry")
+    analyze_pairs(engine, m, &a.grouping.groups, opts, false).expect("all-pairs geometry")
 }
 
 /// Panics unless the GPU and CPU near searches joined the same components;

@@ -159,14 +159,10 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
             norm: survey::defined(a.norms[g.representative()]),
         })
         .collect();
-    // Rows holding NaN or ±∞ have no finite norm; they take no part in the
-    // all-pairs geometry.
     let pa = pairs::analyze_pairs(
         engine.as_ref(),
         &m,
         &a.grouping.groups,
-        &a.norms,
-        |r| a.norms[r].is_finite(),
         opts.pairs,
         opts.progress,
     )?;

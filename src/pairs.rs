@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 
-use crate::engine::approx::{ErrorModel, MAX_F32_SAFE_NORM};
+use crate::engine::approx::{ErrorModel, MAX_F32_COLUMNS, MAX_F32_SAFE_NORM};
 use crate::engine::{Engine, VectorSet};
 use crate::error::Result;
 use crate::load::Matrix;
@@ -64,14 +64,13 @@ fn ms(since: std::time::Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// Runs the requested all-pairs geometry. `norms` and `finite` are per row
-/// (from the exact survey's row pass); `groups` are its black holes.
+/// Runs the requested all-pairs geometry; `groups` are the exact survey's
+/// black holes. Row norms are taken exactly on the host (one pass over the
+/// matrix), so both engines see the same rows as finite and the same norms.
 pub fn analyze_pairs(
     engine: &dyn Engine,
     m: &Matrix,
     groups: &[Group],
-    norms: &[f64],
-    finite: impl Fn(usize) -> bool,
     opts: PairOptions,
     show_progress: bool,
 ) -> Result<PairsAnalysis> {
@@ -83,7 +82,12 @@ pub fn analyze_pairs(
     if !opts.nearest && opts.near.is_none() {
         return Ok(out);
     }
-    let d = Distinct::new(m.rows, groups, finite);
+    // A row holding NaN or ±∞ has no finite norm, and takes no part.
+    let norms: Vec<f64> = (0..m.rows)
+        .into_par_iter()
+        .map(|r| m.exact_norm(r))
+        .collect();
+    let d = Distinct::new(m.rows, groups, |r| norms[r].is_finite());
     let vnorms: Vec<f64> = d.rows.iter().map(|&r| norms[r]).collect();
     if opts.nearest {
         let t = std::time::Instant::now();
@@ -106,7 +110,7 @@ pub fn analyze_pairs(
     }
     if let Some(th) = opts.near {
         let t = std::time::Instant::now();
-        out.near = Some(near_components(engine, m, &d, &vnorms, norms, th)?);
+        out.near = Some(near_components(engine, m, &d, &vnorms, &norms, th)?);
         out.near_ms = ms(t);
     }
     Ok(out)
@@ -114,7 +118,13 @@ pub fn analyze_pairs(
 
 /// For each query, the nearest target of `set` with another label and its
 /// exact distance (ties: the smallest index, which is the smallest token id);
-/// `None` when there is no such target. `norms` are per vector of the set.
+/// `None` when there is no such target. `norms` are per vector of the set
+/// (within [`near::NORM_TOLERANCE`] of exact).
+///
+/// Vectors the f32 kernels cannot bracket (norms above
+/// [`MAX_F32_SAFE_NORM`], or every vector when the width is above
+/// [`MAX_F32_COLUMNS`]) are compared with everything exactly on the host;
+/// the rest go through the engine.
 pub fn exact_nearest(
     engine: &dyn Engine,
     m: &Matrix,
@@ -123,20 +133,82 @@ pub fn exact_nearest(
     norms: &[f64],
     progress: &Progress,
 ) -> Result<Vec<Option<(u32, f64)>>> {
-    let n_max = norms.iter().copied().fold(0f64, f64::max) * (1.0 + near::NORM_TOLERANCE);
-    if n_max.is_nan() || n_max > MAX_F32_SAFE_NORM {
-        // f32 squares could overflow: settle every query exactly on the host.
-        return Ok(queries
-            .par_iter()
-            .map(|&q| {
-                let all: Vec<u32> = (0..set.rows.len() as u32).collect();
-                best_exact(m, set, q, &all)
-            })
-            .collect());
+    let safe: Vec<bool> = norms.iter().map(|&n| f32_safe(m, n)).collect();
+    if safe.iter().all(|&s| s) {
+        return nearest_f32(engine, m, set, queries, norms, progress);
     }
-    // The first pass may use the engine's cheaper (norm-form) bounds; the
-    // threshold pass always computes direct differences.
-    let first_err = engine.nearest_error(m);
+    // The safe vectors as a set of their own, through the engine.
+    let sub: Vec<u32> = (0..set.rows.len() as u32)
+        .filter(|&v| safe[v as usize])
+        .collect();
+    let mut index_in_sub = vec![u32::MAX; set.rows.len()];
+    for (i, &v) in sub.iter().enumerate() {
+        index_in_sub[v as usize] = i as u32;
+    }
+    let sub_rows: Vec<usize> = sub.iter().map(|&v| set.rows[v as usize]).collect();
+    let sub_labels: Vec<u32> = sub.iter().map(|&v| set.labels[v as usize]).collect();
+    let sub_norms: Vec<f64> = sub.iter().map(|&v| norms[v as usize]).collect();
+    let sub_queries: Vec<u32> = queries
+        .iter()
+        .filter(|&&q| safe[q as usize])
+        .map(|&q| index_in_sub[q as usize])
+        .collect();
+    let sub_set = VectorSet {
+        rows: &sub_rows,
+        labels: &sub_labels,
+    };
+    let mut from_engine =
+        nearest_f32(engine, m, sub_set, &sub_queries, &sub_norms, progress)?.into_iter();
+    let unsafe_targets: Vec<u32> = (0..set.rows.len() as u32)
+        .filter(|&v| !safe[v as usize])
+        .collect();
+    let all: Vec<u32> = (0..set.rows.len() as u32).collect();
+    // In query order: a safe query takes the engine's answer (mapped back)
+    // or an unsafe target if one is nearer; an unsafe query scans everything.
+    let engine_answers: Vec<Option<Option<(u32, f64)>>> = queries
+        .iter()
+        .map(|&q| safe[q as usize].then(|| from_engine.next().flatten()))
+        .collect();
+    Ok(queries
+        .par_iter()
+        .zip(engine_answers)
+        .map(|(&q, answer)| match answer {
+            None => best_exact(m, set, q, &all),
+            Some(found) => {
+                let found = found.map(|(t, d)| (sub[t as usize], d));
+                let huge = best_exact(m, set, q, &unsafe_targets);
+                match (found, huge) {
+                    (Some(a), Some(b)) => Some(if (b.1, b.0) < (a.1, a.0) { b } else { a }),
+                    (a, b) => a.or(b),
+                }
+            }
+        })
+        .collect())
+}
+
+/// Whether the f32 kernels can bracket distances to a vector of norm `n`.
+fn f32_safe(m: &Matrix, n: f64) -> bool {
+    n <= MAX_F32_SAFE_NORM && m.cols <= MAX_F32_COLUMNS
+}
+
+/// Queries settled per call of [`Engine::pairs_within`]: with queries ×
+/// targets at most this, no call can return more pairs (the GPU's 32-bit
+/// pair counter cannot wrap, and the host holds at most 2 GiB of pairs).
+const PAIRS_PER_CALL: u64 = 1 << 28;
+
+/// [`exact_nearest`] for a set the f32 kernels can bracket.
+fn nearest_f32(
+    engine: &dyn Engine,
+    m: &Matrix,
+    set: VectorSet,
+    queries: &[u32],
+    norms: &[f64],
+    progress: &Progress,
+) -> Result<Vec<Option<(u32, f64)>>> {
+    if queries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n_max = norms.iter().copied().fold(0f64, f64::max) * (1.0 + near::NORM_TOLERANCE);
     let err = ErrorModel::new(m.dtype, m.cols);
     let tops = engine.nearest_approx(m, set, queries, progress)?;
     let mut result: Vec<Option<(u32, f64)>> = vec![None; queries.len()];
@@ -153,33 +225,34 @@ pub fn exact_nearest(
     for (i, (&q, top)) in queries.iter().zip(&tops).enumerate() {
         let Some(first) = firsts[i] else { continue };
         let nq = norms[q as usize] * (1.0 + near::NORM_TOLERANCE);
-        if first_err.lower(top.second, nq, n_max) > first * (1.0 + CERTIFY_MARGIN) {
+        if err.lower(top.second, nq, n_max) > first * (1.0 + CERTIFY_MARGIN) {
             result[i] = Some((top.best_index, first));
         } else {
             open.push(i);
             thresholds.push(err.threshold(first * (1.0 + CERTIFY_MARGIN), nq, n_max));
         }
     }
-    if open.is_empty() {
-        return Ok(result);
-    }
-    let open_queries: Vec<u32> = open.iter().map(|&i| queries[i]).collect();
-    let mut pairs = engine.pairs_within(m, set, &open_queries, &thresholds, &Progress::hidden())?;
-    pairs.par_sort_unstable();
-    pairs.dedup();
-    let settled: Vec<Option<(u32, f64)>> = open
-        .par_iter()
-        .map(|&i| {
-            let q = queries[i];
-            let lo = pairs.partition_point(|&(a, _)| a < q);
-            let hi = pairs.partition_point(|&(a, _)| a <= q);
-            let mut cands: Vec<u32> = pairs[lo..hi].iter().map(|&(_, t)| t).collect();
-            cands.push(tops[i].best_index);
-            best_exact(m, set, q, &cands)
-        })
-        .collect();
-    for (&i, r) in open.iter().zip(settled) {
-        result[i] = r;
+    // The uncertain queries, in batches whose candidate pairs stay bounded.
+    let batch = (PAIRS_PER_CALL / set.rows.len().max(1) as u64).max(1) as usize;
+    for (chunk, thr) in open.chunks(batch).zip(thresholds.chunks(batch)) {
+        let open_queries: Vec<u32> = chunk.iter().map(|&i| queries[i]).collect();
+        let mut pairs = engine.pairs_within(m, set, &open_queries, thr, &Progress::hidden())?;
+        pairs.par_sort_unstable();
+        pairs.dedup();
+        let settled: Vec<Option<(u32, f64)>> = chunk
+            .par_iter()
+            .map(|&i| {
+                let q = queries[i];
+                let lo = pairs.partition_point(|&(a, _)| a < q);
+                let hi = pairs.partition_point(|&(a, _)| a <= q);
+                let mut cands: Vec<u32> = pairs[lo..hi].iter().map(|&(_, t)| t).collect();
+                cands.push(tops[i].best_index);
+                best_exact(m, set, q, &cands)
+            })
+            .collect();
+        for (&i, r) in chunk.iter().zip(settled) {
+            result[i] = r;
+        }
     }
     Ok(result)
 }
@@ -210,15 +283,9 @@ fn near_components(
     let (metric, value, th) = match threshold {
         NearThreshold::L2(r) => ("l2", r, Threshold::L2(r)),
         NearThreshold::Rel(f) => {
-            // The radius users see is computed from exact norms: the
-            // engines' norms are accumulated in f32 and could move it by a
-            // few ulps, enough to flip a pair exactly at the threshold.
-            let exact: Vec<f64> = (0..m.rows)
-                .into_par_iter()
-                .filter(|&r| row_norms[r].is_finite())
-                .map(|r| m.exact_norm(r))
-                .collect();
-            let r = f * median(&exact);
+            // From exact norms: f32-accumulated ones could move the radius by
+            // a few ulps, enough to flip a pair exactly at the threshold.
+            let r = f * median(row_norms);
             ("l2", r, Threshold::L2(r))
         }
         NearThreshold::Ulp(k) => ("ulp", k as f64, Threshold::Steps(k)),

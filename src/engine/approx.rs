@@ -25,15 +25,15 @@ const F32_MIN_NORMAL: f64 = f32::MIN_POSITIVE as f64;
 /// Norms above this may overflow f32 squares: the f32 kernels cannot bracket
 /// such rows, and the survey computes them exactly on the host instead.
 pub const MAX_F32_SAFE_NORM: f64 = 1e18;
+/// Wider rows than this make γ_n (n·2^-24) too coarse to prune with (it is
+/// meaningless from 2^24 columns on): such matrices are computed on the host.
+pub const MAX_F32_COLUMNS: usize = 1 << 20;
 
 /// The error bounds of the f32 kernels for one matrix (dtype and width).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ErrorModel {
     /// Relative error of a sum of `cols + 1` rounded non-negative terms (γ).
     pub rel: f64,
-    /// Error relative to (‖x‖ + ‖y‖)², for kernels that use the norm form
-    /// ‖x‖² + ‖y‖² − 2x·y to *discard* candidates (0 for direct differences).
-    pub norm_rel: f64,
     /// Absolute error from flushed subnormal terms.
     pub abs: f64,
     /// Relative error of decoding a value to f32 (2^-23 for f64, else 0).
@@ -49,7 +49,6 @@ impl ErrorModel {
         Self {
             // γ_n = n·u / (1 − n·u), with a little room for the f64 arithmetic here.
             rel: n * U32 / (1.0 - n * U32) * 1.001,
-            norm_rel: 0.0,
             abs: (cols as f64 + 1.0) * 2.0 * F32_MIN_NORMAL,
             decode_rel: if dtype == Dtype::F64 {
                 2.0 * U32 * 1.001
@@ -58,31 +57,6 @@ impl ErrorModel {
             },
             decode_abs: (cols as f64).sqrt() * F32_MIN_NORMAL * 1.001,
         }
-    }
-
-    /// The norm form D̃² = fl(‖x̂‖²) + fl(‖ŷ‖²) − 2·fl(x̂·ŷ), every sum in f32 in
-    /// any order: each of the three sums is within γ_d of its exact value
-    /// relative to Σ|terms| ≤ ‖x‖², ‖y‖², ‖x‖‖y‖, and the two final
-    /// operations add 2u of the same scale, so |D̃² − D̂²| ≤ γ_{d+4}(‖x‖+‖y‖)².
-    /// Cheaper (one multiply–add per column pair) but loose for close pairs:
-    /// only for discarding candidates, never for answers.
-    pub fn norm_form(dtype: Dtype, cols: usize) -> Self {
-        let direct = Self::new(dtype, cols);
-        Self {
-            rel: 0.0,
-            norm_rel: direct.rel,
-            ..direct
-        }
-    }
-
-    /// The norm-form term for rows of norms `nx`, `ny` (their f32 decodings
-    /// may be larger by the decoding error).
-    fn norm_term(&self, nx: f64, ny: f64) -> f64 {
-        if self.norm_rel == 0.0 {
-            return 0.0;
-        }
-        let s = nx + ny + self.decode_error(nx) + self.decode_error(ny);
-        self.norm_rel * s * s
     }
 
     /// How far the f32 decoding of a row of norm `n` can be from the row (L2).
@@ -97,8 +71,7 @@ impl ErrorModel {
         if !a.is_finite() {
             return 0.0;
         }
-        let slack = self.abs + self.norm_term(nx, ny);
-        let d_hat = ((a - slack).max(0.0) / (1.0 + self.rel)).sqrt() * (1.0 - 1e-12);
+        let d_hat = ((a - self.abs).max(0.0) / (1.0 + self.rel)).sqrt() * (1.0 - 1e-12);
         (d_hat - self.decode_error(nx) - self.decode_error(ny)).max(0.0)
     }
 
@@ -108,8 +81,7 @@ impl ErrorModel {
         if !a.is_finite() {
             return f64::INFINITY;
         }
-        let slack = self.abs + self.norm_term(nx, ny);
-        let d_hat = ((a + slack).max(0.0) / (1.0 - self.rel)).sqrt() * (1.0 + 1e-12);
+        let d_hat = ((a + self.abs) / (1.0 - self.rel)).sqrt() * (1.0 + 1e-12);
         d_hat + self.decode_error(nx) + self.decode_error(ny)
     }
 
@@ -120,7 +92,7 @@ impl ErrorModel {
             return f32::INFINITY;
         }
         let d_hat = bound * (1.0 + 1e-12) + self.decode_error(nx) + self.decode_error(ny_max);
-        let t = (1.0 + self.rel) * d_hat * d_hat + self.abs + self.norm_term(nx, ny_max);
+        let t = (1.0 + self.rel) * d_hat * d_hat + self.abs;
         round_up_f32(t * (1.0 + 1e-12))
     }
 
@@ -165,36 +137,6 @@ mod tests {
         assert!(e.threshold(exact, 1.0, 1.0) >= approx);
         assert_eq!(e.lower(f32::INFINITY, 1.0, 1.0), 0.0);
         assert_eq!(e.upper(f32::NAN, 1.0, 1.0), f64::INFINITY);
-    }
-
-    /// The norm form's bound holds where it cancels worst: two nearly equal
-    /// rows, whose f32 norm-form distance is mostly rounding noise.
-    #[test]
-    fn norm_form_bounds_hold_under_cancellation() {
-        let cols = 2560;
-        let e = ErrorModel::norm_form(Dtype::F32, cols);
-        let x: Vec<f32> = (0..cols)
-            .map(|c| ((c * 7919) % 1000) as f32 / 25000.0)
-            .collect();
-        let mut y = x.clone();
-        y[3] += 1e-6;
-        let (nx2, ny2, xy) = x
-            .iter()
-            .zip(&y)
-            .fold((0f32, 0f32, 0f32), |(a, b, c), (&p, &q)| {
-                (a + p * p, b + q * q, c + p * q)
-            });
-        let approx = nx2 + ny2 - 2.0 * xy;
-        let exact: f64 = x
-            .iter()
-            .zip(&y)
-            .map(|(&p, &q)| (p as f64 - q as f64).powi(2))
-            .sum::<f64>()
-            .sqrt();
-        let (nx, ny) = ((nx2 as f64).sqrt(), (ny2 as f64).sqrt());
-        assert!(e.lower(approx, nx, ny) <= exact);
-        assert!(e.upper(approx, nx, ny) >= exact);
-        assert!(e.threshold(exact, nx, ny) >= approx);
     }
 
     #[test]

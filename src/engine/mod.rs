@@ -90,7 +90,7 @@ impl Top2 {
         second: f32::INFINITY,
     };
 
-    /// Takes one more target into account. NaN distances count as +∞.
+    /// Takes one more target into account. A NaN distance is ignored.
     #[inline]
     pub fn push(&mut self, d: f32, index: u32) {
         if d < self.best || (self.best_index == u32::MAX && !d.is_nan()) {
@@ -149,13 +149,6 @@ pub trait Engine {
         thresholds: &[f32],
         progress: &Progress,
     ) -> Result<Vec<(u32, u32)>>;
-
-    /// How far this engine's [`Engine::nearest_approx`] distances may be
-    /// from exact (direct differences unless the engine says otherwise;
-    /// [`Engine::pairs_within`] always uses direct differences).
-    fn nearest_error(&self, m: &Matrix) -> approx::ErrorModel {
-        approx::ErrorModel::new(m.dtype, m.cols)
-    }
 
     /// Projections of the given rows onto `directions` (`p` rows of `m.cols`
     /// f32 values, row-major): `rows.len() × p` values, row-major, computed

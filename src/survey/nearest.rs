@@ -90,20 +90,24 @@ pub fn exact_distance(m: &Matrix, a: usize, b: usize) -> f64 {
     if (sum.is_finite() && sum > 1e-280) || sum.is_nan() {
         return sum.sqrt();
     }
-    // f64 values whose squared differences overflow or underflow: halve the
-    // values (exact) so no difference overflows, and scale by a power of two
-    // near the largest difference.
-    let max = pairs().fold(0f64, |a, (x, y)| a.max((x / 2.0 - y / 2.0).abs()));
+    // f64 values whose squared differences overflow or underflow: scale by a
+    // power of two near the largest difference. Values so large that their
+    // difference could overflow are halved first (exact for them; halving
+    // would round subnormals, whose differences are exact as they are).
+    let huge = pairs().any(|(x, y)| x.abs().max(y.abs()) > 1e300);
+    let half = if huge { 0.5 } else { 1.0 };
+    let diff = |x: f64, y: f64| x * half - y * half;
+    let max = pairs().fold(0f64, |a, (x, y)| a.max(diff(x, y).abs()));
     if max == 0.0 || !max.is_finite() {
-        return 2.0 * max;
+        return max / half;
     }
     let scale = 2f64.powi(-(max.log2().floor() as i32).clamp(-1000, 1000));
     let mut acc = [0f64; 4];
     for (k, (x, y)) in pairs().enumerate() {
-        let d = (x / 2.0 - y / 2.0) * scale;
+        let d = diff(x, y) * scale;
         acc[k % 4] += d * d;
     }
-    2.0 * ((acc[0] + acc[1]) + (acc[2] + acc[3])).sqrt() / scale
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])).sqrt() / scale / half
 }
 
 /// One token and its nearest distinct vector.
