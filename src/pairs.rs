@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::engine::approx::{ErrorModel, MAX_F32_COLUMNS, MAX_F32_SAFE_NORM};
 use crate::engine::{Engine, VectorSet};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::load::Matrix;
 use crate::progress::Progress;
 use crate::survey::lattice::{lattice, Lattice};
@@ -292,9 +292,15 @@ fn near_components(
     };
     let k = d.len();
     let pairs = match th {
-        _ if k < 2 => Vec::new(),
+        _ if k < 2 => Some(Vec::new()),
         Threshold::Steps(steps) => near::joined_pairs_steps(m, d, steps),
-        Threshold::L2(_) => l2_pairs(engine, m, d, vnorms, th)?,
+        Threshold::L2(r) => l2_pairs(engine, m, d, vnorms, r)?,
+    };
+    let Some(pairs) = pairs else {
+        return Err(Error::Usage(format!(
+            "the near-singularity threshold joins more than {} pairs of distinct vectors; use a smaller one",
+            near::MAX_JOINED_PAIRS
+        )));
     };
     let comps = near::components(k, &pairs);
 
@@ -335,31 +341,49 @@ fn near_components(
     })
 }
 
-/// Pairs of distinct vectors within an L2 radius, pruned by projections onto
-/// the principal directions (or tested exhaustively where f32 could overflow).
+/// Pairs of distinct vectors within L2 radius `r`, pruned by projections
+/// onto the principal directions; vectors whose f32 projections could
+/// overflow are tested exhaustively on the host. `None` past
+/// [`near::MAX_JOINED_PAIRS`].
 fn l2_pairs(
     engine: &dyn Engine,
     m: &Matrix,
     d: &Distinct,
     vnorms: &[f64],
-    th: Threshold,
-) -> Result<Vec<(u32, u32)>> {
-    if !vnorms.iter().all(|&n| n <= MAX_F32_SAFE_NORM) {
-        return Ok(near::joined_pairs_exhaustive(m, d, th));
-    }
-    let dirs = near::principal_directions(m, &d.rows, PROJECTIONS.min(m.cols));
+    r: f64,
+) -> Result<Option<Vec<(u32, u32)>>> {
+    let (safe, huge): (Vec<u32>, Vec<u32>) =
+        (0..d.len() as u32).partition(|&v| f32_safe(m, vnorms[v as usize]));
+    let rows: Vec<usize> = safe.iter().map(|&v| d.rows[v as usize]).collect();
+    let dirs = near::principal_directions(m, &rows, PROJECTIONS.min(m.cols));
     let p = dirs.len() / m.cols;
     let direction_norms: Vec<f64> = dirs
         .chunks_exact(m.cols)
         .map(|u| u.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt())
         .collect();
-    let values = engine.project(m, &d.rows, &dirs)?;
+    let values = if safe.len() > 1 && p > 0 {
+        engine.project(m, &rows, &dirs)?
+    } else {
+        Vec::new()
+    };
     let proj = Projections {
         values: &values,
         p,
         direction_norms: &direction_norms,
     };
-    Ok(near::joined_pairs(m, d, vnorms, &proj, th))
+    let swept = if values.is_empty() {
+        Some(Vec::new())
+    } else {
+        near::joined_pairs(m, d, vnorms, &safe, &proj, r)
+    };
+    let (Some(mut pairs), Some(more)) = (swept, near::joined_pairs_exhaustive(m, d, &huge, r))
+    else {
+        return Ok(None);
+    };
+    pairs.extend(more);
+    pairs.par_sort_unstable();
+    pairs.dedup();
+    Ok((pairs.len() <= near::MAX_JOINED_PAIRS).then_some(pairs))
 }
 
 /// numpy's median of the finite values (rows holding NaN or ±∞ take no part).

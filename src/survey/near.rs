@@ -4,11 +4,12 @@
 //! the candidate search prunes with projections the engine computed, and
 //! every joined pair is tested exactly.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::nearest::{centroid_and_radius, exact_distance, Distinct};
-use crate::dtype::Dtype;
 use crate::engine::approx::ErrorModel;
 use crate::load::Matrix;
 
@@ -28,29 +29,6 @@ pub enum Threshold {
 }
 
 impl Threshold {
-    /// The largest L2 distance a joined pair of vectors can have, seen from a
-    /// vector of norm `n` (∞ where no bound exists).
-    ///
-    /// For steps: one step at a value of magnitude a is at most a·2^-p (p the
-    /// mantissa bits) or the smallest step s, so K steps apart means
-    /// |x_c − y_c| ≤ K(2^-p(|x_c| + |y_c|) + s), hence
-    /// ‖x − y‖ ≤ K(2^-p(‖x‖ + ‖y‖) + √d·s) with ‖y‖ ≤ ‖x‖ + ‖x − y‖:
-    /// ‖x − y‖ ≤ (2K·2^-p‖x‖ + K√d·s) / (1 − K·2^-p).
-    pub fn radius(&self, dtype: Dtype, cols: usize, n: f64) -> f64 {
-        match *self {
-            Threshold::L2(r) => r,
-            Threshold::Steps(k) => {
-                let k = k as f64;
-                let rel = k * 2f64.powi(-dtype.mantissa_bits());
-                if rel >= 1.0 {
-                    return f64::INFINITY;
-                }
-                let sub = k * (cols as f64).sqrt() * dtype.smallest_step();
-                (2.0 * rel * n + sub) / (1.0 - rel) * (1.0 + 1e-9)
-            }
-        }
-    }
-
     /// Whether two rows are joined, computed exactly from their stored values.
     pub fn joins(&self, m: &Matrix, a: usize, b: usize) -> bool {
         match *self {
@@ -132,52 +110,92 @@ pub struct Projections<'a> {
     pub direction_norms: &'a [f64],
 }
 
-/// Every pair of distinct vectors (indices, `a < b`) that `threshold` joins,
-/// found without an all-pairs pass where the data allow: vectors sorted by
-/// their first projection, and a pair tested exactly only when its norms and
-/// every projection differ by no more than a joined pair's could
-/// (|u·x − u·y| ≤ ‖u‖‖x − y‖, |‖x‖ − ‖y‖| ≤ ‖x − y‖).
+/// Joined pairs are kept in memory: a search that finds more stops, and the
+/// survey says to use a smaller threshold (50 M pairs are 400 MB).
+pub const MAX_JOINED_PAIRS: usize = 50_000_000;
+
+/// Counts joined pairs across threads, and says when there are too many.
+#[derive(Default)]
+struct Budget {
+    count: AtomicUsize,
+    over: AtomicBool,
+}
+
+impl Budget {
+    /// Records one more pair; false once over [`MAX_JOINED_PAIRS`].
+    fn take(&self) -> bool {
+        let ok = self.count.fetch_add(1, Ordering::Relaxed) < MAX_JOINED_PAIRS;
+        if !ok {
+            self.over.store(true, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    fn over(&self) -> bool {
+        self.over.load(Ordering::Relaxed)
+    }
+
+    /// The pairs found, sorted, or `None` when the search stopped.
+    fn finish(&self, mut pairs: Vec<(u32, u32)>) -> Option<Vec<(u32, u32)>> {
+        if self.over() {
+            return None;
+        }
+        pairs.par_sort_unstable();
+        pairs.dedup();
+        Some(pairs)
+    }
+}
+
+/// Every pair of the vectors `members` (indices into `d`, `a < b` in the
+/// result) at L2 distance ≤ `r`, found without an all-pairs pass where the
+/// data allow: the members sorted by their first projection, and a pair
+/// tested exactly only when its norms and every projection differ by no more
+/// than a joined pair's could (|u·x − u·y| ≤ ‖u‖‖x − y‖, |‖x‖ − ‖y‖| ≤
+/// ‖x − y‖). `proj` holds the members' projections, in `members` order;
+/// `norms` are per vector of `d`. `None` past [`MAX_JOINED_PAIRS`].
 pub fn joined_pairs(
     m: &Matrix,
     d: &Distinct,
     norms: &[f64],
+    members: &[u32],
     proj: &Projections,
-    threshold: Threshold,
-) -> Vec<(u32, u32)> {
-    let k = d.len();
+    r: f64,
+) -> Option<Vec<(u32, u32)>> {
+    let k = members.len();
     let p = proj.p;
     let err = ErrorModel::new(m.dtype, m.cols);
-    // The engines' norms may be off by NORM_TOLERANCE relative, and a GPU that
-    // flushes subnormal inputs to zero may lose up to √d·2^-126 of a norm.
+    let norm = |i: usize| norms[members[i] as usize];
+    // The norms may be off by NORM_TOLERANCE relative, and a GPU that flushes
+    // subnormal inputs to zero may lose up to √d·2^-126 of a projection.
     let n_hi = |n: f64| n * (1.0 + NORM_TOLERANCE) + err.decode_abs;
-    let radius: Vec<f64> = norms
-        .iter()
-        .map(|&n| threshold.radius(m.dtype, m.cols, n_hi(n)))
-        .collect();
-    // Per vector and direction, how far the engine's projection may be off.
+    // Per member and direction, how far the engine's projection may be off.
     let perr: Vec<f64> = (0..k * p)
-        .map(|i| err.projection_error(proj.direction_norms[i % p], n_hi(norms[i / p])))
+        .map(|i| err.projection_error(proj.direction_norms[i % p], n_hi(norm(i / p))))
         .collect();
     let max_err0 = (0..k).map(|i| perr[i * p]).fold(0f64, f64::max);
     let key = |i: usize| proj.values[i * p] as f64;
     let mut order: Vec<u32> = (0..k as u32).collect();
     order.par_sort_by(|&a, &b| key(a as usize).total_cmp(&key(b as usize)));
     let norm_slack =
-        |a: usize, b: usize| NORM_TOLERANCE * (norms[a] + norms[b]) + 2.0 * err.decode_abs;
-    let mut pairs: Vec<(u32, u32)> = (0..k)
+        |a: usize, b: usize| NORM_TOLERANCE * (norm(a) + norm(b)) + 2.0 * err.decode_abs;
+    let reach = proj.direction_norms[0] * r;
+    let budget = Budget::default();
+    let pairs: Vec<(u32, u32)> = (0..k)
         .into_par_iter()
         .flat_map_iter(|ia| {
             let a = order[ia] as usize;
-            let r = radius[a];
-            let reach = proj.direction_norms[0] * r + perr[a * p] + max_err0;
+            let reach = reach + perr[a * p] + max_err0;
             let mut found = Vec::new();
+            if budget.over() {
+                return found;
+            }
             for &b in &order[ia + 1..] {
                 let b = b as usize;
                 if key(b) - key(a) > reach {
                     // Sorted ascending: nothing further can be within reach.
                     break;
                 }
-                if (norms[a] - norms[b]).abs() > r + norm_slack(a, b) {
+                if (norm(a) - norm(b)).abs() > r + norm_slack(a, b) {
                     continue;
                 }
                 let close = (1..p).all(|j| {
@@ -185,15 +203,18 @@ pub fn joined_pairs(
                         (proj.values[a * p + j] as f64 - proj.values[b * p + j] as f64).abs();
                     diff <= proj.direction_norms[j] * r + perr[a * p + j] + perr[b * p + j]
                 });
-                if close && threshold.joins(m, d.rows[a], d.rows[b]) {
-                    found.push((a.min(b) as u32, a.max(b) as u32));
+                let (va, vb) = (members[a], members[b]);
+                if close && Threshold::L2(r).joins(m, d.rows[va as usize], d.rows[vb as usize]) {
+                    if !budget.take() {
+                        break;
+                    }
+                    found.push((va.min(vb), va.max(vb)));
                 }
             }
             found
         })
         .collect();
-    pairs.par_sort_unstable();
-    pairs
+    budget.finish(pairs)
 }
 
 /// Coordinates the step search sorts and filters on.
@@ -205,7 +226,7 @@ pub const STEP_COORDINATES: usize = 8;
 /// positions spread the most (over a sample), and a pair is tested exactly
 /// only when it is within K in that one and in the next seven. No rounding
 /// enters: the filter is exact arithmetic on bit positions.
-pub fn joined_pairs_steps(m: &Matrix, d: &Distinct, k: u64) -> Vec<(u32, u32)> {
+pub fn joined_pairs_steps(m: &Matrix, d: &Distinct, k: u64) -> Option<Vec<(u32, u32)>> {
     let n = d.len();
     let s = m.dtype.size();
     let pos = |row: usize, c: usize| {
@@ -234,12 +255,16 @@ pub fn joined_pairs_steps(m: &Matrix, d: &Distinct, k: u64) -> Vec<(u32, u32)> {
     let mut order: Vec<u32> = (0..n as u32).collect();
     order.par_sort_by_key(|&v| keys[v as usize * c]);
     let within = |a: i64, b: i64| (a as i128 - b as i128).unsigned_abs() <= k as u128;
-    let mut pairs: Vec<(u32, u32)> = (0..n)
+    let budget = Budget::default();
+    let pairs: Vec<(u32, u32)> = (0..n)
         .into_par_iter()
         .flat_map_iter(|ia| {
             let a = order[ia] as usize;
             let ka = &keys[a * c..(a + 1) * c];
             let mut found = Vec::new();
+            if budget.over() {
+                return found;
+            }
             for &b in &order[ia + 1..] {
                 let b = b as usize;
                 let kb = &keys[b * c..(b + 1) * c];
@@ -249,28 +274,48 @@ pub fn joined_pairs_steps(m: &Matrix, d: &Distinct, k: u64) -> Vec<(u32, u32)> {
                 if (1..c).all(|j| within(ka[j], kb[j]))
                     && Threshold::Steps(k).joins(m, d.rows[a], d.rows[b])
                 {
+                    if !budget.take() {
+                        break;
+                    }
                     found.push((a.min(b) as u32, a.max(b) as u32));
                 }
             }
             found
         })
         .collect();
-    pairs.par_sort_unstable();
-    pairs
+    budget.finish(pairs)
 }
 
-/// Every joined pair by testing all pairs exactly (for rows whose f32
-/// projections could overflow).
-pub fn joined_pairs_exhaustive(m: &Matrix, d: &Distinct, threshold: Threshold) -> Vec<(u32, u32)> {
-    let k = d.len() as u32;
-    (0..k)
-        .into_par_iter()
-        .flat_map_iter(|a| {
-            (a + 1..k)
-                .filter(move |&b| threshold.joins(m, d.rows[a as usize], d.rows[b as usize]))
-                .map(move |b| (a, b))
+/// Every pair at L2 distance ≤ `r` that involves one of the vectors
+/// `first`, each tested exactly against every other vector (for vectors
+/// whose f32 projections could overflow). `None` past [`MAX_JOINED_PAIRS`].
+pub fn joined_pairs_exhaustive(
+    m: &Matrix,
+    d: &Distinct,
+    first: &[u32],
+    r: f64,
+) -> Option<Vec<(u32, u32)>> {
+    let n = d.len() as u32;
+    let budget = Budget::default();
+    let pairs: Vec<(u32, u32)> = first
+        .par_iter()
+        .flat_map_iter(|&a| {
+            let mut found = Vec::new();
+            for b in (0..n).filter(|&b| b != a) {
+                if budget.over() {
+                    break;
+                }
+                if Threshold::L2(r).joins(m, d.rows[a as usize], d.rows[b as usize]) {
+                    if !budget.take() {
+                        break;
+                    }
+                    found.push((a.min(b), a.max(b)));
+                }
+            }
+            found
         })
-        .collect()
+        .collect();
+    budget.finish(pairs)
 }
 
 /// The nearest token outside a component.
@@ -483,16 +528,5 @@ mod tests {
     fn union_find_joins_chains() {
         let sets = components(6, &[(0, 2), (2, 4), (1, 5)]);
         assert_eq!(sets, vec![vec![0, 2, 4], vec![1, 5]]);
-    }
-
-    #[test]
-    fn step_radius_bounds_a_k_step_move() {
-        // bf16: a row of 1.0s moved 3 steps up in every coordinate.
-        let d = 64;
-        let one = half::bf16::from_f32(1.0).to_bits();
-        let moved = f32::from_bits(((one + 3) as u32) << 16) as f64;
-        let dist = ((moved - 1.0) * (moved - 1.0) * d as f64).sqrt();
-        let r = Threshold::Steps(3).radius(Dtype::BF16, d, (d as f64).sqrt());
-        assert!(dist <= r, "{dist} > {r}");
     }
 }
