@@ -35,12 +35,31 @@ fn f64_bits_to_f32(lo: u32, hi: u32) -> f32 {
     return select(v, -v, sign != 0u);
 }
 
-// A 16-bit float (bf16 or f16, by dtype code) to f32.
+// A 16-bit float (bf16 or f16, by dtype code) to f32, with integer
+// operations only: unpack2x16float may flush f16 subnormals to zero (WGSL
+// allows it, and some drivers do), although every f16 value, subnormals
+// included, is a normal f32.
 fn half_to_f32(h: u32, dtype: u32) -> f32 {
     if (dtype == DT_BF16) {
         return bitcast<f32>(h << 16u);
     }
-    return unpack2x16float(h).x;
+    let sign = (h & 0x8000u) << 16u;
+    let e = (h >> 10u) & 0x1fu;
+    let mant = h & 0x3ffu;
+    if (e == 0x1fu) {
+        // ±∞ and NaN (payload kept).
+        return bitcast<f32>(sign | 0x7f800000u | (mant << 13u));
+    }
+    if (e != 0u) {
+        return bitcast<f32>(sign | ((e + 112u) << 23u) | (mant << 13u));
+    }
+    if (mant == 0u) {
+        return bitcast<f32>(sign);
+    }
+    // A subnormal, mant · 2^-24: normalise the mantissa into an f32 exponent.
+    let top = firstLeadingBit(mant);
+    let m = (mant << (23u - top)) & 0x7fffffu;
+    return bitcast<f32>(sign | ((top + 103u) << 23u) | m);
 }
 
 // Whether 16-bit float bits encode a NaN.
