@@ -101,7 +101,7 @@ impl Dtype {
     /// +0 and −0 share position 0, negatives are negative, and ±∞ sit one past
     /// the largest finite magnitude. The number of steps (ULPs) between two
     /// values is the difference of their positions ([`Dtype::steps_between`]).
-    /// Meaningless for NaN bits (callers exclude NaN rows).
+    /// NaN bit patterns sit beyond ±∞, ordered by payload.
     #[inline]
     pub fn ordered_position(self, bits: u64) -> i64 {
         let sign = self.negative_zero_bits();

@@ -1189,3 +1189,21 @@ fn nearest_and_near_components_match_brute_force() {
         assert!(text.contains(section), "{section} missing:\n{text}");
     }
 }
+
+/// A threshold that joins nearly everything stops with a one-line error
+/// instead of holding n²/2 pairs: 10,001 distinct rows all within reach make
+/// 50,005,000 pairs, past the 50,000,000 the search keeps.
+#[test]
+fn a_threshold_joining_too_many_pairs_is_a_one_line_error() {
+    let rows: Vec<Vec<f32>> = (0..10_001).map(|i| vec![i as f32]).collect();
+    let refs: Vec<&[f32]> = rows.iter().map(|r| r.as_slice()).collect();
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "wide.safetensors", &f32_matrix("embeddings", &refs));
+    let out = run(&path, &["--near-l2", "1e9"]);
+    expect_error(
+        &out,
+        &path,
+        false,
+        &["joins more than 50000000 pairs", "smaller"],
+    );
+}
