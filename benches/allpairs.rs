@@ -49,7 +49,7 @@ use singularity_gpu::survey::near::Near;
 use singularity_gpu::survey::nearest::Distinct;
 use singularity_gpu::{analyze, Analysis, Dtype, GpuOptions, GroupOptions, Matrix};
 
-use common::{fmt_time, mix, normal, read_pass, time, write_bf16};
+use common::{fmt_time, mix, normal, read_pass, scatter, time, write_bf16};
 
 /// Tokens per black hole of the dead structure, largest first.
 const HOLES: [usize; 13] = [814, 704, 306, 228, 11, 10, 6, 5, 4, 4, 3, 3, 2];
@@ -146,21 +146,8 @@ fn dead_assignment(n: usize) -> Vec<Option<u8>> {
         n >= 4 * (HOLES.iter().sum::<usize>() + SINGLES),
         "{n} rows: too few for the dead structure"
     );
-    let mut who = vec![None; n];
     let sizes = HOLES.iter().copied().chain(std::iter::repeat_n(1, SINGLES));
-    let mut k = 0u64;
-    for (v, size) in sizes.enumerate() {
-        let mut placed = 0;
-        while placed < size {
-            let r = (mix(0xdead_0000 ^ k) % n as u64) as usize;
-            k += 1;
-            if who[r].is_none() {
-                who[r] = Some(v as u8);
-                placed += 1;
-            }
-        }
-    }
-    who
+    scatter(n, sizes, 0xdead_0000)
 }
 
 /// The bf16 bits of the dead vectors. Vector 0 is the dead point, a random

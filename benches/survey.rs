@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_memory, mix, read_pass, time, write_bf16};
+use common::{free_memory, mix, read_pass, scatter, time, write_bf16};
 
 use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::gpu::row_stats::Passes;
@@ -86,20 +86,7 @@ fn bf16_bits(r: u64) -> u16 {
 
 /// Which of the 13 dead vectors row `r` holds, if any.
 fn dead_assignment(n: usize) -> Vec<Option<u8>> {
-    let mut who = vec![None; n];
-    let mut k = 0u64;
-    for (v, &size) in DEAD_SIZES.iter().enumerate() {
-        let mut placed = 0;
-        while placed < size {
-            let r = (mix(0xdead ^ k) % n as u64) as usize;
-            k += 1;
-            if who[r].is_none() {
-                who[r] = Some(v as u8);
-                placed += 1;
-            }
-        }
-    }
-    who
+    scatter(n, DEAD_SIZES.iter().copied(), 0xdead)
 }
 
 /// Writes the matrix as safetensors at `path` (unless already there) and

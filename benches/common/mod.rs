@@ -153,3 +153,22 @@ pub fn fmt_time(t: Duration) -> String {
         format!("{:.1} ms", s * 1e3)
     }
 }
+
+/// Scatters groups of rows over `n` ids: the i-th of `sizes` gets `sizes[i]`
+/// distinct ids drawn from a fixed sequence (`seed`); `who[r]` is its group.
+pub fn scatter(n: usize, sizes: impl Iterator<Item = usize>, seed: u64) -> Vec<Option<u8>> {
+    let mut who = vec![None; n];
+    let mut k = 0u64;
+    for (v, size) in sizes.enumerate() {
+        let mut placed = 0;
+        while placed < size {
+            let r = (mix(seed ^ k) % n as u64) as usize;
+            k += 1;
+            if who[r].is_none() {
+                who[r] = Some(v as u8);
+                placed += 1;
+            }
+        }
+    }
+    who
+}
