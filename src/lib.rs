@@ -29,6 +29,7 @@ pub mod dtype;
 pub mod engine;
 pub mod error;
 pub mod load;
+pub mod matrix;
 pub mod pairs;
 pub mod progress;
 pub mod report;
@@ -40,7 +41,8 @@ use std::time::Instant;
 pub use dtype::Dtype;
 pub use engine::{DeviceChoice, Engine, Equality, GpuOptions};
 pub use error::{Error, Result};
-pub use load::{LoadOptions, Matrix};
+pub use load::LoadOptions;
+pub use matrix::Matrix;
 pub use report::Report;
 pub use survey::GroupOptions;
 

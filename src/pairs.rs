@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::engine::approx::{ErrorModel, MAX_F32_COLUMNS, MAX_F32_SAFE_NORM};
 use crate::engine::{Engine, VectorSet};
 use crate::error::{Error, Result};
-use crate::load::Matrix;
+use crate::matrix::Matrix;
 use crate::progress::Progress;
 use crate::survey::lattice::{lattice, Lattice};
 use crate::survey::near::{self, Near, Projections, Threshold};

@@ -10,7 +10,7 @@ use super::hash;
 use super::{DeviceInfo, DeviceKind, Engine, Equality, RowStats, Top2, VectorSet};
 use crate::dtype::Dtype;
 use crate::error::Result;
-use crate::load::Matrix;
+use crate::matrix::Matrix;
 use crate::progress::Progress;
 
 /// The rayon engine.

@@ -9,7 +9,7 @@ pub mod hash;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::load::Matrix;
+use crate::matrix::Matrix;
 use crate::progress::Progress;
 
 /// How rows are compared.

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 use safetensors::tensor::{Dtype as StDtype, SafeTensorError, SafeTensors};
 
-use super::{LoadOptions, Matrix, TensorInfo};
+use super::{LoadOptions, TensorInfo};
 use crate::dtype::Dtype;
 use crate::error::{one_line, Error, Result};
+use crate::matrix::Matrix;
 
 /// Names tried, in order, when `--key` is not given and the file holds more
 /// than one 2-D tensor.

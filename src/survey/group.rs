@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::dtype::Dtype;
 use crate::engine::Equality;
-use crate::load::Matrix;
+use crate::matrix::Matrix;
 
 /// A set of ≥ 2 rows with identical vectors.
 #[derive(Clone, Debug, PartialEq, Eq)]

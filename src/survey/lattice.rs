@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::near::components;
-use crate::load::Matrix;
+use crate::matrix::Matrix;
 
 /// Above this many holes the k × k matrices are not computed.
 pub const MAX_LATTICE_HOLES: usize = 1024;

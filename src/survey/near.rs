@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::nearest::{centroid_and_radius, exact_distance, Distinct};
 use crate::engine::approx::ErrorModel;
-use crate::load::Matrix;
+use crate::matrix::Matrix;
 
 /// Components larger than this many distinct vectors get no diameter (it
 /// costs all pairs inside the component).

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::Group;
-use crate::load::Matrix;
+use crate::matrix::Matrix;
 
 /// Tokens listed as the most and the least isolated.
 pub const EXTREMES: usize = 20;

@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use crate::engine::{Top2, VectorSet};
-use crate::load::Matrix;
+use crate::matrix::Matrix;
 use crate::progress::Progress;
 
 /// Lanes per accumulator: one AVX register of f32.

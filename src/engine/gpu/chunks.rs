@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::{buffer, GpuContext};
 use crate::error::{Error, Result};
-use crate::load::Matrix;
+use crate::matrix::Matrix;
 
 /// Chunk bytes are kept below 2 GiB so byte offsets fit the kernels' u32 arithmetic.
 const MAX_CHUNK_BYTES: u64 = (1 << 31) - 4096;

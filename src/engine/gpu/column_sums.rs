@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
 
 use super::{pipeline, GpuContext};
-use crate::load::Matrix;
+use crate::matrix::Matrix;
 
 const COLUMN_SUMS_WGSL: &str = include_str!("../../../shaders/column_sums.wgsl");
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::{DeviceInfo, DeviceKind, Engine, Equality, GpuOptions, RowStats, Top2, VectorSet};
 use crate::error::Result;
-use crate::load::Matrix;
+use crate::matrix::Matrix;
 use crate::progress::Progress;
 pub use context::GpuContext;
 

@@ -17,7 +17,7 @@ use super::chunks::{ChunkPlan, Gathered, SparePool, Stream};
 use super::{bind, buffer, dispatch_split, filled, pipeline, uniform, GpuContext};
 use crate::engine::{Engine, GpuOptions, Top2, VectorSet};
 use crate::error::{Error, Result};
-use crate::load::Matrix;
+use crate::matrix::Matrix;
 use crate::progress::Progress;
 
 const NEAREST_WGSL: &str = include_str!("../../../shaders/nearest.wgsl");

@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use super::chunks::Gathered;
 use super::{bind, buffer, pipeline, uniform, GpuContext};
 use crate::error::{Error, Result};
-use crate::load::Matrix;
+use crate::matrix::Matrix;
 
 const PAIRWISE_WGSL: &str = include_str!("../../../shaders/pairwise_l2.wgsl");
 

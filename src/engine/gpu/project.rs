@@ -7,7 +7,7 @@ use super::chunks::{ChunkPlan, Gathered, SparePool, Stream};
 use super::{bind, buffer, dispatch, filled, pipeline, uniform, GpuContext};
 use crate::engine::{Engine, GpuOptions};
 use crate::error::Result;
-use crate::load::Matrix;
+use crate::matrix::Matrix;
 
 const PROJECT_WGSL: &str = include_str!("../../../shaders/project.wgsl");
 

@@ -10,7 +10,7 @@ use super::{bind, buffer, grid, pipeline, GpuContext, MAX_GROUPS};
 use crate::engine::hash::{self, Lanes};
 use crate::engine::{Equality, GpuOptions, RowStats};
 use crate::error::{Error, Result};
-use crate::load::Matrix;
+use crate::matrix::Matrix;
 use crate::progress::Progress;
 
 const ROW_STATS_WGSL: &str = include_str!("../../../shaders/row_stats.wgsl");
