@@ -13,9 +13,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not a well-formed safetensors file.
-    #[error("{}: not a valid safetensors file: {reason}", one_line(&path.display().to_string()))]
-    Format { path: PathBuf, reason: String },
+    /// The file is not a well-formed file of the format it claims to be.
+    #[error("{}: not a valid {format} file: {reason}", one_line(&path.display().to_string()))]
+    Format {
+        path: PathBuf,
+        format: &'static str,
+        reason: String,
+    },
     /// The requested tensor is not in the file, or no tensor could be chosen.
     #[error("{}: {reason}", one_line(&path.display().to_string()))]
     Tensor { path: PathBuf, reason: String },

@@ -135,13 +135,14 @@ pub fn analyze(
     })
 }
 
-/// Surveys the matrix in the safetensors file at `path`. Nothing is printed:
+/// Surveys the embedding matrix of the input at `path` (see [`load::open`]). Nothing is printed:
 /// a notice for the user (such as `--device auto` falling back to the CPU)
 /// comes back in [`Report::notices`].
 pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
     let start = Instant::now();
-    let file = load::safetensors::SafetensorsFile::open(path)?;
-    let (info, m) = file.matrix(&opts.load)?;
+    let loaded = load::open(path, &opts.load)?;
+    let info = &loaded.info;
+    let m = loaded.matrix();
     let load_ms = ms(start);
     let (engine, notice) = engine::select(opts.device, opts.gpu)?;
     let progress = if opts.progress {
@@ -173,9 +174,9 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
     Ok(Report {
         schema: report::SCHEMA,
         file: path.display().to_string(),
-        tensor: info.name,
+        tensor: info.name.clone(),
         dtype: m.dtype.name().to_string(),
-        stored_dtype: info.stored_dtype,
+        stored_dtype: info.stored_dtype.clone(),
         shape: [n, m.cols],
         memory_bytes: (n * m.cols * m.dtype.size()) as u64,
         device: engine.device(),

@@ -6,178 +6,109 @@
 //! before any tensor byte is read, and nothing is allocated from a declared size.
 //! Only the pages of the chosen tensor are touched afterwards.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use memmap2::Mmap;
 use safetensors::tensor::{Dtype as StDtype, SafeTensorError, SafeTensors};
 
-use super::{LoadOptions, TensorInfo};
-use crate::dtype::Dtype;
+use super::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
 use crate::error::{one_line, Error, Result};
-use crate::matrix::Matrix;
 
-/// Names tried, in order, when `--key` is not given and the file holds more
-/// than one 2-D tensor.
-pub const DEFAULT_KEYS: &[&str] = &[
-    "embeddings",
-    "model.embed_tokens.weight",
-    "transformer.wte.weight",
-    "wte.weight",
-    "embed_tokens.weight",
-    "tok_embeddings.weight",
-    "embedding.weight",
-    "lm_head.weight",
-];
-
-/// An open, memory-mapped safetensors file.
+/// An open, memory-mapped safetensors file whose header was checked.
 pub struct SafetensorsFile {
     path: PathBuf,
-    mmap: Mmap,
+    map: Arc<Mmap>,
+    tensors: Vec<TensorDesc>,
+    /// Byte range of each tensor's data in the file, in `tensors`' order.
+    ranges: Vec<std::ops::Range<usize>>,
 }
+
+/// The format's name in messages.
+pub const FORMAT: &str = "safetensors";
 
 impl SafetensorsFile {
     /// Opens and maps `path`, and checks that its header is valid.
     pub fn open(path: &Path) -> Result<Self> {
-        let io = |source| Error::Io {
+        let map = map_file(path, FORMAT)?;
+        let (tensors, ranges) = parse(&map).map_err(|reason| Error::Format {
             path: path.to_path_buf(),
-            source,
-        };
-        let file = File::open(path).map_err(io)?;
-        let meta = file.metadata().map_err(io)?;
-        if meta.is_dir() {
-            return Err(Error::Format {
-                path: path.to_path_buf(),
-                reason: "it is a directory".into(),
-            });
-        }
-        if meta.len() < 8 {
-            return Err(Error::Format {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "the file is {} bytes long, shorter than the 8-byte header length",
-                    meta.len()
-                ),
-            });
-        }
-        // SAFETY: the map is read-only; like every mmap-based reader we rely on the
-        // file not being truncated by another process while we read it.
-        let mmap = unsafe { Mmap::map(&file) }.map_err(io)?;
-        let this = Self {
+            format: FORMAT,
+            reason,
+        })?;
+        Ok(Self {
             path: path.to_path_buf(),
-            mmap,
-        };
-        this.parse()?;
-        Ok(this)
-    }
-
-    fn parse(&self) -> Result<SafeTensors<'_>> {
-        SafeTensors::deserialize(&self.mmap).map_err(|e| Error::Format {
-            path: self.path.clone(),
-            reason: one_line(&describe(&e, &self.mmap)),
+            map,
+            tensors,
+            ranges,
         })
     }
+}
 
-    /// The path this file was opened from.
-    pub fn path(&self) -> &Path {
+impl TensorSource for SafetensorsFile {
+    fn format(&self) -> &'static str {
+        FORMAT
+    }
+    fn path(&self) -> &Path {
         &self.path
     }
+    fn tensors(&self) -> &[TensorDesc] {
+        &self.tensors
+    }
+    fn data(&self, index: usize) -> Result<Bytes> {
+        self.ranges
+            .get(index)
+            .and_then(|r| Bytes::mapped(self.map.clone(), r.clone()))
+            .ok_or_else(|| Error::Tensor {
+                path: self.path.clone(),
+                reason: format!("no tensor number {index}"),
+            })
+    }
+}
 
-    /// Chooses the tensor (see [`DEFAULT_KEYS`]) and returns a view of it.
-    pub fn matrix(&self, opts: &LoadOptions) -> Result<(TensorInfo, Matrix<'_>)> {
-        let st = self.parse()?;
-        let tensor_err = |reason: String| Error::Tensor {
-            path: self.path.clone(),
-            reason,
-        };
-        let mut names: Vec<&str> = st.names();
-        names.sort_unstable();
-        let two_d: Vec<&str> = names
-            .iter()
-            .copied()
-            .filter(|n| st.tensor(n).map(|t| t.shape().len() == 2).unwrap_or(false))
-            .collect();
-        let listing = || {
-            if two_d.is_empty() {
-                "the file holds no 2-D tensor".to_string()
-            } else {
-                let items: Vec<String> = two_d
-                    .iter()
-                    .filter_map(|n| st.tensor(n).ok().map(|t| (n, t)))
-                    .map(|(n, t)| format!("{n:?} {:?} {:?}", t.shape(), t.dtype()))
-                    .collect();
-                format!("2-D tensors: {}", items.join(", "))
-            }
-        };
-        let name: String = match &opts.key {
-            Some(k) => {
-                if st.tensor(k).is_err() {
-                    return Err(tensor_err(format!("no tensor named {k:?}; {}", listing())));
-                }
-                k.clone()
-            }
-            None if two_d.len() == 1 => two_d[0].to_string(),
-            None => match DEFAULT_KEYS.iter().find(|k| two_d.contains(k)) {
-                Some(k) => k.to_string(),
-                None => {
-                    return Err(tensor_err(format!(
-                        "no embedding tensor found (pick one with --key); {}",
-                        listing()
-                    )))
-                }
-            },
-        };
+/// The tensors of a whole safetensors file held in `file` (names sorted),
+/// with each one's byte range in `file`; the reason it is not valid otherwise.
+pub fn parse(
+    file: &[u8],
+) -> std::result::Result<(Vec<TensorDesc>, Vec<std::ops::Range<usize>>), String> {
+    if file.len() < 8 {
+        return Err(format!(
+            "the file is {} bytes long, shorter than the 8-byte header length",
+            file.len()
+        ));
+    }
+    let st = SafeTensors::deserialize(file).map_err(|e| one_line(&describe(&e, file)))?;
+    let mut names: Vec<&str> = st.names();
+    names.sort_unstable();
+    let base = file.as_ptr() as usize;
+    let mut tensors = Vec::with_capacity(names.len());
+    let mut ranges = Vec::with_capacity(names.len());
+    for name in names {
         let view = st
-            .tensor(&name)
-            .map_err(|e| tensor_err(format!("tensor {name:?}: {e}")))?;
-        let shape = view.shape();
-        if shape.len() != 2 {
-            return Err(tensor_err(format!(
-                "tensor {name:?} has shape {shape:?}; an embedding matrix must be 2-D"
-            )));
-        }
-        let (rows, cols) = (shape[0], shape[1]);
-        if rows == 0 || cols == 0 {
-            return Err(tensor_err(format!(
-                "tensor {name:?} has shape {shape:?}: no rows or no columns to survey"
-            )));
-        }
-        let stored = view.dtype();
-        let dtype = match (stored, opts.reinterpret) {
-            (StDtype::F32, None) => Dtype::F32,
-            (StDtype::F16, None) => Dtype::F16,
-            (StDtype::BF16, None) => Dtype::BF16,
-            (StDtype::F64, None) => Dtype::F64,
-            (StDtype::U16 | StDtype::I16, Some(d @ (Dtype::BF16 | Dtype::F16))) => d,
-            (StDtype::U16 | StDtype::I16, _) => {
-                return Err(tensor_err(format!(
-                    "tensor {name:?} is {stored:?}; say how to read its bits with --as bf16 or --as f16"
-                )))
-            }
-            (StDtype::F32 | StDtype::F16 | StDtype::BF16 | StDtype::F64, Some(_)) => {
-                return Err(Error::Usage(format!(
-                    "{}: --as applies to U16/I16 tensors only; tensor {name:?} is {stored:?}",
-                    one_line(&self.path.display().to_string())
-                )))
-            }
-            (other, _) => {
-                return Err(tensor_err(format!(
-                    "tensor {name:?} has dtype {other:?}; supported: F32, F16, BF16, F64, and U16/I16 with --as bf16|f16"
-                )))
-            }
-        };
-        let matrix = Matrix::new(dtype, rows, cols, view.data()).ok_or_else(|| {
-            tensor_err(format!(
-                "tensor {name:?}: data length does not match shape {shape:?}"
-            ))
-        })?;
-        Ok((
-            TensorInfo {
-                name,
-                stored_dtype: format!("{stored:?}"),
-            },
-            matrix,
-        ))
+            .tensor(name)
+            .map_err(|e| one_line(&format!("tensor {name:?}: {e}")))?;
+        let data = view.data();
+        // The view borrows `file`: its position is an offset into it.
+        let start = data.as_ptr() as usize - base;
+        tensors.push(TensorDesc {
+            name: name.to_string(),
+            dtype: stored_dtype(view.dtype()),
+            shape: view.shape().to_vec(),
+        });
+        ranges.push(start..start + data.len());
+    }
+    Ok((tensors, ranges))
+}
+
+fn stored_dtype(d: StDtype) -> StoredDtype {
+    match d {
+        StDtype::F64 => StoredDtype::F64,
+        StDtype::F32 => StoredDtype::F32,
+        StDtype::F16 => StoredDtype::F16,
+        StDtype::BF16 => StoredDtype::BF16,
+        StDtype::U16 => StoredDtype::U16,
+        StDtype::I16 => StoredDtype::I16,
+        other => StoredDtype::Other(format!("{other:?}")),
     }
 }
 
