@@ -226,7 +226,12 @@ pub struct Loaded {
     pub dtype: Dtype,
     pub rows: usize,
     pub cols: usize,
+    /// The values the engines read (`dtype`, row-major).
     data: Bytes,
+    /// For a quantized tensor, its stored blocks, row-major: two rows are
+    /// the same token vector when these bytes are equal (`data` then holds
+    /// the dequantized values, which norms and distances are computed on).
+    pub identity: Option<Bytes>,
 }
 
 impl Loaded {
@@ -269,14 +274,75 @@ pub fn load_tensor(source: &dyn TensorSource, opts: &LoadOptions) -> Result<Load
         rows,
         cols,
         data,
+        identity: None,
+    })
+}
+
+/// What the first bytes of a file say it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sniffed {
+    /// A zip archive (`PK\x03\x04`): a PyTorch checkpoint or an `.npz`.
+    Zip,
+    /// `GGUF`.
+    Gguf,
+    /// `\x93NUMPY`.
+    Npy,
+    /// A bare pickle (`\x80` then a protocol number): a legacy PyTorch file.
+    Pickle,
+    /// Anything else is read as safetensors (an 8-byte header length, then JSON).
+    Safetensors,
+}
+
+/// Recognises a file by its first bytes, never by its extension.
+pub fn sniff(head: &[u8]) -> Sniffed {
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Sniffed::Zip
+    } else if head.starts_with(b"GGUF") {
+        Sniffed::Gguf
+    } else if head.starts_with(b"\x93NUMPY") {
+        Sniffed::Npy
+    } else if head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
+        Sniffed::Pickle
+    } else {
+        Sniffed::Safetensors
+    }
+}
+
+/// The first bytes of `path` (up to 8).
+fn head(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut head = Vec::with_capacity(8);
+    File::open(path)
+        .map_err(io)?
+        .take(8)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    Ok(head)
+}
+
+/// Opens the file at `path`, recognised by its content.
+pub fn open_file(path: &Path) -> Result<Box<dyn TensorSource>> {
+    Ok(match sniff(&head(path)?) {
+        Sniffed::Safetensors => Box::new(safetensors::SafetensorsFile::open(path)?),
+        other => {
+            return Err(Error::Format {
+                path: path.to_path_buf(),
+                format: "safetensors",
+                reason: format!("{other:?} files are not read yet"),
+            })
+        }
     })
 }
 
 /// Opens the input at `path`, recognised by its content, and loads the
 /// tensor `opts` asks for.
 pub fn open(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
-    let source = safetensors::SafetensorsFile::open(path)?;
-    load_tensor(&source, opts)
+    let source = open_file(path)?;
+    load_tensor(source.as_ref(), opts)
 }
 
 /// Maps `path` read-only, for a reader of `format`.
