@@ -54,9 +54,20 @@ impl From<AsArg> for Dtype {
 #[derive(Debug, Parser)]
 #[command(name = "singularity-gpu", version, about, long_about = None)]
 pub struct Cli {
-    /// The safetensors file to survey
+    /// What to survey: a .safetensors, PyTorch (.pt/.pth/.bin), GGUF, .npy or
+    /// .npz file (recognised by content), a model folder (sharded or not), or
+    /// a Hugging Face cache entry (models--ORG--NAME, or ORG/NAME in the cache)
     #[arg(long, short = 'f', value_name = "PATH")]
     pub file: PathBuf,
+
+    /// Survey the output head (lm_head.weight, output.weight, ...) instead of
+    /// the input embedding, and say whether the two are tied
+    #[arg(long, conflicts_with = "key")]
+    pub unembedding: bool,
+
+    /// The branch, tag or commit of a Hugging Face cache entry (default: main)
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
 
     /// Tensor to survey (default: the only 2-D tensor, else a usual embedding name)
     #[arg(long, short = 'k', value_name = "NAME")]

@@ -20,6 +20,9 @@ pub enum Error {
         format: &'static str,
         reason: String,
     },
+    /// A folder or name given as `--file` that cannot be used as a model.
+    #[error("{}: {reason}", one_line(&path.display().to_string()))]
+    Input { path: PathBuf, reason: String },
     /// The requested tensor is not in the file, or no tensor could be chosen.
     #[error("{}: {reason}", one_line(&path.display().to_string()))]
     Tensor { path: PathBuf, reason: String },

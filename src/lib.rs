@@ -92,13 +92,29 @@ pub fn analyze(
     group: GroupOptions,
     progress: &Progress,
 ) -> Result<Analysis> {
+    analyze_stored(engine, m, None, group, progress)
+}
+
+/// [`analyze`] for a matrix whose rows are identical only when their stored
+/// bytes are (`identity`: every row's stored bytes, for a quantized tensor
+/// whose dequantized values `m` holds).
+pub fn analyze_stored(
+    engine: &dyn Engine,
+    m: &Matrix,
+    identity: Option<&[u8]>,
+    group: GroupOptions,
+    progress: &Progress,
+) -> Result<Analysis> {
     let t = Instant::now();
     let stats = engine.row_stats(m, group.equality, progress)?;
     progress.finish();
     let hash_ms = ms(t);
 
     let t = Instant::now();
-    let grouping = survey::group_rows(m, &stats.hashes, &stats.has_nan, group);
+    let mut grouping = survey::group_rows(m, &stats.hashes, &stats.has_nan, group);
+    if let Some(stored) = identity.filter(|s| s.len() % m.rows == 0) {
+        grouping = survey::group::refine_by_stored(grouping, stored, stored.len() / m.rows);
+    }
     let counts = DuplicateCounts::of(m.rows, grouping.n_unique);
     let sizes = SizeSummary::of(&grouping.groups);
     let group_ms = ms(t);
@@ -150,7 +166,13 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
     } else {
         Progress::hidden()
     };
-    let a = analyze(engine.as_ref(), &m, opts.group, &progress)?;
+    let a = analyze_stored(
+        engine.as_ref(),
+        &m,
+        loaded.identity.as_deref(),
+        opts.group,
+        &progress,
+    )?;
     let n = m.rows;
     let groups: Vec<GroupReport> = a
         .grouping
@@ -174,7 +196,11 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
     Ok(Report {
         schema: report::SCHEMA,
         file: path.display().to_string(),
+        format: info.format,
+        tensor_file: (info.file != path).then(|| info.file.display().to_string()),
         tensor: info.name.clone(),
+        role: loaded.role,
+        tied: loaded.tied,
         dtype: m.dtype.name().to_string(),
         stored_dtype: info.stored_dtype.clone(),
         shape: [n, m.cols],
@@ -196,6 +222,11 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
         near: pa.near,
         nan_rows: numeric.then(|| a.grouping.nan_rows.clone()),
         notices: notice.into_iter().collect(),
+        token_display: if loaded.byte_vocabulary() {
+            report::TokenDisplay::Bytes
+        } else {
+            report::TokenDisplay::Ids
+        },
         timings_ms: Timings {
             load: load_ms,
             lattice: pa.lattice_ms,

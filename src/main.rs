@@ -20,6 +20,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         load: LoadOptions {
             key: cli.key,
             reinterpret: cli.as_dtype.map(Into::into),
+            unembedding: cli.unembedding,
+            revision: cli.revision,
         },
         device: cli.device.into(),
         gpu: GpuOptions {

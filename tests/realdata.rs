@@ -131,7 +131,7 @@ fn survey_fetched(file: &str, key: &str, rows: usize, cols: usize, dtype: &str) 
             &SurveyOptions {
                 load: LoadOptions {
                     key: Some(key.into()),
-                    reinterpret: None,
+                    ..Default::default()
                 },
                 device,
                 ..Default::default()

@@ -9,6 +9,7 @@
 //! sized only after it was checked against the file).
 
 pub mod bytes;
+pub mod hf;
 pub mod safetensors;
 
 use std::fmt;
@@ -31,6 +32,10 @@ pub struct LoadOptions {
     pub key: Option<String>,
     /// `--as`: how to read a U16/I16 tensor (bf16 or f16 bits stored as integers).
     pub reinterpret: Option<Dtype>,
+    /// `--unembedding`: the output head instead of the input embedding.
+    pub unembedding: bool,
+    /// `--revision`: the branch, tag or commit of a hub cache entry (default `main`).
+    pub revision: Option<String>,
 }
 
 /// A tensor's element type as stored in a file, named the same way whatever
@@ -86,6 +91,11 @@ pub trait TensorSource {
     fn path(&self) -> &Path;
     /// Every tensor in the file.
     fn tensors(&self) -> &[TensorDesc];
+    /// True when tensors `a` and `b` are views of the same stored data (a
+    /// checkpoint that saved tied weights once).
+    fn same_data(&self, _a: usize, _b: usize) -> bool {
+        false
+    }
     /// The stored bytes of tensor `index` (an index into [`Self::tensors`]),
     /// row-major and little-endian, exactly as long as its dtype and shape say.
     fn data(&self, index: usize) -> Result<Bytes>;
@@ -110,6 +120,15 @@ pub const INPUT_EMBEDDING_KEYS: &[&str] = &[
     "output.weight",
 ];
 
+/// Names tried, in order, for the output head (`--unembedding`).
+pub const OUTPUT_HEAD_KEYS: &[&str] = &[
+    "lm_head.weight",
+    "output.weight",
+    "embed_out.weight",
+    "cls.predictions.decoder.weight",
+    "model.lm_head.weight",
+];
+
 /// The error that lists the 2-D tensors found, with shape and dtype.
 fn listing(tensors: &[TensorDesc]) -> String {
     let items: Vec<String> = tensors
@@ -124,8 +143,28 @@ fn listing(tensors: &[TensorDesc]) -> String {
     }
 }
 
+/// The first of `preferred` found among `names`: an exact name first, then
+/// (for checkpoints that nest the state dict, `model_state_dict.embedding.weight`)
+/// a name ending in `.` and the preferred key, preferred keys in order.
+pub fn pick_name<'a>(names: &[&'a str], preferred: &[&str]) -> Option<&'a str> {
+    preferred
+        .iter()
+        .find_map(|k| names.iter().find(|n| *n == k).copied())
+        .or_else(|| {
+            preferred.iter().find_map(|k| {
+                let suffix = format!(".{k}");
+                let mut hits = names.iter().filter(|n| n.ends_with(&suffix));
+                // An ambiguous suffix (two nested models) is no choice.
+                match (hits.next(), hits.next()) {
+                    (Some(n), None) => Some(*n),
+                    _ => None,
+                }
+            })
+        })
+}
+
 /// Picks the tensor to survey: `--key` when given, else the only 2-D tensor,
-/// else the first of `preferred` present as a 2-D tensor.
+/// else the first of `preferred` present as a 2-D tensor (see [`pick_name`]).
 pub fn choose(
     path: &Path,
     tensors: &[TensorDesc],
@@ -138,27 +177,46 @@ pub fn choose(
     };
     let found = |name: &str| tensors.iter().position(|t| t.name == name);
     let index = match key {
-        Some(k) => found(k)
-            .ok_or_else(|| tensor_err(format!("no tensor named {k:?}; {}", listing(tensors))))?,
+        Some(k) => found(k).ok_or_else(|| {
+            tensor_err(format!(
+                "no tensor named {:?}; {}",
+                one_line(k),
+                listing(tensors)
+            ))
+        })?,
         None => {
-            let matrices: Vec<usize> = (0..tensors.len())
-                .filter(|&i| tensors[i].is_matrix())
+            let matrices: Vec<&str> = tensors
+                .iter()
+                .filter(|t| t.is_matrix())
+                .map(|t| t.name.as_str())
                 .collect();
-            match matrices.as_slice() {
-                [only] => *only,
-                _ => preferred
-                    .iter()
-                    .find_map(|k| found(k).filter(|&i| tensors[i].is_matrix()))
-                    .ok_or_else(|| {
-                        tensor_err(format!(
-                            "no embedding tensor found (pick one with --key); {}",
-                            listing(tensors)
-                        ))
-                    })?,
-            }
+            let name = match matrices.as_slice() {
+                [only] => Some(*only),
+                _ => pick_name(&matrices, preferred),
+            };
+            name.and_then(found).ok_or_else(|| {
+                tensor_err(format!(
+                    "no {} found (pick one with --key); {}",
+                    if preferred == OUTPUT_HEAD_KEYS {
+                        "output head"
+                    } else {
+                        "embedding tensor"
+                    },
+                    listing(tensors)
+                ))
+            })?
         }
     };
-    let t = &tensors[index];
+    check_matrix(path, &tensors[index])?;
+    Ok(index)
+}
+
+/// An error unless `t` is a matrix with rows and columns.
+fn check_matrix(path: &Path, t: &TensorDesc) -> Result<()> {
+    let tensor_err = |reason: String| Error::Tensor {
+        path: path.to_path_buf(),
+        reason,
+    };
     if !t.is_matrix() {
         return Err(tensor_err(format!(
             "tensor {:?} has shape {:?}; an embedding matrix must be 2-D",
@@ -171,7 +229,7 @@ pub fn choose(
             t.name, t.shape
         )));
     }
-    Ok(index)
+    Ok(())
 }
 
 /// The dtype to read a stored tensor as, given `--as`.
@@ -232,9 +290,45 @@ pub struct Loaded {
     /// the same token vector when these bytes are equal (`data` then holds
     /// the dequantized values, which norms and distances are computed on).
     pub identity: Option<Bytes>,
+    /// Which matrix of the model this is.
+    pub role: Role,
+    /// Under `--unembedding`: whether the output head is the input
+    /// embedding; `None` when there was no input embedding to compare.
+    pub tied: Option<Tied>,
+    /// The folder the model came from (a model folder, a cache snapshot, or
+    /// the file's folder): where a tokenizer is looked for.
+    pub model_dir: Option<PathBuf>,
+}
+
+/// Which matrix of the model was surveyed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The token embedding (the default).
+    InputEmbedding,
+    /// The output head, the unembedding (`--unembedding`).
+    OutputHead,
+}
+
+/// How the output head relates to the input embedding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tied {
+    /// One tensor: the file stores no separate head, or both names share storage.
+    SameTensor,
+    /// Two tensors with the same dtype, shape and bytes.
+    BitIdentical,
+    /// Two tensors that differ.
+    Untied,
 }
 
 impl Loaded {
+    /// True when the rows are best read as a byte vocabulary (the notebook's
+    /// byte/character display): at most 256 rows and no tokenizer.
+    pub fn byte_vocabulary(&self) -> bool {
+        self.rows <= 256
+    }
+
     /// The zero-copy view the engines take.
     pub fn matrix(&self) -> Matrix<'_> {
         // Checked in `load_tensor`, so this cannot fail.
@@ -245,11 +339,25 @@ impl Loaded {
 
 /// Reads the chosen tensor of an opened source.
 pub fn load_tensor(source: &dyn TensorSource, opts: &LoadOptions) -> Result<Loaded> {
+    let index = choose(
+        source.path(),
+        source.tensors(),
+        opts.key.as_deref(),
+        INPUT_EMBEDDING_KEYS,
+    )?;
+    read_tensor(source, index, opts.reinterpret)
+}
+
+/// Reads tensor `index` of an opened source as a matrix.
+pub fn read_tensor(
+    source: &dyn TensorSource,
+    index: usize,
+    reinterpret: Option<Dtype>,
+) -> Result<Loaded> {
     let path = source.path();
-    let tensors = source.tensors();
-    let index = choose(path, tensors, opts.key.as_deref(), INPUT_EMBEDDING_KEYS)?;
-    let t = &tensors[index];
-    let dtype = read_as(path, t, opts.reinterpret)?;
+    let t = &source.tensors()[index];
+    check_matrix(path, t)?;
+    let dtype = read_as(path, t, reinterpret)?;
     let (rows, cols) = (t.shape[0], t.shape[1]);
     let data = source.data(index)?;
     if Matrix::new(dtype, rows, cols, &data).is_none() {
@@ -275,6 +383,9 @@ pub fn load_tensor(source: &dyn TensorSource, opts: &LoadOptions) -> Result<Load
         cols,
         data,
         identity: None,
+        role: Role::InputEmbedding,
+        tied: None,
+        model_dir: None,
     })
 }
 
@@ -338,11 +449,266 @@ pub fn open_file(path: &Path) -> Result<Box<dyn TensorSource>> {
     })
 }
 
-/// Opens the input at `path`, recognised by its content, and loads the
-/// tensor `opts` asks for.
+/// What `--file` named, resolved to files.
+enum Input {
+    /// One file of tensors.
+    File(PathBuf),
+    /// A folder of safetensors shards with an index.
+    Sharded { dir: PathBuf, index: hf::ShardIndex },
+}
+
+/// Resolves `--file`: a file, a model folder, a hub cache entry (the folder,
+/// or `ORG/NAME` looked up in the cache). Returns the input and the folder
+/// where a tokenizer is looked for.
+fn resolve(path: &Path, revision: Option<&str>) -> Result<(Input, Option<PathBuf>)> {
+    if path.is_dir() {
+        let dir = if hf::is_cache_entry(path) {
+            hf::snapshot(path, revision)?
+        } else if revision.is_some() {
+            return Err(Error::Usage(format!(
+                "{}: --revision applies to a Hugging Face cache entry (models--ORG--NAME or ORG/NAME), and this folder is not one",
+                one_line(&path.display().to_string())
+            )));
+        } else {
+            path.to_path_buf()
+        };
+        let input = if dir.join(hf::INDEX_FILE).is_file() {
+            Input::Sharded {
+                index: hf::ShardIndex::read(&dir)?,
+                dir: dir.clone(),
+            }
+        } else {
+            Input::File(hf::single_file(&dir)?)
+        };
+        return Ok((input, Some(dir)));
+    }
+    if !path.exists() {
+        if let Some((org, name)) = hf::repo_id(path) {
+            let entry = hf::find_in_cache(path, &org, &name)?;
+            return resolve(&entry, revision);
+        }
+    }
+    if revision.is_some() {
+        return Err(Error::Usage(
+            "--revision applies to a Hugging Face cache entry (models--ORG--NAME or ORG/NAME), not to a file".into(),
+        ));
+    }
+    let dir = path.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            p.to_path_buf()
+        }
+    });
+    Ok((Input::File(path.to_path_buf()), dir))
+}
+
+/// The files of a resolved input, each opened at most once, when needed.
+struct Model {
+    input: Input,
+    opened: Vec<(PathBuf, Box<dyn TensorSource>)>,
+}
+
+/// A tensor found in a [`Model`]: which opened file, which tensor in it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Found {
+    file: usize,
+    tensor: usize,
+}
+
+impl Model {
+    fn open(&mut self, path: PathBuf) -> Result<usize> {
+        if let Some(i) = self.opened.iter().position(|(p, _)| *p == path) {
+            return Ok(i);
+        }
+        let source = open_file(&path)?;
+        self.opened.push((path, source));
+        Ok(self.opened.len() - 1)
+    }
+
+    fn source(&self, f: Found) -> &dyn TensorSource {
+        self.opened[f.file].1.as_ref()
+    }
+
+    /// `--key`, or else the first of `preferred` (with `only_matrix`: the
+    /// only 2-D tensor of a single file first). `Ok(None)` when no preferred
+    /// name is present and `required` is false.
+    fn find(
+        &mut self,
+        key: Option<&str>,
+        preferred: &[&str],
+        only_matrix: bool,
+        required: bool,
+    ) -> Result<Option<Found>> {
+        match &self.input {
+            Input::File(path) => {
+                let file = self.open(path.clone())?;
+                let source = self.opened[file].1.as_ref();
+                let tensors = source.tensors();
+                if key.is_none() && !only_matrix {
+                    let matrices: Vec<&str> = tensors
+                        .iter()
+                        .filter(|t| t.is_matrix())
+                        .map(|t| t.name.as_str())
+                        .collect();
+                    match pick_name(&matrices, preferred) {
+                        Some(n) => {
+                            let tensor = tensors.iter().position(|t| t.name == n).unwrap_or(0);
+                            return Ok(Some(Found { file, tensor }));
+                        }
+                        None if !required => return Ok(None),
+                        None => {}
+                    }
+                }
+                let tensor = choose(source.path(), tensors, key, preferred)?;
+                Ok(Some(Found { file, tensor }))
+            }
+            Input::Sharded { dir, index } => {
+                let names: Vec<&str> = index.weight_map.keys().map(String::as_str).collect();
+                let name = match key {
+                    Some(k) if index.weight_map.contains_key(k) => Some(k.to_string()),
+                    Some(_) => None,
+                    None => pick_name(&names, preferred).map(str::to_string),
+                };
+                let Some(name) = name else {
+                    if !required && key.is_none() {
+                        return Ok(None);
+                    }
+                    return Err(self.sharded_listing(key, preferred));
+                };
+                let shard = dir.join(&index.weight_map[&name]);
+                let index_path = index.path.clone();
+                let file = self.open(shard)?;
+                let source = self.opened[file].1.as_ref();
+                let Some(tensor) = source.tensors().iter().position(|t| t.name == name) else {
+                    return Err(Error::Tensor {
+                        path: index_path,
+                        reason: format!(
+                            "the index puts tensor {:?} in {}, which does not hold it",
+                            one_line(&name),
+                            one_line(&source.path().display().to_string())
+                        ),
+                    });
+                };
+                check_matrix(source.path(), &source.tensors()[tensor])?;
+                Ok(Some(Found { file, tensor }))
+            }
+        }
+    }
+
+    /// The error for a sharded model without the asked-for tensor: it opens
+    /// every shard's header to list the 2-D tensors with shape and dtype.
+    fn sharded_listing(&mut self, key: Option<&str>, preferred: &[&str]) -> Error {
+        let Input::Sharded { dir, index } = &self.input else {
+            return Error::Usage("not a sharded model".into());
+        };
+        let path = index.path.clone();
+        let shards: Vec<PathBuf> = index.shards().iter().map(|s| dir.join(s)).collect();
+        let mut all = Vec::new();
+        for shard in shards {
+            match self.open(shard) {
+                Ok(i) => all.extend(self.opened[i].1.tensors().iter().cloned()),
+                Err(e) => return e,
+            }
+        }
+        let what = match key {
+            Some(k) => format!("no tensor named {:?}", one_line(k)),
+            None if preferred == OUTPUT_HEAD_KEYS => {
+                "no output head found (pick one with --key)".to_string()
+            }
+            None => "no embedding tensor found (pick one with --key)".to_string(),
+        };
+        Error::Tensor {
+            path,
+            reason: format!("{what}; {}", listing(&all)),
+        }
+    }
+}
+
+/// The input-embedding names that are not also output-head names.
+fn input_only_keys() -> Vec<&'static str> {
+    INPUT_EMBEDDING_KEYS
+        .iter()
+        .copied()
+        .filter(|k| !OUTPUT_HEAD_KEYS.contains(k))
+        .collect()
+}
+
+/// Opens the input at `path` (a file recognised by its content, a model
+/// folder, a hub cache entry) and loads the tensor `opts` asks for. Only
+/// the files that hold the chosen tensors are opened.
 pub fn open(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
-    let source = open_file(path)?;
-    load_tensor(source.as_ref(), opts)
+    let (input, model_dir) = resolve(path, opts.revision.as_deref())?;
+    let mut model = Model {
+        input,
+        opened: Vec::new(),
+    };
+    if opts.unembedding && opts.key.is_some() {
+        return Err(Error::Usage(
+            "--unembedding chooses the output head itself; give it or --key, not both".into(),
+        ));
+    }
+    let mut loaded = if !opts.unembedding {
+        let found = model
+            .find(opts.key.as_deref(), INPUT_EMBEDDING_KEYS, true, true)?
+            .ok_or_else(|| Error::Usage("no tensor chosen".into()))?;
+        read_tensor(model.source(found), found.tensor, opts.reinterpret)?
+    } else {
+        let inputs = input_only_keys();
+        let head = model.find(None, OUTPUT_HEAD_KEYS, false, false)?;
+        let input = model.find(None, &inputs, false, false)?;
+        match (head, input) {
+            (Some(h), input) => {
+                let tied = match input {
+                    None => None,
+                    Some(i) => Some(compare(&model, h, i)?),
+                };
+                let mut l = read_tensor(model.source(h), h.tensor, opts.reinterpret)?;
+                l.tied = tied;
+                l
+            }
+            // No separate head: the input embedding is the unembedding.
+            (None, Some(i)) => {
+                let mut l = read_tensor(model.source(i), i.tensor, opts.reinterpret)?;
+                l.tied = Some(Tied::SameTensor);
+                l
+            }
+            (None, None) => {
+                return Err(match model.find(None, OUTPUT_HEAD_KEYS, false, true) {
+                    Err(e) => e,
+                    Ok(_) => Error::Usage("no output head found".into()),
+                })
+            }
+        }
+    };
+    if opts.unembedding {
+        loaded.role = Role::OutputHead;
+    }
+    loaded.model_dir = model_dir;
+    Ok(loaded)
+}
+
+/// Whether the output head `h` is the input embedding `i`.
+fn compare(model: &Model, h: Found, i: Found) -> Result<Tied> {
+    if h == i || (h.file == i.file && model.source(h).same_data(h.tensor, i.tensor)) {
+        return Ok(Tied::SameTensor);
+    }
+    let (th, ti) = (
+        &model.source(h).tensors()[h.tensor],
+        &model.source(i).tensors()[i.tensor],
+    );
+    if th.dtype != ti.dtype || th.shape != ti.shape {
+        return Ok(Tied::Untied);
+    }
+    let (a, b) = (
+        model.source(h).data(h.tensor)?,
+        model.source(i).data(i.tensor)?,
+    );
+    Ok(if *a == *b {
+        Tied::BitIdentical
+    } else {
+        Tied::Untied
+    })
 }
 
 /// Maps `path` read-only, for a reader of `format`.

@@ -8,6 +8,7 @@ pub mod text;
 use serde::{Serialize, Serializer};
 
 use crate::engine::{DeviceInfo, Equality};
+use crate::load::{Role, Tied};
 use crate::survey::lattice::Lattice;
 use crate::survey::near::Near;
 use crate::survey::nearest::Nearest;
@@ -55,8 +56,22 @@ fn equality_name<S: Serializer>(e: &Equality, s: S) -> Result<S::Ok, S::Error> {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub schema: &'static str,
+    /// What `--file` named.
     pub file: String,
+    /// The format of the file the tensor was read from (`safetensors`, `GGUF`, …).
+    pub format: &'static str,
+    /// The file the tensor was read from (a shard, a cache snapshot's file),
+    /// when it is not `file` itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tensor_file: Option<String>,
     pub tensor: String,
+    /// `input_embedding`, or `output_head` under `--unembedding`.
+    pub role: Role,
+    /// Under `--unembedding`: `same_tensor`, `bit_identical` or `untied`
+    /// against the input embedding; absent otherwise, and when the model has
+    /// no input embedding to compare with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tied: Option<Tied>,
     /// The dtype the values were read as.
     pub dtype: String,
     /// The dtype as stored (for example `U16` read as BF16); else equal to `dtype`.
@@ -105,6 +120,20 @@ pub struct Report {
     /// stderr; they are in neither rendering.
     #[serde(skip)]
     pub notices: Vec<String>,
+    /// How token ids are shown: set by the loader, which knows what the rows are.
+    #[serde(skip)]
+    pub token_display: TokenDisplay,
+}
+
+/// How the text report shows token ids.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TokenDisplay {
+    /// Ids only.
+    #[default]
+    Ids,
+    /// A byte vocabulary (no tokenizer, at most 256 rows): ids are byte
+    /// values, shown with their characters as the notebook does.
+    Bytes,
 }
 
 /// A way to render a report (hyperfine's `Exporter`).

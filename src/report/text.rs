@@ -2,8 +2,9 @@
 
 use std::fmt::Write;
 
-use super::{allpairs, Exporter, Report};
+use super::{allpairs, Exporter, Report, TokenDisplay};
 use crate::engine::Equality;
+use crate::load::{Role, Tied};
 
 /// Renders the report as text.
 pub struct TextExporter {
@@ -88,6 +89,21 @@ impl TextExporter {
         let [n, d] = r.shape;
         writeln!(o, "Loading embeddings from: {}\n", r.file)?;
         writeln!(o, "✓ Embeddings loaded")?;
+        match &r.tensor_file {
+            Some(f) => writeln!(o, "Format: {} (tensor read from {f})", r.format)?,
+            None => writeln!(o, "Format: {}", r.format)?,
+        }
+        if r.role == Role::OutputHead {
+            let tied = match r.tied {
+                Some(Tied::SameTensor) => "tied to the input embedding (the same tensor)",
+                Some(Tied::BitIdentical) => {
+                    "tied to the input embedding (a separate, bit-identical tensor)"
+                }
+                Some(Tied::Untied) => "not tied (it differs from the input embedding)",
+                None => "no input embedding found to compare with",
+            };
+            writeln!(o, "Output head (--unembedding): {tied}")?;
+        }
         if r.stored_dtype != r.dtype {
             writeln!(
                 o,
@@ -170,7 +186,7 @@ impl TextExporter {
             let max = self.max_tokens_per_group;
             writeln!(o, "\nDisplaying up to {max} tokens per group\n")?;
             writeln!(o, "{RULE}")?;
-            let bytes_vocab = n <= 256;
+            let bytes_vocab = r.token_display == TokenDisplay::Bytes;
             for (gi, g) in r.groups.iter().enumerate() {
                 writeln!(
                     o,

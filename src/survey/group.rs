@@ -137,6 +137,34 @@ pub fn group_rows(m: &Matrix, hashes: &[u64], has_nan: &[bool], opts: GroupOptio
     }
 }
 
+/// Splits each group by the rows' stored bytes (`stored` holds every row,
+/// `row_len` bytes each: a quantized tensor's blocks). Identity is on what
+/// is stored, so rows whose values decode alike from different blocks are
+/// different token vectors; rows with equal blocks always decode alike, so
+/// this can only split groups, never merge them.
+pub fn refine_by_stored(g: Grouping, stored: &[u8], row_len: usize) -> Grouping {
+    let row = |i: usize| &stored[i * row_len..(i + 1) * row_len];
+    let mut added = 0;
+    let mut groups: Vec<Group> = Vec::with_capacity(g.groups.len());
+    for group in g.groups {
+        let mut sorted = group.ids;
+        sorted.sort_by(|&a, &b| row(a).cmp(row(b)).then(a.cmp(&b)));
+        let classes: Vec<&[usize]> = sorted.chunk_by(|&a, &b| row(a) == row(b)).collect();
+        added += classes.len() - 1;
+        for c in classes.into_iter().filter(|c| c.len() > 1) {
+            let mut ids = c.to_vec();
+            ids.sort_unstable();
+            groups.push(Group { ids });
+        }
+    }
+    groups.sort_by(|a, b| b.ids.len().cmp(&a.ids.len()).then(a.ids[0].cmp(&b.ids[0])));
+    Grouping {
+        groups,
+        n_unique: g.n_unique + added,
+        nan_rows: g.nan_rows,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +189,19 @@ mod tests {
             vec![Group { ids: vec![0, 2] }, Group { ids: vec![1, 3] }]
         );
         assert_eq!(g.n_unique, 3);
+    }
+
+    #[test]
+    fn stored_bytes_split_groups_of_equal_values() {
+        // Four rows of equal values; their stored blocks are A, B, A, C.
+        let (bytes, n) = matrix(&[[0.0, 0.0]; 4]);
+        let m = Matrix::new(Dtype::F32, n, 2, &bytes).unwrap();
+        let g = group_rows(&m, &[3; 4], &[false; 4], GroupOptions::default());
+        assert_eq!(g.n_unique, 1);
+        let stored = [1u8, 1, 2, 2, 1, 1, 3, 3];
+        let r = refine_by_stored(g, &stored, 2);
+        assert_eq!(r.groups, vec![Group { ids: vec![0, 2] }]);
+        assert_eq!(r.n_unique, 3);
     }
 
     #[test]
