@@ -3,6 +3,7 @@
 //! bytes owned by a memory map that lives outside it.
 
 pub mod safetensors;
+pub mod tokenizer;
 
 use crate::dtype::Dtype;
 
