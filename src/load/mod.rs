@@ -11,6 +11,7 @@
 pub mod bytes;
 pub mod hf;
 pub mod safetensors;
+pub mod tokenizer;
 
 use std::fmt;
 use std::fs::File;

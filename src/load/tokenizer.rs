@@ -1,0 +1,941 @@
+//! Token vocabularies: the string a person reads for each token id, from a
+//! Hugging Face `tokenizer.json`, a BERT `vocab.txt`, or a GGUF file's
+//! tokenizer metadata, without a tokenizer runtime.
+//!
+//! How each kind is read:
+//! - byte-level BPE (GPT-2, Qwen, Llama-3): every char of a token stands for
+//!   one byte through GPT-2's `bytes_to_unicode` table (`Ġ` is a space, `Ċ` a
+//!   newline); the bytes are read as UTF-8, and a byte that is not part of a
+//!   valid UTF-8 sequence (half of a CJK character, say) is written `<0xNN>`.
+//!   A char outside the table is kept as it is.
+//! - SentencePiece (Llama-2, Gemma, T5): `▁` is a space; a byte-fallback token
+//!   `<0xNN>` is its byte where that byte is ASCII, and stays `<0xNN>` otherwise.
+//! - WordPiece and plain vocabularies: tokens as they are (`##ing` stays `##ing`).
+//!
+//! Everything here parses user files, so nothing panics on bad input and no
+//! container is sized by a number read from the file: tokens live in a map
+//! keyed by id, whatever the largest id is. When two entries give the same id
+//! the later one wins (later in the file; `added_tokens` after `model.vocab`),
+//! as Hugging Face's own added tokens replace vocabulary entries at their ids.
+//! Errors are one sentence on one line; the caller names the file.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// SentencePiece's word-boundary mark, which stands for a space.
+const META_SPACE: char = '\u{2581}';
+
+/// How token strings were decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VocabKind {
+    /// GPT-2's byte-to-char table undone, bytes read as UTF-8.
+    ByteLevelBpe,
+    /// `▁` read as a space, ASCII byte-fallback tokens read as their byte.
+    SentencePiece,
+    /// BERT's vocabulary, tokens as they are.
+    WordPiece,
+    /// Any other vocabulary, tokens as they are.
+    Plain,
+}
+
+/// One token as a person reads it.
+#[derive(Clone, Debug)]
+pub struct Token {
+    /// The decoded string (special and added tokens verbatim).
+    pub text: String,
+    /// A special token: an added token marked special, a `[XXX]` entry of a
+    /// `vocab.txt`, or a GGUF control token.
+    pub special: bool,
+}
+
+/// A tokenizer's tokens keyed by id; ids need not be contiguous.
+#[derive(Clone, Debug)]
+pub struct Vocab {
+    /// How the token strings were decoded.
+    pub kind: VocabKind,
+    tokens: BTreeMap<u32, Token>,
+}
+
+/// GGUF `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
+mod gguf_type {
+    pub const UNKNOWN: i32 = 2;
+    pub const CONTROL: i32 = 3;
+    pub const USER_DEFINED: i32 = 4;
+    pub const UNUSED: i32 = 5;
+    pub const BYTE: i32 = 6;
+}
+
+impl Vocab {
+    /// A Hugging Face `tokenizer.json`: `model.vocab` as a map from token to
+    /// id (BPE, WordPiece, WordLevel) or Unigram's list of `[piece, score]`
+    /// (id = position), then `added_tokens`, which replace or extend the
+    /// vocabulary at their ids with their `content` verbatim and their
+    /// `special` flag. The kind comes from the pre-tokenizer, decoder,
+    /// normalizer and model type (see [`VocabKind`]).
+    pub fn from_tokenizer_json(bytes: &[u8]) -> Result<Vocab, String> {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let file: TokenizerFile = serde_json::from_slice(bytes)
+            .map_err(|e| one_line(format!("the tokenizer JSON does not parse: {e}")))?;
+        let model = file
+            .model
+            .ok_or("the tokenizer JSON has no \"model\" section")?;
+        let vocab = model
+            .vocab
+            .ok_or("the tokenizer JSON's model has no \"vocab\"")?;
+        let kind = json_kind(
+            model.kind.as_deref(),
+            &file.normalizer,
+            &file.pre_tokenizer,
+            &file.decoder,
+        );
+        let mut tokens = BTreeMap::new();
+        match vocab {
+            RawVocab::Map(entries) => {
+                for (piece, id) in entries {
+                    let id = json_id(&id, &piece)?;
+                    let text = decode(kind, &piece);
+                    tokens.insert(
+                        id,
+                        Token {
+                            text,
+                            special: false,
+                        },
+                    );
+                }
+            }
+            RawVocab::List(entries) => {
+                for (i, entry) in entries.into_iter().enumerate() {
+                    let id = u32::try_from(i)
+                        .map_err(|_| "the tokenizer JSON's model.vocab has over 2^32 entries")?;
+                    let piece = match &entry {
+                        Value::Array(pair) => pair.first().and_then(Value::as_str),
+                        _ => None,
+                    }
+                    .ok_or_else(|| format!("model.vocab entry {i} is not a [piece, score] pair"))?;
+                    tokens.insert(
+                        id,
+                        Token {
+                            text: decode(kind, piece),
+                            special: false,
+                        },
+                    );
+                }
+            }
+        }
+        for added in file.added_tokens.unwrap_or_default() {
+            let id = json_id(&added.id, &added.content)?;
+            tokens.insert(
+                id,
+                Token {
+                    text: added.content,
+                    special: added.special,
+                },
+            );
+        }
+        Vocab::new(kind, tokens)
+    }
+
+    /// BERT's `vocab.txt`: one token per line, id = line number from 0, the
+    /// line ending (`\n` or `\r\n`) not part of the token, a leading UTF-8
+    /// byte-order mark skipped. Tokens of the form `[XXX]` (`[PAD]`, `[CLS]`,
+    /// `[unused0]`) are special.
+    pub fn from_vocab_txt(bytes: &[u8]) -> Result<Vocab, String> {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        if bytes.is_empty() {
+            return Err("the vocabulary file is empty".into());
+        }
+        // A final newline ends the last line rather than starting an empty one.
+        let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        let mut tokens = BTreeMap::new();
+        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+            let id = u32::try_from(i).map_err(|_| "the vocabulary file has over 2^32 lines")?;
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let text = std::str::from_utf8(line).map_err(|e| {
+                format!(
+                    "line {} of the vocabulary file is not UTF-8 (byte {} of the line)",
+                    u64::from(id) + 1,
+                    e.valid_up_to() + 1
+                )
+            })?;
+            tokens.insert(
+                id,
+                Token {
+                    text: text.to_owned(),
+                    special: bracketed(text),
+                },
+            );
+        }
+        Vocab::new(VocabKind::WordPiece, tokens)
+    }
+
+    /// GGUF metadata: `tokenizer.ggml.model` (`"gpt2"`: byte-level BPE;
+    /// `"llama"` and `"t5"`: SentencePiece; `"bert"`: WordPiece; anything
+    /// else: plain), `tokenizer.ggml.tokens` (id = index) and the optional
+    /// `tokenizer.ggml.token_type`, which must have one entry per token.
+    ///
+    /// As llama.cpp reads them: normal tokens (type 1, or any type outside
+    /// 2..=6) are decoded by the kind; unknown (2), control (3), user-defined
+    /// (4) and unused (5) tokens are kept verbatim, and only control tokens
+    /// are special; byte tokens (6) follow the `<0xNN>` rule. GGUF's converter
+    /// writes BERT vocabularies with `▁` for a word start (and no `##`), so
+    /// `"bert"` tokens read `▁` as a space.
+    pub fn from_gguf(
+        model: &str,
+        tokens: Vec<String>,
+        token_types: Option<&[i32]>,
+    ) -> Result<Vocab, String> {
+        let kind = match model {
+            "gpt2" => VocabKind::ByteLevelBpe,
+            "llama" | "t5" => VocabKind::SentencePiece,
+            "bert" => VocabKind::WordPiece,
+            _ => VocabKind::Plain,
+        };
+        if let Some(types) = token_types {
+            if types.len() != tokens.len() {
+                return Err(format!(
+                    "tokenizer.ggml.token_type has {} entries but tokenizer.ggml.tokens has {}",
+                    types.len(),
+                    tokens.len()
+                ));
+            }
+        }
+        let mut map = BTreeMap::new();
+        for (i, text) in tokens.into_iter().enumerate() {
+            let id = u32::try_from(i).map_err(|_| "tokenizer.ggml.tokens has over 2^32 entries")?;
+            let ty = token_types.and_then(|t| t.get(i).copied()).unwrap_or(1);
+            let token = match ty {
+                gguf_type::BYTE => Token {
+                    text: byte_fallback(&text).unwrap_or(text),
+                    special: false,
+                },
+                gguf_type::UNKNOWN
+                | gguf_type::CONTROL
+                | gguf_type::USER_DEFINED
+                | gguf_type::UNUSED => Token {
+                    text,
+                    special: ty == gguf_type::CONTROL,
+                },
+                _ => Token {
+                    text: match kind {
+                        VocabKind::WordPiece => text.replace(META_SPACE, " "),
+                        _ => decode(kind, &text),
+                    },
+                    special: false,
+                },
+            };
+            map.insert(id, token);
+        }
+        Vocab::new(kind, map)
+    }
+
+    fn new(kind: VocabKind, tokens: BTreeMap<u32, Token>) -> Result<Vocab, String> {
+        if tokens.is_empty() {
+            return Err("the vocabulary has no tokens".into());
+        }
+        Ok(Vocab { kind, tokens })
+    }
+
+    /// The largest id plus one, over every token (vocabulary and added tokens).
+    pub fn vocab_size(&self) -> usize {
+        self.tokens
+            .last_key_value()
+            .map_or(0, |(&id, _)| (id as usize).saturating_add(1))
+    }
+
+    /// The token with this id, if the tokenizer has one.
+    pub fn get(&self, id: usize) -> Option<&Token> {
+        self.tokens.get(&u32::try_from(id).ok()?)
+    }
+}
+
+/// `s` in double quotes with `\\`, `\"`, `\n`, `\t`, `\r` escaped, and every
+/// other control, invisible or non-space whitespace character written
+/// `\u{..}` (lowercase hex), so that a token's text reads unambiguously on
+/// one line.
+pub fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if invisible(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Characters that print as nothing, or as a blank that looks like a space:
+/// controls, whitespace other than U+0020, and the format characters,
+/// fillers and selectors that render invisibly.
+fn invisible(c: char) -> bool {
+    ((c.is_control() || c.is_whitespace()) && c != ' ')
+        || matches!(
+            c,
+            '\u{AD}'
+                | '\u{34F}'
+                | '\u{61C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFFB}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
+}
+
+/// A `tokenizer.json` as far as reading token strings needs it; other
+/// fields are ignored.
+#[derive(Deserialize)]
+struct TokenizerFile {
+    #[serde(default)]
+    model: Option<ModelSection>,
+    #[serde(default)]
+    added_tokens: Option<Vec<AddedToken>>,
+    #[serde(default)]
+    normalizer: Value,
+    #[serde(default)]
+    pre_tokenizer: Value,
+    #[serde(default)]
+    decoder: Value,
+}
+
+#[derive(Deserialize)]
+struct ModelSection {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    vocab: Option<RawVocab>,
+}
+
+/// An added token; its id is checked after parsing so the error can name it.
+#[derive(Deserialize)]
+struct AddedToken {
+    id: Value,
+    content: String,
+    #[serde(default)]
+    special: bool,
+}
+
+/// `model.vocab` in file order: a map's entries (so that a later duplicate id
+/// wins whatever the JSON map type keeps), or Unigram's list.
+enum RawVocab {
+    Map(Vec<(String, Value)>),
+    List(Vec<Value>),
+}
+
+impl<'de> Deserialize<'de> for RawVocab {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct RawVocabVisitor;
+        impl<'de> Visitor<'de> for RawVocabVisitor {
+            type Value = RawVocab;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map from token to id or a list of [piece, score]")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawVocab, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    entries.push(entry);
+                }
+                Ok(RawVocab::Map(entries))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawVocab, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = seq.next_element::<Value>()? {
+                    entries.push(entry);
+                }
+                Ok(RawVocab::List(entries))
+            }
+        }
+        d.deserialize_any(RawVocabVisitor)
+    }
+}
+
+/// The kind of a `tokenizer.json`: a `ByteLevel` pre-tokenizer or decoder
+/// makes it byte-level BPE; a `Metaspace` one, a decoder replacing `▁` with a
+/// space, a normalizer prepending or substituting `▁`, or a Unigram model
+/// makes it SentencePiece; a WordPiece model WordPiece; anything else plain.
+fn json_kind(model: Option<&str>, normalizer: &Value, pre: &Value, decoder: &Value) -> VocabKind {
+    let has_type = |v: &Value, t: &str| any_object(v, &|o| type_is(o, t));
+    if has_type(pre, "ByteLevel") || has_type(decoder, "ByteLevel") {
+        return VocabKind::ByteLevelBpe;
+    }
+    let meta = META_SPACE.to_string();
+    let replaces_meta = |o: &serde_json::Map<String, Value>| {
+        type_is(o, "Replace")
+            && o.get("pattern")
+                .and_then(|p| p.get("String"))
+                .and_then(Value::as_str)
+                == Some(meta.as_str())
+            && o.get("content").and_then(Value::as_str) == Some(" ")
+    };
+    let writes_meta = |o: &serde_json::Map<String, Value>| {
+        (type_is(o, "Prepend") && o.get("prepend").and_then(Value::as_str) == Some(meta.as_str()))
+            || (type_is(o, "Replace")
+                && o.get("content").and_then(Value::as_str) == Some(meta.as_str()))
+    };
+    if has_type(pre, "Metaspace")
+        || has_type(decoder, "Metaspace")
+        || any_object(decoder, &replaces_meta)
+        || any_object(normalizer, &writes_meta)
+        || model == Some("Unigram")
+    {
+        return VocabKind::SentencePiece;
+    }
+    if model == Some("WordPiece") {
+        return VocabKind::WordPiece;
+    }
+    VocabKind::Plain
+}
+
+fn type_is(o: &serde_json::Map<String, Value>, t: &str) -> bool {
+    o.get("type").and_then(Value::as_str) == Some(t)
+}
+
+/// Whether `pred` holds for `v` or any object nested in it (a `Sequence`'s
+/// members, say). The depth is bounded by serde_json's recursion limit.
+fn any_object(v: &Value, pred: &dyn Fn(&serde_json::Map<String, Value>) -> bool) -> bool {
+    match v {
+        Value::Object(o) => pred(o) || o.values().any(|x| any_object(x, pred)),
+        Value::Array(a) => a.iter().any(|x| any_object(x, pred)),
+        _ => false,
+    }
+}
+
+/// A JSON id as a `u32`, or an error naming the token and the id.
+fn json_id(id: &Value, token: &str) -> Result<u32, String> {
+    id.as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| {
+            format!(
+                "token {} has id {}, which is not an integer from 0 to {}",
+                quoted(&excerpt(token)),
+                excerpt(&id.to_string()),
+                u32::MAX
+            )
+        })
+}
+
+/// `s` cut to 60 chars with an ellipsis, for error messages.
+fn excerpt(s: &str) -> String {
+    match s.char_indices().nth(60) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_owned(),
+    }
+}
+
+/// An error message on one line (serde_json's are; this keeps them so).
+fn one_line(s: String) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// Whether a `vocab.txt` token is a bracketed special like `[CLS]` or `[unused0]`.
+fn bracketed(t: &str) -> bool {
+    t.strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .is_some_and(|inner| {
+            !inner.is_empty() && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
+/// A vocabulary entry's text as a person reads it, by kind.
+fn decode(kind: VocabKind, piece: &str) -> String {
+    match kind {
+        VocabKind::ByteLevelBpe => byte_level(piece),
+        VocabKind::SentencePiece => {
+            byte_fallback(piece).unwrap_or_else(|| piece.replace(META_SPACE, " "))
+        }
+        VocabKind::WordPiece | VocabKind::Plain => piece.to_owned(),
+    }
+}
+
+/// `Some` for a SentencePiece byte token `<0xNN>`: the byte's char when it is
+/// ASCII (a whole UTF-8 char by itself), the token unchanged otherwise.
+/// `None` for any other token.
+fn byte_fallback(piece: &str) -> Option<String> {
+    let hex = piece.strip_prefix("<0x")?.strip_suffix('>')?;
+    if hex.len() != 2 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let b = u8::from_str_radix(hex, 16).ok()?;
+    Some(if b.is_ascii() {
+        char::from(b).to_string()
+    } else {
+        piece.to_owned()
+    })
+}
+
+/// A byte-level BPE token read back: each char's byte through the inverse of
+/// GPT-2's `bytes_to_unicode`, runs of bytes read as UTF-8 with each invalid
+/// byte written `<0xNN>`, chars outside the table kept as they are.
+fn byte_level(piece: &str) -> String {
+    let mut out = String::with_capacity(piece.len());
+    let mut bytes = Vec::new();
+    for c in piece.chars() {
+        match gpt2_byte(c) {
+            Some(b) => bytes.push(b),
+            None => {
+                push_utf8(&mut out, &bytes);
+                bytes.clear();
+                out.push(c);
+            }
+        }
+    }
+    push_utf8(&mut out, &bytes);
+    out
+}
+
+/// Appends `bytes` read as UTF-8, each byte of an invalid sequence as `<0xNN>`.
+fn push_utf8(out: &mut String, bytes: &[u8]) {
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(out, "<0x{b:02X}>");
+        }
+    }
+}
+
+/// The byte that GPT-2's `bytes_to_unicode` maps to `c`. Bytes that print,
+/// `!`..=`~`, `¡`..=`¬` and `®`..=`ÿ`, stand for themselves; the other 68
+/// (0..=32, 127..=160 and 173), in that order, for U+0100..=U+0143.
+fn gpt2_byte(c: char) -> Option<u8> {
+    let c = u32::from(c);
+    let b = match c {
+        0x21..=0x7E | 0xA1..=0xAC | 0xAE..=0xFF => c,
+        0x100..=0x143 => match c - 0x100 {
+            n @ 0..=32 => n,
+            n @ 33..=66 => n - 33 + 127,
+            _ => 173,
+        },
+        _ => return None,
+    };
+    u8::try_from(b).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// GPT-2's `bytes_to_unicode`, transcribed from its Python source (the
+    /// forward direction; the module implements the inverse separately).
+    fn bytes_to_unicode() -> Vec<(u8, char)> {
+        let mut bs: Vec<u32> = (u32::from(b'!')..=u32::from(b'~'))
+            .chain(0xA1..=0xAC)
+            .chain(0xAE..=0xFF)
+            .collect();
+        let mut cs = bs.clone();
+        let mut n = 0;
+        for b in 0..256 {
+            if !bs.contains(&b) {
+                bs.push(b);
+                cs.push(256 + n);
+                n += 1;
+            }
+        }
+        bs.into_iter()
+            .zip(cs)
+            .map(|(b, c)| (u8::try_from(b).unwrap(), char::from_u32(c).unwrap()))
+            .collect()
+    }
+
+    fn text(v: &Vocab, id: usize) -> &str {
+        &v.get(id).unwrap().text
+    }
+
+    fn special(v: &Vocab, id: usize) -> bool {
+        v.get(id).unwrap().special
+    }
+
+    const GPT2_JSON: &str = r#"{
+        "version": "1.0",
+        "added_tokens": [
+            {"id": 7, "content": "<|endoftext|>", "special": true},
+            {"id": 9, "content": "Ġuser word", "special": false}
+        ],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": "x"}},
+            {"type": "ByteLevel", "add_prefix_space": false}
+        ]},
+        "decoder": null,
+        "model": {"type": "BPE", "vocab": {
+            "Ġhello": 0, "Ċ": 1, "âĢĶ": 2, "æ": 3, "æĪ": 4, "Ġæĺ¯": 5, "a€b": 6,
+            "<|endoftext|>": 7, "ĠĠ": 8, "ĉ": 10, "ÃŃ": 11
+        }}
+    }"#;
+
+    #[test]
+    fn byte_level_bpe_reads_bytes_through_gpt2_table() {
+        let v = Vocab::from_tokenizer_json(GPT2_JSON.as_bytes()).unwrap();
+        assert_eq!(v.kind, VocabKind::ByteLevelBpe);
+        assert_eq!(v.vocab_size(), 12);
+        assert_eq!(text(&v, 0), " hello");
+        assert_eq!(text(&v, 1), "\n");
+        // â = 0xE2, Ģ = U+0122 = 256+34 -> 0x80, Ķ = U+0136 = 256+54 -> 0x94.
+        assert_eq!(text(&v, 2), "\u{2014}");
+        // A lone lead byte of a three-byte sequence.
+        assert_eq!(text(&v, 3), "<0xE6>");
+        // æ Ī = E6 88: a truncated sequence, one <0xNN> per byte.
+        assert_eq!(text(&v, 4), "<0xE6><0x88>");
+        // Ġ æ ĺ ¯ = 20 E6 98 AF = " 是" (U+662F).
+        assert_eq!(text(&v, 5), " \u{662F}");
+        // € (U+20AC) is outside the table and kept; a and b around it read as bytes.
+        assert_eq!(text(&v, 6), "a\u{20AC}b");
+        assert_eq!(text(&v, 7), "<|endoftext|>");
+        assert!(special(&v, 7));
+        assert_eq!(text(&v, 8), "  ");
+        // Added tokens keep their content verbatim (no Ġ decoding).
+        assert_eq!(text(&v, 9), "Ġuser word");
+        assert!(!special(&v, 9));
+        // ĉ = U+0109 -> byte 9, a tab.
+        assert_eq!(text(&v, 10), "\t");
+        // Ã Ń = C3 AD: "í" (U+00ED); Ń = U+0143 is the table's last char, byte 173 = 0xAD.
+        assert_eq!(text(&v, 11), "\u{ED}");
+        assert!(!special(&v, 0));
+        assert!(v.get(12).is_none());
+    }
+
+    #[test]
+    fn every_byte_reads_back_through_the_forward_table() {
+        let table = bytes_to_unicode();
+        assert_eq!(table.len(), 256);
+        for (b, c) in table {
+            assert_eq!(gpt2_byte(c), Some(b), "char {c:?}");
+            let want = if b.is_ascii() {
+                char::from(b).to_string()
+            } else {
+                format!("<0x{b:02X}>")
+            };
+            assert_eq!(byte_level(&c.to_string()), want);
+        }
+        assert_eq!(gpt2_byte('\u{144}'), None);
+        assert_eq!(gpt2_byte(' '), None);
+        assert_eq!(gpt2_byte('\u{AD}'), None);
+    }
+
+    #[test]
+    fn byte_level_found_in_a_nested_decoder() {
+        let j = r#"{"decoder": {"type": "Sequence", "decoders": [{"type": "ByteLevel"}]},
+                    "model": {"type": "BPE", "vocab": {"Ġx": 0}}}"#;
+        let v = Vocab::from_tokenizer_json(j.as_bytes()).unwrap();
+        assert_eq!(v.kind, VocabKind::ByteLevelBpe);
+        assert_eq!(text(&v, 0), " x");
+    }
+
+    #[test]
+    fn sentencepiece_bpe_like_llama2() {
+        let j = r#"{
+            "added_tokens": [
+                {"id": 0, "content": "<unk>", "special": true},
+                {"id": 1, "content": "<s>", "special": true}
+            ],
+            "normalizer": {"type": "Sequence", "normalizers": [
+                {"type": "Prepend", "prepend": "▁"},
+                {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}
+            ]},
+            "pre_tokenizer": null,
+            "decoder": {"type": "Sequence", "decoders": [
+                {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+                {"type": "ByteFallback"}
+            ]},
+            "model": {"type": "BPE", "byte_fallback": true, "vocab": {
+                "<unk>": 0, "<s>": 1, "<0x0A>": 2, "<0x41>": 3, "<0xE6>": 4,
+                "▁the": 5, "▁▁": 6, "ing": 7, "<0x4>": 8, "<0xzz>": 9
+            }}
+        }"#;
+        let v = Vocab::from_tokenizer_json(j.as_bytes()).unwrap();
+        assert_eq!(v.kind, VocabKind::SentencePiece);
+        assert_eq!(v.vocab_size(), 10);
+        assert_eq!(text(&v, 0), "<unk>");
+        assert!(special(&v, 0) && special(&v, 1));
+        assert_eq!(text(&v, 2), "\n");
+        assert_eq!(text(&v, 3), "A");
+        assert_eq!(text(&v, 4), "<0xE6>");
+        assert_eq!(text(&v, 5), " the");
+        assert_eq!(text(&v, 6), "  ");
+        assert_eq!(text(&v, 7), "ing");
+        assert!(!special(&v, 5));
+        // Not byte tokens: one hex digit, non-hex digits.
+        assert_eq!(text(&v, 8), "<0x4>");
+        assert_eq!(text(&v, 9), "<0xzz>");
+    }
+
+    #[test]
+    fn sentencepiece_from_metaspace_or_unigram() {
+        let meta = r#"{"pre_tokenizer": {"type": "Metaspace", "replacement": "▁"},
+                       "model": {"type": "BPE", "vocab": {"▁a": 0}}}"#;
+        let v = Vocab::from_tokenizer_json(meta.as_bytes()).unwrap();
+        assert_eq!(v.kind, VocabKind::SentencePiece);
+        assert_eq!(text(&v, 0), " a");
+
+        // Unigram (T5): a list of [piece, score], id = position.
+        let uni = r#"{"added_tokens": [{"id": 0, "content": "<pad>", "special": true}],
+                      "model": {"type": "Unigram", "unk_id": 2, "vocab": [
+                        ["<pad>", 0.0], ["</s>", 0.0], ["<unk>", 0.0], ["▁", -2.0], ["▁of", -3.5], ["s", -4.0]
+                      ]}}"#;
+        let v = Vocab::from_tokenizer_json(uni.as_bytes()).unwrap();
+        assert_eq!(v.kind, VocabKind::SentencePiece);
+        assert_eq!(v.vocab_size(), 6);
+        assert!(special(&v, 0));
+        assert!(!special(&v, 1));
+        assert_eq!(text(&v, 3), " ");
+        assert_eq!(text(&v, 4), " of");
+        assert_eq!(text(&v, 5), "s");
+    }
+
+    #[test]
+    fn wordpiece_and_plain_keep_strings() {
+        let wp = r###"{"added_tokens": [{"id": 0, "content": "[PAD]", "special": true}],
+                     "normalizer": {"type": "BertNormalizer"},
+                     "pre_tokenizer": {"type": "BertPreTokenizer"},
+                     "decoder": {"type": "WordPiece", "prefix": "##"},
+                     "model": {"type": "WordPiece", "unk_token": "[UNK]",
+                               "vocab": {"[PAD]": 0, "the": 1, "##ing": 2, "▁x": 3}}}"###;
+        let v = Vocab::from_tokenizer_json(wp.as_bytes()).unwrap();
+        assert_eq!(v.kind, VocabKind::WordPiece);
+        assert_eq!(text(&v, 2), "##ing");
+        assert_eq!(text(&v, 3), "▁x");
+        assert!(special(&v, 0) && !special(&v, 1));
+
+        let wl = r#"{"model": {"type": "WordLevel", "vocab": {"Ġa": 0, "▁b": 1}}}"#;
+        let v = Vocab::from_tokenizer_json(wl.as_bytes()).unwrap();
+        assert_eq!(v.kind, VocabKind::Plain);
+        assert_eq!(text(&v, 0), "Ġa");
+        assert_eq!(text(&v, 1), "▁b");
+    }
+
+    #[test]
+    fn added_tokens_extend_past_the_vocab_and_ids_may_skip() {
+        let j = r#"{"added_tokens": [{"id": 4000000000, "content": "<far>", "special": true},
+                                     {"id": 1, "content": "<new>"}],
+                    "model": {"type": "WordLevel", "vocab": {"a": 0, "b": 1}}}"#;
+        let v = Vocab::from_tokenizer_json(j.as_bytes()).unwrap();
+        assert_eq!(v.vocab_size(), 4_000_000_001);
+        assert_eq!(text(&v, 4_000_000_000), "<far>");
+        assert!(special(&v, 4_000_000_000));
+        // Overridden at id 1, not special when the field is absent.
+        assert_eq!(text(&v, 1), "<new>");
+        assert!(!special(&v, 1));
+        assert!(v.get(2).is_none());
+        assert!(v.get(usize::MAX).is_none());
+    }
+
+    #[test]
+    fn duplicate_ids_the_later_entry_wins() {
+        let j = r#"{"model": {"type": "WordLevel", "vocab": {"z": 0, "a": 0, "a": 1}}}"#;
+        let v = Vocab::from_tokenizer_json(j.as_bytes()).unwrap();
+        // File order, not key order: "a" came after "z" for id 0.
+        assert_eq!(text(&v, 0), "a");
+        assert_eq!(text(&v, 1), "a");
+    }
+
+    #[test]
+    fn bad_ids_are_errors_naming_them() {
+        for (id, shown) in [
+            ("4294967296", "4294967296"),
+            ("-1", "-1"),
+            ("1.5", "1.5"),
+            ("\"7\"", "\"7\""),
+            ("null", "null"),
+        ] {
+            let j = format!(r#"{{"model": {{"type": "BPE", "vocab": {{"a\nb": {id}}}}}}}"#);
+            let e = Vocab::from_tokenizer_json(j.as_bytes()).unwrap_err();
+            assert!(e.contains(&format!("id {shown},")), "{e}");
+            assert!(e.contains(r#""a\nb""#), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+            let j = format!(
+                r#"{{"added_tokens": [{{"id": {id}, "content": "<x>"}}], "model": {{"vocab": {{}}}}}}"#
+            );
+            let e = Vocab::from_tokenizer_json(j.as_bytes()).unwrap_err();
+            assert!(
+                e.contains(&format!("id {shown},")) && e.contains("<x>"),
+                "{e}"
+            );
+        }
+        // A byte-order mark is skipped.
+        let v =
+            Vocab::from_tokenizer_json("\u{FEFF}{\"model\": {\"vocab\": {\"a\": 0}}}".as_bytes())
+                .unwrap();
+        assert_eq!(text(&v, 0), "a");
+        // The largest id is fine.
+        let j = r#"{"model": {"vocab": {"a": 4294967295}}}"#;
+        let v = Vocab::from_tokenizer_json(j.as_bytes()).unwrap();
+        assert_eq!(v.vocab_size(), 1 << 32);
+    }
+
+    #[test]
+    fn malformed_json_is_a_one_line_error() {
+        for j in [
+            "",
+            "{",
+            "[1, 2]",
+            "{\"model\": {\"vocab\": {\"a\": 0}}",
+            "{\"model\": {\"vocab\": 3}}",
+            "{\"model\": {\"vocab\": [[1, 0.0]]}}",
+            "{\"model\": {\"vocab\": [\"a\"]}}",
+            "{\"model\": {\"type\": \"BPE\"}}",
+            "{\"version\": \"1.0\"}",
+            "{\"model\": {\"vocab\": {}}}",
+            "{\"added_tokens\": [{\"id\": 0}], \"model\": {\"vocab\": {\"a\": 0}}}",
+            "\u{FEFF}{}",
+            "\u{FEFF}",
+            "{\"model\": {\"vocab\": {\"a\": 0}}, \"added_tokens\": [{\"id\": 0, \"content\": \"x\", \"special\": \"yes\"}]}",
+        ] {
+            let e = Vocab::from_tokenizer_json(j.as_bytes()).unwrap_err();
+            assert!(!e.is_empty() && !e.contains('\n'), "{j}: {e}");
+        }
+        // Invalid UTF-8 inside a string.
+        let e = Vocab::from_tokenizer_json(b"{\"model\": {\"vocab\": {\"\xff\": 0}}}").unwrap_err();
+        assert!(!e.contains('\n'));
+        // Deep nesting is refused by serde_json's recursion limit, not a stack overflow.
+        let deep = format!(
+            "{{\"decoder\": {}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(Vocab::from_tokenizer_json(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let full = GPT2_JSON.trim_end().as_bytes();
+        for n in 0..full.len() {
+            assert!(Vocab::from_tokenizer_json(&full[..n]).is_err(), "{n} bytes");
+            // Truncated mid-char or not, a vocab.txt reads or fails cleanly.
+            let _ = Vocab::from_vocab_txt(&full[..n]);
+        }
+        assert!(Vocab::from_tokenizer_json(full).is_ok());
+    }
+
+    #[test]
+    fn vocab_txt_lines_and_bracketed_specials() {
+        let v =
+            Vocab::from_vocab_txt(b"[PAD]\n[unused0]\r\nthe\n##ing\n\n[CLS]\n[]\n[a b]\n").unwrap();
+        assert_eq!(v.kind, VocabKind::WordPiece);
+        assert_eq!(v.vocab_size(), 8);
+        let want = [
+            ("[PAD]", true),
+            ("[unused0]", true),
+            ("the", false),
+            ("##ing", false),
+            ("", false),
+            ("[CLS]", true),
+            ("[]", false),
+            ("[a b]", false),
+        ];
+        for (id, (t, s)) in want.iter().enumerate() {
+            assert_eq!(text(&v, id), *t, "id {id}");
+            assert_eq!(special(&v, id), *s, "id {id}");
+        }
+        // No final newline, and a byte-order mark.
+        let v = Vocab::from_vocab_txt(b"\xEF\xBB\xBFa\nb").unwrap();
+        assert_eq!(v.vocab_size(), 2);
+        assert_eq!(text(&v, 0), "a");
+        assert_eq!(text(&v, 1), "b");
+        assert!(Vocab::from_vocab_txt(b"").is_err());
+        let e = Vocab::from_vocab_txt(b"ok\nb\xffad\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("byte 2"), "{e}");
+    }
+
+    #[test]
+    fn gguf_kinds_and_token_types() {
+        let toks = |s: &[&str]| s.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+
+        let v = Vocab::from_gguf(
+            "llama",
+            toks(&[
+                "<unk>",
+                "<s>",
+                "<0x0A>",
+                "<0xE6>",
+                "▁the",
+                "<0x41>",
+                "<user▁x>",
+                "<unused▁>",
+            ]),
+            Some(&[2, 3, 6, 6, 1, 1, 4, 5]),
+        )
+        .unwrap();
+        assert_eq!(v.kind, VocabKind::SentencePiece);
+        assert_eq!(v.vocab_size(), 8);
+        assert_eq!(text(&v, 0), "<unk>");
+        assert!(!special(&v, 0), "unknown is not control");
+        assert!(special(&v, 1));
+        assert_eq!(text(&v, 2), "\n");
+        assert_eq!(text(&v, 3), "<0xE6>");
+        assert_eq!(text(&v, 4), " the");
+        assert_eq!(text(&v, 5), "A");
+        // User-defined and unused tokens are verbatim.
+        assert_eq!(text(&v, 6), "<user▁x>");
+        assert_eq!(text(&v, 7), "<unused▁>");
+        assert!(!special(&v, 6) && !special(&v, 7));
+
+        let v = Vocab::from_gguf(
+            "gpt2",
+            toks(&["Ġhello", "<|endoftext|>", "æ", "Ġĉ"]),
+            Some(&[1, 3, 1, 4]),
+        )
+        .unwrap();
+        assert_eq!(v.kind, VocabKind::ByteLevelBpe);
+        assert_eq!(text(&v, 0), " hello");
+        assert!(special(&v, 1));
+        assert_eq!(text(&v, 2), "<0xE6>");
+        assert_eq!(text(&v, 3), "Ġĉ");
+
+        // Without token types every token is normal.
+        let v = Vocab::from_gguf("gpt2", toks(&["Ċ", "ĠĠ"]), None).unwrap();
+        assert_eq!(text(&v, 0), "\n");
+        assert_eq!(text(&v, 1), "  ");
+        assert!(!special(&v, 0));
+
+        let v =
+            Vocab::from_gguf("bert", toks(&["[PAD]", "▁the", "ing"]), Some(&[3, 1, 1])).unwrap();
+        assert_eq!(v.kind, VocabKind::WordPiece);
+        assert!(special(&v, 0));
+        assert_eq!(text(&v, 1), " the");
+        assert_eq!(text(&v, 2), "ing");
+
+        let v = Vocab::from_gguf("rwkv", toks(&["▁a", "Ġb"]), None).unwrap();
+        assert_eq!(v.kind, VocabKind::Plain);
+        assert_eq!(text(&v, 0), "▁a");
+        assert_eq!(text(&v, 1), "Ġb");
+
+        let e = Vocab::from_gguf("llama", toks(&["a", "b"]), Some(&[1])).unwrap_err();
+        assert!(e.contains("1 entries") && e.contains("has 2"), "{e}");
+        assert!(Vocab::from_gguf("llama", vec![], None).is_err());
+    }
+
+    #[test]
+    fn quoting_escapes_what_does_not_read() {
+        assert_eq!(quoted("a b"), "\"a b\"");
+        assert_eq!(quoted("\\\"\n\t\r"), r#""\\\"\n\t\r""#);
+        assert_eq!(quoted("\0\u{7F}\u{85}"), r#""\u{0}\u{7f}\u{85}""#);
+        assert_eq!(
+            quoted("x\u{200B}\u{A0}\u{3000}\u{FEFF}\u{AD}"),
+            r#""x\u{200b}\u{a0}\u{3000}\u{feff}\u{ad}""#
+        );
+        assert_eq!(quoted("\u{2014}é是▁<0xE6>"), "\"\u{2014}é是▁<0xE6>\"");
+        assert_eq!(quoted(""), "\"\"");
+    }
+}
