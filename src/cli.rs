@@ -65,6 +65,11 @@ pub struct Cli {
     #[arg(long, conflicts_with = "key")]
     pub unembedding: bool,
 
+    /// A tokenizer.json or vocab.txt for token strings (default: the file's
+    /// own for GGUF, else tokenizer.json or vocab.txt beside the model)
+    #[arg(long, value_name = "PATH")]
+    pub tokenizer: Option<PathBuf>,
+
     /// The branch, tag or commit of a Hugging Face cache entry (default: main)
     #[arg(long, value_name = "REV")]
     pub revision: Option<String>,

@@ -35,6 +35,7 @@ pub mod progress;
 pub mod report;
 pub mod survey;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -151,6 +152,42 @@ pub fn analyze_stored(
     })
 }
 
+/// The token strings of a report.
+struct TokenSection {
+    info: report::TokenizerInfo,
+    strings: BTreeMap<usize, String>,
+    special: Vec<usize>,
+    padding_rows: Vec<usize>,
+}
+
+impl TokenSection {
+    /// The strings of every grouped id, and the rows past the vocabulary.
+    fn of(t: &load::TokenNames, groups: &[survey::Group], rows: usize) -> Self {
+        let mut strings = BTreeMap::new();
+        let mut special = Vec::new();
+        for &id in groups.iter().flat_map(|g| &g.ids) {
+            if let Some(tok) = t.vocab.get(id) {
+                strings.insert(id, tok.text.clone());
+                if tok.special {
+                    special.push(id);
+                }
+            }
+        }
+        special.sort_unstable();
+        let size = t.vocab.vocab_size();
+        Self {
+            info: report::TokenizerInfo {
+                path: t.path.display().to_string(),
+                kind: t.vocab.kind,
+                vocab_size: size,
+            },
+            strings,
+            special,
+            padding_rows: (size.min(rows)..rows).collect(),
+        }
+    }
+}
+
 /// Surveys the embedding matrix of the input at `path` (see [`load::open`]). Nothing is printed:
 /// a notice for the user (such as `--device auto` falling back to the CPU)
 /// comes back in [`Report::notices`].
@@ -160,6 +197,17 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
     let info = &loaded.info;
     let m = loaded.matrix();
     let load_ms = ms(start);
+    let mut notices: Vec<String> = Vec::new();
+    if let Some(t) = &loaded.tokens {
+        let size = t.vocab.vocab_size();
+        if size > loaded.rows {
+            notices.push(format!(
+                "note: the tokenizer {} has {size} tokens, more than the matrix's {} rows: is it this model's tokenizer?",
+                t.path.display(),
+                loaded.rows
+            ));
+        }
+    }
     let (engine, notice) = engine::select(opts.device, opts.gpu)?;
     let progress = if opts.progress {
         Progress::for_bytes(m.bytes.len() as u64, "hashing rows")
@@ -192,6 +240,10 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
         opts.progress,
     )?;
     let holes = a.grouping.groups.len();
+    let tokens = loaded
+        .tokens
+        .as_ref()
+        .map(|t| TokenSection::of(t, &a.grouping.groups, n));
     let numeric = opts.group.equality == Equality::Numeric;
     Ok(Report {
         schema: report::SCHEMA,
@@ -221,12 +273,18 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
         nearest: pa.nearest,
         near: pa.near,
         nan_rows: numeric.then(|| a.grouping.nan_rows.clone()),
-        notices: notice.into_iter().collect(),
-        token_display: if loaded.byte_vocabulary() {
+        notices: notice.into_iter().chain(notices).collect(),
+        token_display: if loaded.tokens.is_some() {
+            report::TokenDisplay::Strings
+        } else if loaded.byte_vocabulary() {
             report::TokenDisplay::Bytes
         } else {
             report::TokenDisplay::Ids
         },
+        tokenizer: tokens.as_ref().map(|t| t.info.clone()),
+        tokens: tokens.as_ref().map(|t| t.strings.clone()),
+        special_tokens: tokens.as_ref().map(|t| t.special.clone()),
+        padding_rows: tokens.map(|t| t.padding_rows),
         timings_ms: Timings {
             load: load_ms,
             lattice: pa.lattice_ms,

@@ -22,6 +22,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
             reinterpret: cli.as_dtype.map(Into::into),
             unembedding: cli.unembedding,
             revision: cli.revision,
+            tokenizer: cli.tokenizer,
         },
         device: cli.device.into(),
         gpu: GpuOptions {

@@ -21,6 +21,7 @@ use memmap2::Mmap;
 use std::path::{Path, PathBuf};
 
 pub use bytes::Bytes;
+pub use tokenizer::Vocab;
 
 use crate::dtype::Dtype;
 use crate::error::{one_line, Error, Result};
@@ -37,6 +38,9 @@ pub struct LoadOptions {
     pub unembedding: bool,
     /// `--revision`: the branch, tag or commit of a hub cache entry (default `main`).
     pub revision: Option<String>,
+    /// `--tokenizer`: a `tokenizer.json` or `vocab.txt`; else one is looked
+    /// for (see [`find_tokenizer`]).
+    pub tokenizer: Option<PathBuf>,
 }
 
 /// A tensor's element type as stored in a file, named the same way whatever
@@ -96,6 +100,10 @@ pub trait TensorSource {
     /// checkpoint that saved tied weights once).
     fn same_data(&self, _a: usize, _b: usize) -> bool {
         false
+    }
+    /// The file's own vocabulary (GGUF's `tokenizer.ggml.tokens`), if any.
+    fn vocab(&self) -> Option<Result<Vocab>> {
+        None
     }
     /// The stored bytes of tensor `index` (an index into [`Self::tensors`]),
     /// row-major and little-endian, exactly as long as its dtype and shape say.
@@ -299,6 +307,89 @@ pub struct Loaded {
     /// The folder the model came from (a model folder, a cache snapshot, or
     /// the file's folder): where a tokenizer is looked for.
     pub model_dir: Option<PathBuf>,
+    /// Token strings, when a tokenizer was given or found.
+    pub tokens: Option<TokenNames>,
+}
+
+/// A vocabulary and where it came from.
+#[derive(Clone, Debug)]
+pub struct TokenNames {
+    pub vocab: Vocab,
+    /// The tokenizer file (the model file itself for GGUF's own tokens).
+    pub path: PathBuf,
+}
+
+/// Tokenizer files looked for next to the model, in order.
+pub const TOKENIZER_FILES: &[&str] = &["tokenizer.json", "vocab.txt"];
+
+/// Largest tokenizer file read (real ones are at most a few tens of MB).
+const MAX_TOKENIZER_BYTES: u64 = 512 << 20;
+
+/// Reads a `tokenizer.json` (recognised by its opening `{`) or a BERT
+/// `vocab.txt` (one token per line).
+pub fn read_tokenizer(path: &Path) -> Result<Vocab> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_TOKENIZER_BYTES {
+        return Err(Error::Format {
+            path: path.to_path_buf(),
+            format: "tokenizer",
+            reason: format!(
+                "it is {len} bytes, more than the {MAX_TOKENIZER_BYTES} a tokenizer is read up to"
+            ),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let text = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
+    let json = text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let vocab = if json {
+        Vocab::from_tokenizer_json(&bytes)
+    } else {
+        Vocab::from_vocab_txt(&bytes)
+    };
+    vocab.map_err(|reason| Error::Format {
+        path: path.to_path_buf(),
+        format: if json { "tokenizer.json" } else { "vocab.txt" },
+        reason: one_line(&reason),
+    })
+}
+
+/// The token strings for a loaded matrix: `--tokenizer` when given, else the
+/// model file's own (GGUF), else `tokenizer.json` or `vocab.txt` in the
+/// model's folder (the folder, the cache snapshot, or the file's folder).
+pub fn find_tokenizer(
+    explicit: Option<&Path>,
+    own: Option<(Result<Vocab>, &Path)>,
+    model_dir: Option<&Path>,
+) -> Result<Option<TokenNames>> {
+    if let Some(p) = explicit {
+        return Ok(Some(TokenNames {
+            vocab: read_tokenizer(p)?,
+            path: p.to_path_buf(),
+        }));
+    }
+    if let Some((vocab, path)) = own {
+        return Ok(Some(TokenNames {
+            vocab: vocab?,
+            path: path.to_path_buf(),
+        }));
+    }
+    let Some(dir) = model_dir else {
+        return Ok(None);
+    };
+    for name in TOKENIZER_FILES {
+        let p = dir.join(name);
+        if p.is_file() {
+            return Ok(Some(TokenNames {
+                vocab: read_tokenizer(&p)?,
+                path: p,
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// Which matrix of the model was surveyed.
@@ -327,7 +418,7 @@ impl Loaded {
     /// True when the rows are best read as a byte vocabulary (the notebook's
     /// byte/character display): at most 256 rows and no tokenizer.
     pub fn byte_vocabulary(&self) -> bool {
-        self.rows <= 256
+        self.tokens.is_none() && self.rows <= 256
     }
 
     /// The zero-copy view the engines take.
@@ -387,6 +478,7 @@ pub fn read_tensor(
         role: Role::InputEmbedding,
         tied: None,
         model_dir: None,
+        tokens: None,
     })
 }
 
@@ -685,6 +777,12 @@ pub fn open(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
     if opts.unembedding {
         loaded.role = Role::OutputHead;
     }
+    let own = model
+        .opened
+        .iter()
+        .find(|(p, _)| *p == loaded.info.file)
+        .and_then(|(p, source)| source.vocab().map(|v| (v, p.as_path())));
+    loaded.tokens = find_tokenizer(opts.tokenizer.as_deref(), own, model_dir.as_deref())?;
     loaded.model_dir = model_dir;
     Ok(loaded)
 }

@@ -5,9 +5,12 @@ pub mod allpairs;
 pub mod json;
 pub mod text;
 
+use std::collections::BTreeMap;
+
 use serde::{Serialize, Serializer};
 
 use crate::engine::{DeviceInfo, Equality};
+use crate::load::tokenizer::VocabKind;
 use crate::load::{Role, Tied};
 use crate::survey::lattice::Lattice;
 use crate::survey::near::Near;
@@ -110,6 +113,18 @@ pub struct Report {
     /// `--near-l2`, `--near-rel`, `--near-ulp`: near-singularity components.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub near: Option<Near>,
+    /// Where token strings came from; absent without a tokenizer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<TokenizerInfo>,
+    /// Token id → readable string, for every grouped id the tokenizer has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<BTreeMap<usize, String>>,
+    /// The grouped ids that are special (added, control) tokens, ascending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub special_tokens: Option<Vec<usize>>,
+    /// Rows past the tokenizer's vocabulary (ids ≥ its size), ascending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub padding_rows: Option<Vec<usize>>,
     pub timings_ms: Timings,
     /// Rows holding a NaN; present only under `--numeric-equality`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,6 +140,15 @@ pub struct Report {
     pub token_display: TokenDisplay,
 }
 
+/// The tokenizer a report's token strings came from.
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenizerInfo {
+    pub path: String,
+    pub kind: VocabKind,
+    /// Its largest token id + 1.
+    pub vocab_size: usize,
+}
+
 /// How the text report shows token ids.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TokenDisplay {
@@ -134,6 +158,8 @@ pub enum TokenDisplay {
     /// A byte vocabulary (no tokenizer, at most 256 rows): ids are byte
     /// values, shown with their characters as the notebook does.
     Bytes,
+    /// Ids with their token strings ([`Report::tokens`]).
+    Strings,
 }
 
 /// A way to render a report (hyperfine's `Exporter`).

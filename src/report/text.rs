@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use super::{allpairs, Exporter, Report, TokenDisplay};
 use crate::engine::Equality;
+use crate::load::tokenizer::{quoted, VocabKind};
 use crate::load::{Role, Tied};
 
 /// Renders the report as text.
@@ -67,6 +68,34 @@ fn byte_char(id: usize) -> String {
         ((id as u8) as char).to_string()
     } else {
         format!("\\x{id:02x}")
+    }
+}
+
+/// `id "string"`, marked `(special)` or `(padding row)` where it is one.
+fn token(r: &Report, id: usize) -> String {
+    let text = r.tokens.as_ref().and_then(|t| t.get(&id));
+    let special = r
+        .special_tokens
+        .as_ref()
+        .is_some_and(|s| s.binary_search(&id).is_ok());
+    let padding = r
+        .padding_rows
+        .as_ref()
+        .is_some_and(|p| p.first().is_some_and(|&first| id >= first));
+    match text {
+        Some(t) if special => format!("{id} {} (special)", quoted(t)),
+        Some(t) => format!("{id} {}", quoted(t)),
+        None if padding => format!("{id} (padding row)"),
+        None => format!("{id} (not in the tokenizer)"),
+    }
+}
+
+fn kind_name(k: VocabKind) -> &'static str {
+    match k {
+        VocabKind::ByteLevelBpe => "byte-level BPE",
+        VocabKind::SentencePiece => "SentencePiece",
+        VocabKind::WordPiece => "WordPiece",
+        VocabKind::Plain => "plain",
     }
 }
 
@@ -138,6 +167,25 @@ impl TextExporter {
             }
         )?;
 
+        if let Some(t) = &r.tokenizer {
+            writeln!(
+                o,
+                "Tokenizer: {} ({}, {} tokens)",
+                t.path,
+                kind_name(t.kind),
+                thousands(t.vocab_size)
+            )?;
+        }
+        if let Some(p) = r.padding_rows.as_deref().filter(|p| !p.is_empty()) {
+            writeln!(
+                o,
+                "Padding rows (past the tokenizer's vocabulary): {}–{} ({} rows)",
+                thousands(p[0]),
+                thousands(p[p.len() - 1]),
+                thousands(p.len())
+            )?;
+        }
+
         writeln!(o, "\nSearching for singularities...\n")?;
         let n_dup = r.n_duplicate;
         writeln!(o, "Total tokens: {}", thousands(n))?;
@@ -205,6 +253,10 @@ impl TextExporter {
                     writeln!(o, "  Characters: {}", list(chars))?;
                 } else {
                     writeln!(o, "  Token IDs: {}", list(shown.iter()))?;
+                }
+                if r.token_display == TokenDisplay::Strings {
+                    let tokens: Vec<String> = shown.iter().map(|&id| token(r, id)).collect();
+                    writeln!(o, "  Tokens: {}", tokens.join(", "))?;
                 }
                 if g.size > max {
                     writeln!(o, "  ... and {} more tokens", g.size - max)?;
