@@ -10,6 +10,7 @@
 
 pub mod bytes;
 pub mod hf;
+pub mod npy;
 pub mod safetensors;
 pub mod tokenizer;
 
@@ -255,6 +256,12 @@ pub fn read_as(path: &Path, t: &TensorDesc, reinterpret: Option<Dtype>) -> Resul
         (StoredDtype::BF16, None) => Dtype::BF16,
         (StoredDtype::F64, None) => Dtype::F64,
         (StoredDtype::U16 | StoredDtype::I16, Some(d @ (Dtype::BF16 | Dtype::F16))) => d,
+        (StoredDtype::Other(v), Some(d @ (Dtype::BF16 | Dtype::F16))) if v == "V2" => d,
+        (StoredDtype::Other(v), _) if v == "V2" => {
+            return Err(tensor_err(format!(
+                "tensor {name:?} is a 2-byte raw (void) array, as numpy saves ml_dtypes' bfloat16; say how to read its bits with --as bf16 or --as f16"
+            )))
+        }
         (StoredDtype::U16 | StoredDtype::I16, _) => {
             return Err(tensor_err(format!(
                 "tensor {name:?} is {stored}; say how to read its bits with --as bf16 or --as f16"
@@ -532,6 +539,7 @@ fn head(path: &Path) -> Result<Vec<u8>> {
 pub fn open_file(path: &Path) -> Result<Box<dyn TensorSource>> {
     Ok(match sniff(&head(path)?) {
         Sniffed::Safetensors => Box::new(safetensors::SafetensorsFile::open(path)?),
+        Sniffed::Npy => Box::new(npy::NpyFile::open(path)?),
         other => {
             return Err(Error::Format {
                 path: path.to_path_buf(),

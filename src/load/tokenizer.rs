@@ -36,8 +36,10 @@ pub enum VocabKind {
     /// GPT-2's byte-to-char table undone, bytes read as UTF-8.
     ByteLevelBpe,
     /// `▁` read as a space, ASCII byte-fallback tokens read as their byte.
+    #[serde(rename = "sentencepiece")]
     SentencePiece,
     /// BERT's vocabulary, tokens as they are.
+    #[serde(rename = "wordpiece")]
     WordPiece,
     /// Any other vocabulary, tokens as they are.
     Plain,
