@@ -388,7 +388,7 @@ impl<'a> Reader<'a> {
         let n = self.len(&format!("the length of {what}"))?;
         if n > self.remaining() {
             return Err(format!(
-                "{what} at byte {} claims {n} bytes, the file has {} left",
+                "{what} at byte {} claims {n} bytes, the file has {} left (truncated or corrupt)",
                 self.pos,
                 self.remaining()
             ));
