@@ -656,7 +656,7 @@ pub fn parse(file: &[u8]) -> std::result::Result<Gguf, String> {
             .iter()
             .try_fold(1usize, |n, &d| n.checked_mul(d))
             .ok_or_else(too_large)?;
-        if offset % alignment as u64 != 0 {
+        if !offset.is_multiple_of(alignment as u64) {
             return Err(format!(
                 "tensor {name:?} has data offset {offset}, not a multiple of the alignment {alignment}"
             ));
@@ -666,7 +666,7 @@ pub fn parse(file: &[u8]) -> std::result::Result<Gguf, String> {
             Some(g) => {
                 // Rows (the innermost dimension) are whole blocks.
                 let inner = shape.last().copied().unwrap_or(1);
-                if inner % g.block != 0 {
+                if !inner.is_multiple_of(g.block) {
                     return Err(format!(
                         "tensor {name:?} has rows of {inner} values, not a whole number of {} blocks of {}",
                         g.name, g.block

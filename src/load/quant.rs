@@ -84,7 +84,7 @@ pub fn is_quantized(dtype: &StoredDtype) -> bool {
 /// whole number of blocks, and no overflow.
 pub fn stored_size(dtype: &StoredDtype, rows: usize, cols: usize) -> Result<usize, String> {
     let l = layout(dtype).ok_or_else(|| format!("{dtype} is not a quantized type"))?;
-    if cols % l.elems != 0 {
+    if !cols.is_multiple_of(l.elems) {
         return Err(format!(
             "rows of {cols} values are not a whole number of {dtype} blocks of {}",
             l.elems
