@@ -9,8 +9,10 @@
 //! sized only after it was checked against the file).
 
 pub mod bytes;
+pub mod gguf;
 pub mod hf;
 pub mod npy;
+pub mod quant;
 pub mod safetensors;
 pub mod tokenizer;
 
@@ -47,6 +49,7 @@ pub struct LoadOptions {
 /// A tensor's element type as stored in a file, named the same way whatever
 /// the format (`F32`, `BF16`, `U16`, `Q4_K`, …).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(non_camel_case_types)] // Q4_K and Q6_K spelled as ggml spells them.
 pub enum StoredDtype {
     F64,
     F32,
@@ -54,6 +57,11 @@ pub enum StoredDtype {
     BF16,
     U16,
     I16,
+    /// ggml block quantizations (GGUF), read as F32 through [`quant`].
+    Q8_0,
+    Q4_0,
+    Q4_K,
+    Q6_K,
     /// Anything else, by the name the format gives it (`I64`, `Q5_K`, `<c8`).
     Other(String),
 }
@@ -67,6 +75,10 @@ impl fmt::Display for StoredDtype {
             StoredDtype::BF16 => "BF16",
             StoredDtype::U16 => "U16",
             StoredDtype::I16 => "I16",
+            StoredDtype::Q8_0 => "Q8_0",
+            StoredDtype::Q4_0 => "Q4_0",
+            StoredDtype::Q4_K => "Q4_K",
+            StoredDtype::Q6_K => "Q6_K",
             StoredDtype::Other(s) => return f.write_str(&one_line(s)),
         };
         f.write_str(s)
@@ -255,6 +267,7 @@ pub fn read_as(path: &Path, t: &TensorDesc, reinterpret: Option<Dtype>) -> Resul
         (StoredDtype::F16, None) => Dtype::F16,
         (StoredDtype::BF16, None) => Dtype::BF16,
         (StoredDtype::F64, None) => Dtype::F64,
+        (q, None) if quant::is_quantized(q) => Dtype::F32,
         (StoredDtype::U16 | StoredDtype::I16, Some(d @ (Dtype::BF16 | Dtype::F16))) => d,
         (StoredDtype::Other(v), Some(d @ (Dtype::BF16 | Dtype::F16))) if v == "V2" => d,
         (StoredDtype::Other(v), _) if v == "V2" => {
@@ -267,7 +280,17 @@ pub fn read_as(path: &Path, t: &TensorDesc, reinterpret: Option<Dtype>) -> Resul
                 "tensor {name:?} is {stored}; say how to read its bits with --as bf16 or --as f16"
             )))
         }
-        (StoredDtype::F32 | StoredDtype::F16 | StoredDtype::BF16 | StoredDtype::F64, Some(_)) => {
+        (
+            StoredDtype::F32
+            | StoredDtype::F16
+            | StoredDtype::BF16
+            | StoredDtype::F64
+            | StoredDtype::Q8_0
+            | StoredDtype::Q4_0
+            | StoredDtype::Q4_K
+            | StoredDtype::Q6_K,
+            Some(_),
+        ) => {
             return Err(Error::Usage(format!(
                 "{}: --as applies to U16/I16 tensors (and 2-byte raw arrays) only; tensor {name:?} is {stored}",
                 one_line(&path.display().to_string())
@@ -275,7 +298,7 @@ pub fn read_as(path: &Path, t: &TensorDesc, reinterpret: Option<Dtype>) -> Resul
         }
         (other, _) => {
             return Err(tensor_err(format!(
-                "tensor {name:?} has dtype {other}; supported: F32, F16, BF16, F64, and U16/I16 with --as bf16|f16"
+                "tensor {name:?} has dtype {other}; supported: F32, F16, BF16, F64, Q8_0, Q4_0, Q4_K, Q6_K, and U16/I16 with --as bf16|f16"
             )))
         }
     })
@@ -458,7 +481,17 @@ pub fn read_tensor(
     check_matrix(path, t)?;
     let dtype = read_as(path, t, reinterpret)?;
     let (rows, cols) = (t.shape[0], t.shape[1]);
-    let data = source.data(index)?;
+    let mut data = source.data(index)?;
+    let mut identity = None;
+    if quant::is_quantized(&t.dtype) {
+        // The stored size is checked before the f32 output is allocated.
+        let values =
+            quant::dequantize_le_bytes(&t.dtype, &data, rows, cols).map_err(|e| Error::Tensor {
+                path: path.to_path_buf(),
+                reason: format!("tensor {:?}: {e}", t.name),
+            })?;
+        identity = Some(std::mem::replace(&mut data, Bytes::owned(values)));
+    }
     if Matrix::new(dtype, rows, cols, &data).is_none() {
         return Err(Error::Tensor {
             path: path.to_path_buf(),
@@ -481,7 +514,7 @@ pub fn read_tensor(
         rows,
         cols,
         data,
-        identity: None,
+        identity,
         role: Role::InputEmbedding,
         tied: None,
         model_dir: None,
@@ -540,6 +573,7 @@ pub fn open_file(path: &Path) -> Result<Box<dyn TensorSource>> {
     Ok(match sniff(&head(path)?) {
         Sniffed::Safetensors => Box::new(safetensors::SafetensorsFile::open(path)?),
         Sniffed::Npy => Box::new(npy::NpyFile::open(path)?),
+        Sniffed::Gguf => Box::new(gguf::GgufFile::open(path)?),
         other => {
             return Err(Error::Format {
                 path: path.to_path_buf(),

@@ -1,0 +1,871 @@
+//! GGUF files (llama.cpp), memory-mapped.
+//!
+//! Layout (versions 2 and 3, little-endian): `GGUF`, a u32 version, a u64
+//! tensor count, a u64 metadata count; the metadata (key, type, value); the
+//! tensor infos (name, dimension count, dimensions innermost first, ggml type,
+//! data offset); padding to `general.alignment` (32 unless set); the data.
+//!
+//! [`parse`] is pure and checks everything before trusting it: counts against
+//! what the remaining bytes could hold before any allocation, every length
+//! against the remaining input, every size and offset with checked
+//! arithmetic, each tensor's data aligned and inside the file. A tensor's
+//! bytes are then a range of the map (zero-copy); quantized ones are decoded
+//! by [`super::quant`] when loaded.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use super::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
+use crate::error::{one_line, Error, Result};
+
+/// The format's name in messages.
+pub const FORMAT: &str = "GGUF";
+
+/// `general.alignment` when the file does not set it.
+pub const DEFAULT_ALIGNMENT: usize = 32;
+
+/// The most dimensions a GGUF tensor may have (ggml's `GGML_MAX_DIMS`).
+pub const MAX_DIMS: usize = 4;
+
+/// How deeply arrays may nest in metadata (real files nest none; the bound
+/// keeps a crafted file from exhausting the stack).
+const MAX_ARRAY_DEPTH: usize = 8;
+
+/// An open, memory-mapped GGUF file whose header was checked.
+pub struct GgufFile {
+    path: PathBuf,
+    map: Arc<Mmap>,
+    gguf: Gguf,
+}
+
+impl GgufFile {
+    /// Opens and maps `path`, and checks its header, metadata and tensor infos.
+    pub fn open(path: &Path) -> Result<Self> {
+        let map = map_file(path, FORMAT)?;
+        let gguf = parse(&map).map_err(|reason| Error::Format {
+            path: path.to_path_buf(),
+            format: FORMAT,
+            reason: one_line(&reason),
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            map,
+            gguf,
+        })
+    }
+
+    /// What the header says: version, metadata, tensors.
+    pub fn gguf(&self) -> &Gguf {
+        &self.gguf
+    }
+
+    /// The tokenizer's vocabulary, when the metadata holds one.
+    pub fn tokens(&self) -> Option<GgufTokens> {
+        self.gguf.tokens()
+    }
+}
+
+impl TensorSource for GgufFile {
+    fn format(&self) -> &'static str {
+        FORMAT
+    }
+    fn vocab(&self) -> Option<Result<super::Vocab>> {
+        let t = self.tokens()?;
+        Some(
+            super::Vocab::from_gguf(&t.model, t.tokens, t.token_types.as_deref()).map_err(
+                |reason| Error::Format {
+                    path: self.path.clone(),
+                    format: FORMAT,
+                    reason: format!("its tokenizer.ggml.tokens: {}", one_line(&reason)),
+                },
+            ),
+        )
+    }
+    fn path(&self) -> &Path {
+        &self.path
+    }
+    fn tensors(&self) -> &[TensorDesc] {
+        &self.gguf.tensors
+    }
+    fn data(&self, index: usize) -> Result<Bytes> {
+        let err = |reason: String| Error::Tensor {
+            path: self.path.clone(),
+            reason,
+        };
+        let t = self
+            .gguf
+            .tensors
+            .get(index)
+            .ok_or_else(|| err(format!("no tensor number {index}")))?;
+        self.gguf
+            .ranges
+            .get(index)
+            .cloned()
+            .flatten()
+            .and_then(|r| Bytes::mapped(self.map.clone(), r))
+            .ok_or_else(|| {
+                err(format!(
+                    "tensor {:?} has dtype {}, whose size is unknown; it cannot be read",
+                    one_line(&t.name),
+                    t.dtype
+                ))
+            })
+    }
+}
+
+/// A parsed GGUF header: everything before the tensor data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gguf {
+    /// 2 or 3.
+    pub version: u32,
+    /// `general.alignment`, or [`DEFAULT_ALIGNMENT`].
+    pub alignment: usize,
+    /// The metadata, in file order (keys are unique).
+    pub metadata: Vec<(String, MetaValue)>,
+    /// The tensors, in file order, dimensions outermost first.
+    pub tensors: Vec<TensorDesc>,
+    /// Each tensor's byte range in the file (`None` for a ggml type whose
+    /// block size this reader does not know).
+    pub ranges: Vec<Option<Range<usize>>>,
+    /// Where the data section starts in the file.
+    pub data_start: usize,
+}
+
+/// One metadata value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetaValue {
+    U8(u8),
+    I8(i8),
+    U16(u16),
+    I16(i16),
+    U32(u32),
+    I32(i32),
+    F32(f32),
+    Bool(bool),
+    /// Decoded as UTF-8, invalid sequences replaced.
+    String(String),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Array(MetaArray),
+}
+
+/// A metadata array: elements of one type, stored unboxed so that memory
+/// stays proportional to the bytes in the file.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetaArray {
+    U8(Vec<u8>),
+    I8(Vec<i8>),
+    U16(Vec<u16>),
+    I16(Vec<i16>),
+    U32(Vec<u32>),
+    I32(Vec<i32>),
+    F32(Vec<f32>),
+    Bool(Vec<bool>),
+    String(Vec<String>),
+    U64(Vec<u64>),
+    I64(Vec<i64>),
+    F64(Vec<f64>),
+    Array(Vec<MetaArray>),
+}
+
+impl MetaValue {
+    /// The value as an unsigned integer, whatever its integer type.
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            MetaValue::U8(v) => Some(v.into()),
+            MetaValue::U16(v) => Some(v.into()),
+            MetaValue::U32(v) => Some(v.into()),
+            MetaValue::U64(v) => Some(v),
+            MetaValue::I8(v) => u64::try_from(v).ok(),
+            MetaValue::I16(v) => u64::try_from(v).ok(),
+            MetaValue::I32(v) => u64::try_from(v).ok(),
+            MetaValue::I64(v) => u64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+
+    /// The value as a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            MetaValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl MetaArray {
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            MetaArray::U8(v) => v.len(),
+            MetaArray::I8(v) => v.len(),
+            MetaArray::U16(v) => v.len(),
+            MetaArray::I16(v) => v.len(),
+            MetaArray::U32(v) => v.len(),
+            MetaArray::I32(v) => v.len(),
+            MetaArray::F32(v) => v.len(),
+            MetaArray::Bool(v) => v.len(),
+            MetaArray::String(v) => v.len(),
+            MetaArray::U64(v) => v.len(),
+            MetaArray::I64(v) => v.len(),
+            MetaArray::F64(v) => v.len(),
+            MetaArray::Array(v) => v.len(),
+        }
+    }
+
+    /// True when the array holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The elements as i32 when they are integers that all fit.
+    fn to_i32(&self) -> Option<Vec<i32>> {
+        fn conv<T: Copy>(v: &[T]) -> Option<Vec<i32>>
+        where
+            i32: TryFrom<T>,
+        {
+            v.iter().map(|&x| i32::try_from(x).ok()).collect()
+        }
+        match self {
+            MetaArray::I32(v) => Some(v.clone()),
+            MetaArray::U8(v) => conv(v),
+            MetaArray::I8(v) => conv(v),
+            MetaArray::U16(v) => conv(v),
+            MetaArray::I16(v) => conv(v),
+            MetaArray::U32(v) => conv(v),
+            MetaArray::U64(v) => conv(v),
+            MetaArray::I64(v) => conv(v),
+            _ => None,
+        }
+    }
+}
+
+/// The tokenizer vocabulary a GGUF file carries in its metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GgufTokens {
+    /// `tokenizer.ggml.model`: `gpt2` (byte-level BPE), `llama` (SentencePiece), …
+    pub model: String,
+    /// `tokenizer.ggml.tokens`: the token strings, by id.
+    pub tokens: Vec<String>,
+    /// `tokenizer.ggml.token_type`, by id (1 normal, 2 unknown, 3 control,
+    /// 4 user-defined, 5 unused, 6 byte); `None` when absent, not integers,
+    /// or not one per token.
+    pub token_types: Option<Vec<i32>>,
+}
+
+impl Gguf {
+    /// The metadata value under `key`.
+    pub fn get(&self, key: &str) -> Option<&MetaValue> {
+        self.metadata
+            .iter()
+            .find_map(|(k, v)| (k == key).then_some(v))
+    }
+
+    /// The tokenizer vocabulary: `None` unless both `tokenizer.ggml.model`
+    /// (a string) and `tokenizer.ggml.tokens` (an array of strings) are present.
+    pub fn tokens(&self) -> Option<GgufTokens> {
+        let model = self.get("tokenizer.ggml.model")?.as_str()?.to_string();
+        let tokens = match self.get("tokenizer.ggml.tokens")? {
+            MetaValue::Array(MetaArray::String(t)) => t.clone(),
+            _ => return None,
+        };
+        let token_types = match self.get("tokenizer.ggml.token_type") {
+            Some(MetaValue::Array(a)) => a.to_i32().filter(|t| t.len() == tokens.len()),
+            _ => None,
+        };
+        Some(GgufTokens {
+            model,
+            tokens,
+            token_types,
+        })
+    }
+}
+
+/// A ggml tensor type: its name and block shape.
+struct GgmlType {
+    name: &'static str,
+    /// Values per block.
+    block: usize,
+    /// Bytes per block.
+    bytes: usize,
+}
+
+/// ggml's types by id (`ggml.h`, `GGML_QUANT_SIZES` in gguf-py); ids 4, 5
+/// and 31–33 were removed from ggml.
+fn ggml_type(id: u32) -> Option<GgmlType> {
+    let (name, block, bytes) = match id {
+        0 => ("F32", 1, 4),
+        1 => ("F16", 1, 2),
+        2 => ("Q4_0", 32, 18),
+        3 => ("Q4_1", 32, 20),
+        6 => ("Q5_0", 32, 22),
+        7 => ("Q5_1", 32, 24),
+        8 => ("Q8_0", 32, 34),
+        9 => ("Q8_1", 32, 40),
+        10 => ("Q2_K", 256, 84),
+        11 => ("Q3_K", 256, 110),
+        12 => ("Q4_K", 256, 144),
+        13 => ("Q5_K", 256, 176),
+        14 => ("Q6_K", 256, 210),
+        15 => ("Q8_K", 256, 292),
+        16 => ("IQ2_XXS", 256, 66),
+        17 => ("IQ2_XS", 256, 74),
+        18 => ("IQ3_XXS", 256, 98),
+        19 => ("IQ1_S", 256, 50),
+        20 => ("IQ4_NL", 32, 18),
+        21 => ("IQ3_S", 256, 110),
+        22 => ("IQ2_S", 256, 82),
+        23 => ("IQ4_XS", 256, 136),
+        24 => ("I8", 1, 1),
+        25 => ("I16", 1, 2),
+        26 => ("I32", 1, 4),
+        27 => ("I64", 1, 8),
+        28 => ("F64", 1, 8),
+        29 => ("IQ1_M", 256, 56),
+        30 => ("BF16", 1, 2),
+        34 => ("TQ1_0", 256, 54),
+        35 => ("TQ2_0", 256, 66),
+        39 => ("MXFP4", 32, 17),
+        _ => return None,
+    };
+    Some(GgmlType { name, block, bytes })
+}
+
+fn stored_dtype(name: &str) -> StoredDtype {
+    match name {
+        "F32" => StoredDtype::F32,
+        "F16" => StoredDtype::F16,
+        "BF16" => StoredDtype::BF16,
+        "F64" => StoredDtype::F64,
+        "I16" => StoredDtype::I16,
+        "Q8_0" => StoredDtype::Q8_0,
+        "Q4_0" => StoredDtype::Q4_0,
+        "Q4_K" => StoredDtype::Q4_K,
+        "Q6_K" => StoredDtype::Q6_K,
+        other => StoredDtype::Other(other.to_string()),
+    }
+}
+
+/// A cursor over the file that never reads past its end.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> std::result::Result<&'a [u8], String> {
+        if n > self.remaining() {
+            return Err(format!(
+                "truncated: {what} at byte {} needs {n} bytes, the file has {} left",
+                self.pos,
+                self.remaining()
+            ));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> std::result::Result<[u8; N], String> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N, what)?);
+        Ok(a)
+    }
+
+    fn u32(&mut self, what: &str) -> std::result::Result<u32, String> {
+        self.array(what).map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self, what: &str) -> std::result::Result<u64, String> {
+        self.array(what).map(u64::from_le_bytes)
+    }
+
+    /// A count or length, which must fit in memory at all.
+    fn len(&mut self, what: &str) -> std::result::Result<usize, String> {
+        let n = self.u64(what)?;
+        usize::try_from(n).map_err(|_| format!("{what} {n} does not fit in memory"))
+    }
+
+    /// A GGUF string: a u64 length, then that many bytes.
+    fn bytes_of_string(&mut self, what: &str) -> std::result::Result<&'a [u8], String> {
+        let n = self.len(&format!("the length of {what}"))?;
+        if n > self.remaining() {
+            return Err(format!(
+                "{what} at byte {} claims {n} bytes, the file has {} left (truncated or corrupt)",
+                self.pos,
+                self.remaining()
+            ));
+        }
+        self.take(n, what)
+    }
+
+    /// A string that must be UTF-8 (keys and tensor names).
+    fn name(&mut self, what: &str) -> std::result::Result<String, String> {
+        let at = self.pos;
+        let b = self.bytes_of_string(what)?;
+        String::from_utf8(b.to_vec()).map_err(|_| format!("{what} at byte {at} is not UTF-8"))
+    }
+
+    /// A string value (invalid UTF-8 replaced, as tokenizers' byte pieces may hold some).
+    fn text(&mut self, what: &str) -> std::result::Result<String, String> {
+        Ok(String::from_utf8_lossy(self.bytes_of_string(what)?).into_owned())
+    }
+}
+
+/// Metadata value types (`gguf_type` in ggml).
+const T_U8: u32 = 0;
+const T_I8: u32 = 1;
+const T_U16: u32 = 2;
+const T_I16: u32 = 3;
+const T_U32: u32 = 4;
+const T_I32: u32 = 5;
+const T_F32: u32 = 6;
+const T_BOOL: u32 = 7;
+const T_STRING: u32 = 8;
+const T_ARRAY: u32 = 9;
+const T_U64: u32 = 10;
+const T_I64: u32 = 11;
+const T_F64: u32 = 12;
+
+/// The fewest bytes one element of value type `t` takes (0 when unknown).
+fn min_size(t: u32) -> usize {
+    match t {
+        T_U8 | T_I8 | T_BOOL => 1,
+        T_U16 | T_I16 => 2,
+        T_U32 | T_I32 | T_F32 => 4,
+        T_U64 | T_I64 | T_F64 | T_STRING => 8,
+        T_ARRAY => 12,
+        _ => 0,
+    }
+}
+
+fn scalar(r: &mut Reader, t: u32, key: &str) -> std::result::Result<MetaValue, String> {
+    let what = format!("the value of {key:?}");
+    Ok(match t {
+        T_U8 => MetaValue::U8(r.array::<1>(&what)?[0]),
+        T_I8 => MetaValue::I8(i8::from_le_bytes(r.array(&what)?)),
+        T_U16 => MetaValue::U16(u16::from_le_bytes(r.array(&what)?)),
+        T_I16 => MetaValue::I16(i16::from_le_bytes(r.array(&what)?)),
+        T_U32 => MetaValue::U32(u32::from_le_bytes(r.array(&what)?)),
+        T_I32 => MetaValue::I32(i32::from_le_bytes(r.array(&what)?)),
+        T_F32 => MetaValue::F32(f32::from_le_bytes(r.array(&what)?)),
+        T_BOOL => MetaValue::Bool(r.array::<1>(&what)?[0] != 0),
+        T_STRING => MetaValue::String(r.text(&what)?),
+        T_U64 => MetaValue::U64(u64::from_le_bytes(r.array(&what)?)),
+        T_I64 => MetaValue::I64(i64::from_le_bytes(r.array(&what)?)),
+        T_F64 => MetaValue::F64(f64::from_le_bytes(r.array(&what)?)),
+        T_ARRAY => MetaValue::Array(array(r, key, 1)?),
+        other => return Err(format!("metadata {key:?} has unknown value type {other}")),
+    })
+}
+
+/// Decodes `len` fixed-size little-endian elements after checking they fit.
+fn fixed<T, const N: usize>(
+    r: &mut Reader,
+    len: usize,
+    key: &str,
+    decode: fn([u8; N]) -> T,
+) -> std::result::Result<Vec<T>, String> {
+    let n = len
+        .checked_mul(N)
+        .ok_or_else(|| format!("array {key:?} of {len} elements is too large to exist"))?;
+    let b = r.take(n, &format!("array {key:?} of {len} elements"))?;
+    Ok(b.chunks_exact(N)
+        .map(|c| {
+            let mut a = [0u8; N];
+            a.copy_from_slice(c);
+            decode(a)
+        })
+        .collect())
+}
+
+/// An array value (after its key and the array type tag); `depth` counts
+/// the arrays it is inside of, itself included.
+fn array(r: &mut Reader, key: &str, depth: usize) -> std::result::Result<MetaArray, String> {
+    if depth > MAX_ARRAY_DEPTH {
+        return Err(format!(
+            "array {key:?} nests arrays more than {MAX_ARRAY_DEPTH} deep"
+        ));
+    }
+    let t = r.u32(&format!("the element type of array {key:?}"))?;
+    let len = r.len(&format!("the length of array {key:?}"))?;
+    let min = min_size(t);
+    if min == 0 {
+        return Err(format!("array {key:?} has unknown element type {t}"));
+    }
+    // Before anything is allocated: could the rest of the file hold them at all?
+    if len > r.remaining() / min {
+        return Err(format!(
+            "array {key:?} claims {len} elements, more than the {} bytes left could hold",
+            r.remaining()
+        ));
+    }
+    Ok(match t {
+        T_U8 => MetaArray::U8(fixed(r, len, key, |[b]: [u8; 1]| b)?),
+        T_I8 => MetaArray::I8(fixed(r, len, key, i8::from_le_bytes)?),
+        T_U16 => MetaArray::U16(fixed(r, len, key, u16::from_le_bytes)?),
+        T_I16 => MetaArray::I16(fixed(r, len, key, i16::from_le_bytes)?),
+        T_U32 => MetaArray::U32(fixed(r, len, key, u32::from_le_bytes)?),
+        T_I32 => MetaArray::I32(fixed(r, len, key, i32::from_le_bytes)?),
+        T_F32 => MetaArray::F32(fixed(r, len, key, f32::from_le_bytes)?),
+        T_BOOL => MetaArray::Bool(fixed(r, len, key, |[b]: [u8; 1]| b != 0)?),
+        T_U64 => MetaArray::U64(fixed(r, len, key, u64::from_le_bytes)?),
+        T_I64 => MetaArray::I64(fixed(r, len, key, i64::from_le_bytes)?),
+        T_F64 => MetaArray::F64(fixed(r, len, key, f64::from_le_bytes)?),
+        T_STRING => {
+            let mut v = Vec::with_capacity(len);
+            for i in 0..len {
+                v.push(r.text(&format!("element {i} of array {key:?}"))?);
+            }
+            MetaArray::String(v)
+        }
+        _ => {
+            // T_ARRAY (min_size rejected every other type).
+            let mut v = Vec::with_capacity(len);
+            for _ in 0..len {
+                v.push(array(r, key, depth + 1)?);
+            }
+            MetaArray::Array(v)
+        }
+    })
+}
+
+/// The header of the file held in `file`, checked; the reason it is not a
+/// valid GGUF file otherwise. Reads only `file`, allocates nothing that the
+/// remaining bytes could not hold, and never panics.
+pub fn parse(file: &[u8]) -> std::result::Result<Gguf, String> {
+    let mut r = Reader { buf: file, pos: 0 };
+    if r.take(4, "the magic")? != b"GGUF" {
+        return Err("the file does not start with \"GGUF\"".into());
+    }
+    let version = r.u32("the version")?;
+    match version {
+        2 | 3 => {}
+        1 => {
+            return Err(
+                "GGUF version 1 is not supported (only versions 2 and 3); re-convert the model with a current llama.cpp"
+                    .into(),
+            )
+        }
+        v if v.swap_bytes() == 2 || v.swap_bytes() == 3 => {
+            return Err(format!(
+                "the file is big-endian GGUF (version {} stored byte-swapped); only little-endian files are read",
+                v.swap_bytes()
+            ))
+        }
+        v => return Err(format!("unsupported GGUF version {v} (versions 2 and 3 are read)")),
+    }
+    let n_tensors = r.u64("the tensor count")?;
+    let n_kv = r.u64("the metadata count")?;
+    // The fewest bytes a metadata entry (8-byte key length, type, 1-byte
+    // value) and a tensor info (8-byte name length, dimension count, type,
+    // offset) can take: both counts must fit in what is left.
+    let need = n_kv
+        .checked_mul(13)
+        .and_then(|kv| n_tensors.checked_mul(24).and_then(|t| t.checked_add(kv)));
+    if need.is_none_or(|need| need > r.remaining() as u64) {
+        return Err(format!(
+            "the header declares {n_tensors} tensors and {n_kv} metadata entries, more than the {} bytes after it could hold",
+            r.remaining()
+        ));
+    }
+    // Both fit in usize now: each is at most the file's length.
+    let (n_tensors, n_kv) = (n_tensors as usize, n_kv as usize);
+
+    let mut metadata: Vec<(String, MetaValue)> = Vec::with_capacity(n_kv);
+    let mut keys = HashSet::with_capacity(n_kv);
+    for i in 0..n_kv {
+        let key = r.name(&format!("metadata key {i}"))?;
+        if !keys.insert(key.clone()) {
+            return Err(format!("metadata key {key:?} appears twice"));
+        }
+        let t = r.u32(&format!("the value type of {key:?}"))?;
+        let value = scalar(&mut r, t, &key)?;
+        metadata.push((key, value));
+    }
+
+    let alignment = match metadata.iter().find(|(k, _)| k == "general.alignment") {
+        None => DEFAULT_ALIGNMENT,
+        Some((_, v)) => match v.as_u64() {
+            Some(a) if a.is_power_of_two() && a <= 1 << 30 => a as usize,
+            Some(a) => {
+                return Err(format!(
+                    "general.alignment is {a}; it must be a power of two from 1 to 2^30"
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "general.alignment must be an unsigned integer, not {v:?}"
+                ))
+            }
+        },
+    };
+
+    struct Info {
+        name: String,
+        dims: Vec<u64>,
+        ggml: u32,
+        offset: u64,
+    }
+    let mut infos = Vec::with_capacity(n_tensors);
+    let mut names = HashSet::with_capacity(n_tensors);
+    for i in 0..n_tensors {
+        let name = r.name(&format!("the name of tensor {i}"))?;
+        if !names.insert(name.clone()) {
+            return Err(format!("tensor {name:?} appears twice"));
+        }
+        let n_dims = r.u32(&format!("the dimension count of tensor {name:?}"))?;
+        if n_dims as usize > MAX_DIMS {
+            return Err(format!(
+                "tensor {name:?} has {n_dims} dimensions; GGUF allows at most {MAX_DIMS}"
+            ));
+        }
+        let mut dims = Vec::with_capacity(n_dims as usize);
+        for _ in 0..n_dims {
+            dims.push(r.u64(&format!("the dimensions of tensor {name:?}"))?);
+        }
+        let ggml = r.u32(&format!("the type of tensor {name:?}"))?;
+        let offset = r.u64(&format!("the data offset of tensor {name:?}"))?;
+        infos.push(Info {
+            name,
+            dims,
+            ggml,
+            offset,
+        });
+    }
+
+    // The data section starts at the next multiple of the alignment.
+    let data_start = r
+        .pos
+        .checked_next_multiple_of(alignment)
+        .ok_or("the data section's start overflows")?;
+
+    let mut tensors = Vec::with_capacity(n_tensors);
+    let mut ranges = Vec::with_capacity(n_tensors);
+    for Info {
+        name,
+        dims,
+        ggml,
+        offset,
+    } in infos
+    {
+        let too_large =
+            || format!("tensor {name:?} with dimensions {dims:?} is too large to exist");
+        let mut shape = Vec::with_capacity(dims.len());
+        for &d in dims.iter().rev() {
+            shape.push(usize::try_from(d).map_err(|_| too_large())?);
+        }
+        let elements = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(too_large)?;
+        if !offset.is_multiple_of(alignment as u64) {
+            return Err(format!(
+                "tensor {name:?} has data offset {offset}, not a multiple of the alignment {alignment}"
+            ));
+        }
+        let (dtype, range) = match ggml_type(ggml) {
+            None => (StoredDtype::Other(format!("GGML type {ggml}")), None),
+            Some(g) => {
+                // Rows (the innermost dimension) are whole blocks.
+                let inner = shape.last().copied().unwrap_or(1);
+                if !inner.is_multiple_of(g.block) {
+                    return Err(format!(
+                        "tensor {name:?} has rows of {inner} values, not a whole number of {} blocks of {}",
+                        g.name, g.block
+                    ));
+                }
+                let size = (elements / g.block)
+                    .checked_mul(g.bytes)
+                    .ok_or_else(too_large)?;
+                let start = usize::try_from(offset)
+                    .ok()
+                    .and_then(|o| data_start.checked_add(o));
+                let end = start.and_then(|s| s.checked_add(size));
+                match (start, end) {
+                    (Some(s), Some(e)) if e <= file.len() => {
+                        (stored_dtype(g.name), Some(s..e))
+                    }
+                    _ => {
+                        return Err(format!(
+                            "tensor {name:?} ({} bytes at data offset {offset}, from byte {data_start}) runs past the end of the file ({} bytes)",
+                            size,
+                            file.len()
+                        ))
+                    }
+                }
+            }
+        };
+        tensors.push(TensorDesc { name, dtype, shape });
+        ranges.push(range);
+    }
+    Ok(Gguf {
+        version,
+        alignment,
+        metadata,
+        tensors,
+        ranges,
+        data_start,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A GGUF string.
+    fn s(out: &mut Vec<u8>, v: &str) {
+        out.extend((v.len() as u64).to_le_bytes());
+        out.extend(v.as_bytes());
+    }
+
+    /// A v3 file: `kv` already encoded, one F32 tensor `t` of dims `[4, 2]`.
+    fn file(n_kv: u64, kv: &[u8], alignment: usize) -> Vec<u8> {
+        let mut f = b"GGUF".to_vec();
+        f.extend(3u32.to_le_bytes());
+        f.extend(1u64.to_le_bytes());
+        f.extend(n_kv.to_le_bytes());
+        f.extend(kv);
+        s(&mut f, "t");
+        f.extend(2u32.to_le_bytes());
+        f.extend(4u64.to_le_bytes());
+        f.extend(2u64.to_le_bytes());
+        f.extend(0u32.to_le_bytes());
+        f.extend(0u64.to_le_bytes());
+        f.resize(f.len().next_multiple_of(alignment), 0);
+        f.extend((0..8).flat_map(|i| (i as f32).to_le_bytes()));
+        f
+    }
+
+    #[test]
+    fn minimal_file() {
+        let g = parse(&file(0, &[], 32)).unwrap();
+        assert_eq!(g.version, 3);
+        assert_eq!(g.tensors[0].shape, vec![2, 4]);
+        assert_eq!(g.tensors[0].dtype, StoredDtype::F32);
+        let r = g.ranges[0].clone().unwrap();
+        assert_eq!(r.len(), 32);
+        assert_eq!(r.start % 32, 0);
+    }
+
+    #[test]
+    fn every_value_type() {
+        let mut kv = Vec::new();
+        let mut n = 0;
+        let mut add = |kv: &mut Vec<u8>, key: &str, t: u32, v: &[u8]| {
+            s(kv, key);
+            kv.extend(t.to_le_bytes());
+            kv.extend(v);
+            n += 1;
+        };
+        add(&mut kv, "u8", T_U8, &[7]);
+        add(&mut kv, "i8", T_I8, &[0xFF]);
+        add(&mut kv, "u16", T_U16, &500u16.to_le_bytes());
+        add(&mut kv, "i16", T_I16, &(-500i16).to_le_bytes());
+        add(&mut kv, "u32", T_U32, &70000u32.to_le_bytes());
+        add(&mut kv, "i32", T_I32, &(-70000i32).to_le_bytes());
+        add(&mut kv, "f32", T_F32, &1.5f32.to_le_bytes());
+        add(&mut kv, "bool", T_BOOL, &[1]);
+        let mut st = Vec::new();
+        s(&mut st, "héllo");
+        add(&mut kv, "str", T_STRING, &st);
+        add(&mut kv, "u64", T_U64, &(1u64 << 40).to_le_bytes());
+        add(&mut kv, "i64", T_I64, &(-1i64 << 40).to_le_bytes());
+        add(&mut kv, "f64", T_F64, &0.25f64.to_le_bytes());
+        // [[1, 2], []] of u16.
+        let mut arr = T_ARRAY.to_le_bytes().to_vec();
+        arr.extend(2u64.to_le_bytes());
+        arr.extend(T_U16.to_le_bytes());
+        arr.extend(2u64.to_le_bytes());
+        arr.extend([1, 0, 2, 0]);
+        arr.extend(T_U16.to_le_bytes());
+        arr.extend(0u64.to_le_bytes());
+        add(&mut kv, "nested", T_ARRAY, &arr);
+        let g = parse(&file(n, &kv, 32)).unwrap();
+        assert_eq!(g.get("u8"), Some(&MetaValue::U8(7)));
+        assert_eq!(g.get("i8"), Some(&MetaValue::I8(-1)));
+        assert_eq!(g.get("i16"), Some(&MetaValue::I16(-500)));
+        assert_eq!(g.get("i32"), Some(&MetaValue::I32(-70000)));
+        assert_eq!(g.get("f32"), Some(&MetaValue::F32(1.5)));
+        assert_eq!(g.get("bool"), Some(&MetaValue::Bool(true)));
+        assert_eq!(g.get("str"), Some(&MetaValue::String("héllo".into())));
+        assert_eq!(g.get("i64"), Some(&MetaValue::I64(-1 << 40)));
+        assert_eq!(g.get("f64"), Some(&MetaValue::F64(0.25)));
+        assert_eq!(
+            g.get("nested"),
+            Some(&MetaValue::Array(MetaArray::Array(vec![
+                MetaArray::U16(vec![1, 2]),
+                MetaArray::U16(vec![])
+            ])))
+        );
+    }
+
+    #[test]
+    fn alignment_is_used_and_checked() {
+        let mut kv = Vec::new();
+        s(&mut kv, "general.alignment");
+        kv.extend(T_U32.to_le_bytes());
+        kv.extend(64u32.to_le_bytes());
+        let g = parse(&file(1, &kv, 64)).unwrap();
+        assert_eq!(g.alignment, 64);
+        assert_eq!(g.data_start % 64, 0);
+        for bad in [0u32, 48] {
+            let mut kv = Vec::new();
+            s(&mut kv, "general.alignment");
+            kv.extend(T_U32.to_le_bytes());
+            kv.extend(bad.to_le_bytes());
+            let e = parse(&file(1, &kv, 64)).unwrap_err();
+            assert!(e.contains("power of two"), "{e}");
+        }
+    }
+
+    #[test]
+    fn huge_counts_fail_before_allocating() {
+        let mut f = file(0, &[], 32);
+        f[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(parse(&f).unwrap_err().contains("could hold"));
+        let mut f = file(0, &[], 32);
+        f[16..24].copy_from_slice(&(1u64 << 60).to_le_bytes());
+        assert!(parse(&f).unwrap_err().contains("could hold"));
+        // A string array claiming 2^61 elements.
+        let mut kv = Vec::new();
+        s(&mut kv, "a");
+        kv.extend(T_ARRAY.to_le_bytes());
+        kv.extend(T_STRING.to_le_bytes());
+        kv.extend((1u64 << 61).to_le_bytes());
+        let e = parse(&file(1, &kv, 32)).unwrap_err();
+        assert!(e.contains("could hold"), "{e}");
+    }
+
+    #[test]
+    fn every_prefix_fails_cleanly() {
+        let f = file(0, &[], 32);
+        for n in 0..f.len() {
+            assert!(parse(&f[..n]).is_err(), "prefix of {n} bytes parsed");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let mut kv = Vec::new();
+        s(&mut kv, "deep");
+        kv.extend(T_ARRAY.to_le_bytes());
+        for _ in 0..100 {
+            kv.extend(T_ARRAY.to_le_bytes());
+            kv.extend(1u64.to_le_bytes());
+        }
+        kv.extend(T_U8.to_le_bytes());
+        kv.extend(0u64.to_le_bytes());
+        let e = parse(&file(1, &kv, 32)).unwrap_err();
+        assert!(e.contains("nests"), "{e}");
+    }
+}
