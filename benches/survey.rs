@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_memory, mix, read_pass, scatter, time, write_bf16};
+use common::{free_memory, generate, read_pass, time, DEAD_SIZES};
 
 use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::gpu::row_stats::Passes;
@@ -26,8 +26,6 @@ use singularity_gpu::engine::gpu::GpuEngine;
 use singularity_gpu::engine::Engine;
 use singularity_gpu::progress::Progress;
 use singularity_gpu::{analyze, Dtype, Equality, GpuOptions, GroupOptions, Matrix};
-
-const DEAD_SIZES: [usize; 13] = [1200, 300, 150, 100, 80, 50, 40, 30, 20, 12, 8, 6, 4];
 
 struct Args {
     shapes: Vec<(usize, usize)>,
@@ -75,46 +73,6 @@ fn parse_args() -> Args {
         }
     }
     a
-}
-
-/// A bf16 value near N(0, 0.02) from 64 random bits.
-fn bf16_bits(r: u64) -> u16 {
-    let u = |s: u32| ((r >> s) & 0xffff) as f32 / 65536.0;
-    let x = (u(0) + u(16) + u(32) + u(48) - 2.0) * 0.035;
-    half::bf16::from_f32(x).to_bits()
-}
-
-/// Which of the 13 dead vectors row `r` holds, if any.
-fn dead_assignment(n: usize) -> Vec<Option<u8>> {
-    scatter(n, DEAD_SIZES.iter().copied(), 0xdead)
-}
-
-/// Writes the matrix as safetensors at `path` (unless already there) and
-/// returns the data offset.
-fn generate(path: &Path, n: usize, d: usize) -> std::io::Result<u64> {
-    // 13 dead vectors a few bf16 steps apart: a base row, each other vector
-    // moved by 1–3 steps in a few columns.
-    let base: Vec<u16> = (0..d).map(|c| bf16_bits(mix(0xb1ac ^ c as u64))).collect();
-    let dead: Vec<Vec<u16>> = (0..13u64)
-        .map(|v| {
-            let mut row = base.clone();
-            for j in 0..v.min(3) + 1 {
-                if v > 0 {
-                    let c = (mix(v * 131 + j) % d as u64) as usize;
-                    row[c] = row[c].wrapping_add(1 + (j as u16 % 3));
-                }
-            }
-            row
-        })
-        .collect();
-    let who = dead_assignment(n);
-    write_bf16(path, n, d, |r, out| match who[r] {
-        Some(v) => out.copy_from_slice(&dead[v as usize]),
-        None => out
-            .iter_mut()
-            .enumerate()
-            .for_each(|(c, x)| *x = bf16_bits(mix(((r as u64) << 24) ^ c as u64))),
-    })
 }
 
 fn peer(

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs one cargo-fuzz target for SECONDS (default 600), seeded with the
+# committed fixtures of its format, and prints libFuzzer's last status line.
+# By hand, not in CI: needs the nightly toolchain and cargo-fuzz
+# (cargo install cargo-fuzz). Crashes land in fuzz/artifacts/TARGET/; keep
+# each one, minimised (cargo fuzz tmin), under tests/fuzz/TARGET/, where
+# tests/fuzz_replay.rs replays it on every test run.
+# Usage: scripts/fuzz.sh TARGET [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=$1 secs=${2:-600}
+corpus=fuzz/corpus/$target
+mkdir -p "$corpus"
+seed() { for f in "$@"; do [ -f "$f" ] && cp -n "$f" "$corpus/" || true; done; }
+case $target in
+  safetensors_header) seed examples/*.safetensors tests/fixtures/hf/sharded/*.safetensors ;;
+  gguf) seed tests/fixtures/gguf/*.gguf ;;
+  npy) seed tests/fixtures/npy/*.npy ;;
+  zip) seed tests/fixtures/npy/*.npz tests/fixtures/torch/*.pt ;;
+  pickle) for f in tests/fixtures/torch/*.pkl; do [ -f "$f" ] && cp -n "$f" "$corpus/"; done || true ;;
+esac
+[ -d "tests/fuzz/$target" ] && seed tests/fuzz/"$target"/*
+cargo +nightly fuzz run -O "$target" "$corpus" -- \
+  -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -max_len=131072 -print_final_stats=1 2>&1 |
+  tee "fuzz/$target.log" | grep -E '^#[0-9]+.*(DONE|pulse)|^stat::|ERROR|panicked' | tail -12
