@@ -10,6 +10,7 @@
 
 pub mod bytes;
 pub mod safetensors;
+pub mod zip;
 
 use std::fmt;
 use std::fs::File;
