@@ -9,6 +9,7 @@
 //! sized only after it was checked against the file).
 
 pub mod bytes;
+pub mod pickle;
 pub mod safetensors;
 pub mod zip;
 

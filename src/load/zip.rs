@@ -150,12 +150,14 @@ pub fn entries(file: &[u8]) -> Res<Vec<Entry>> {
     let end = start.and_then(|s| s.checked_add(usize::try_from(dir.size).ok()?));
     let (start, end) = match (start, end) {
         (Some(s), Some(e)) if e <= dir.limit => (s, e),
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "the central directory ({} bytes at offset {}) does not lie inside the file ({} bytes)",
             dir.size,
             dir.offset,
             file.len()
-        )),
+        ))
+        }
     };
     let cd = &file[start..end];
     let most = (cd.len() / CENTRAL_LEN) as u64;
