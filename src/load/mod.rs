@@ -10,6 +10,7 @@
 
 pub mod bytes;
 pub mod pickle;
+pub mod pytorch;
 pub mod safetensors;
 pub mod zip;
 
@@ -148,9 +149,8 @@ pub fn choose(
                 .collect();
             match matrices.as_slice() {
                 [only] => *only,
-                _ => preferred
-                    .iter()
-                    .find_map(|k| found(k).filter(|&i| tensors[i].is_matrix()))
+                _ => preferred_matrix(tensors, preferred)
+                    .map_err(tensor_err)?
                     .ok_or_else(|| {
                         tensor_err(format!(
                             "no embedding tensor found (pick one with --key); {}",
@@ -174,6 +174,51 @@ pub fn choose(
         )));
     }
     Ok(index)
+}
+
+/// The first of `preferred` present as a 2-D tensor: by exact name first,
+/// then as the ending of a dotted name (`model_state_dict.embedding.weight`
+/// for `embedding.weight`, as nested checkpoints name it), each pass in
+/// `preferred`'s order. Several tensors ending in the same key are ambiguous.
+fn preferred_matrix(
+    tensors: &[TensorDesc],
+    preferred: &[&str],
+) -> std::result::Result<Option<usize>, String> {
+    let matrix = |i: &usize| tensors[*i].is_matrix();
+    let exact = preferred.iter().find_map(|k| {
+        (0..tensors.len())
+            .filter(matrix)
+            .find(|&i| tensors[i].name == *k)
+    });
+    if exact.is_some() {
+        return Ok(exact);
+    }
+    for k in preferred {
+        let hits: Vec<usize> = (0..tensors.len())
+            .filter(matrix)
+            .filter(|&i| {
+                tensors[i]
+                    .name
+                    .strip_suffix(k)
+                    .is_some_and(|head| head.ends_with('.'))
+            })
+            .collect();
+        match hits.as_slice() {
+            [] => continue,
+            [one] => return Ok(Some(*one)),
+            several => {
+                let names: Vec<String> = several
+                    .iter()
+                    .map(|&i| format!("{:?}", tensors[i].name))
+                    .collect();
+                return Err(format!(
+                    "several tensors end in {k:?} ({}); pick one with --key",
+                    names.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The dtype to read a stored tensor as, given `--as`.
@@ -310,17 +355,17 @@ pub fn sniff(head: &[u8]) -> Sniffed {
     }
 }
 
-/// The first bytes of `path` (up to 8).
+/// The first bytes of `path` (up to 16: enough for torch's legacy magic number).
 fn head(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut head = Vec::with_capacity(8);
+    let mut head = Vec::with_capacity(16);
     File::open(path)
         .map_err(io)?
-        .take(8)
+        .take(16)
         .read_to_end(&mut head)
         .map_err(io)?;
     Ok(head)
@@ -328,8 +373,22 @@ fn head(path: &Path) -> Result<Vec<u8>> {
 
 /// Opens the file at `path`, recognised by its content.
 pub fn open_file(path: &Path) -> Result<Box<dyn TensorSource>> {
-    Ok(match sniff(&head(path)?) {
+    let head = head(path)?;
+    Ok(match sniff(&head) {
         Sniffed::Safetensors => Box::new(safetensors::SafetensorsFile::open(path)?),
+        Sniffed::Zip => open_zip(path)?,
+        Sniffed::Pickle => {
+            let reason = if pytorch::is_legacy(&head) {
+                "a legacy (pre-1.6) PyTorch file; re-save it with torch.save(..., _use_new_zipfile_serialization=True) or convert to safetensors"
+            } else {
+                "a bare Python pickle, not a checkpoint; PyTorch files are read in torch.save's zip format"
+            };
+            return Err(Error::Format {
+                path: path.to_path_buf(),
+                format: pytorch::FORMAT,
+                reason: reason.into(),
+            });
+        }
         other => {
             return Err(Error::Format {
                 path: path.to_path_buf(),
@@ -338,6 +397,61 @@ pub fn open_file(path: &Path) -> Result<Box<dyn TensorSource>> {
             })
         }
     })
+}
+
+/// What a zip archive holds, judged by its members' names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ZipContents {
+    /// A torch.save checkpoint: one `<prefix>/data.pkl`, storages under `<prefix>/data/`.
+    Torch { prefix: String },
+    /// Nothing this tool reads.
+    Unknown,
+}
+
+/// Tells what a zip archive is from its members (the one place that decides).
+pub fn zip_contents(entries: &[zip::Entry]) -> ZipContents {
+    match pytorch::torch_prefix(entries) {
+        Some(prefix) => ZipContents::Torch { prefix },
+        None => ZipContents::Unknown,
+    }
+}
+
+/// Opens a zip archive as whatever [`zip_contents`] says it holds.
+fn open_zip(path: &Path) -> Result<Box<dyn TensorSource>> {
+    let map = map_file(path, "zip")?;
+    let entries = zip::entries(&map).map_err(|reason| Error::Format {
+        path: path.to_path_buf(),
+        format: "zip",
+        reason,
+    })?;
+    match zip_contents(&entries) {
+        ZipContents::Torch { prefix } => Ok(Box::new(pytorch::TorchFile::from_zip(
+            path, map, &entries, &prefix,
+        )?)),
+        ZipContents::Unknown => {
+            const SHOWN: usize = 5;
+            let mut names: Vec<String> = entries
+                .iter()
+                .take(SHOWN)
+                .map(|e| format!("{:?}", one_line(&e.name)))
+                .collect();
+            if entries.len() > SHOWN {
+                names.push(format!("… ({} members)", entries.len()));
+            }
+            let held = if names.is_empty() {
+                "it is empty".to_string()
+            } else {
+                format!("it holds {}", names.join(", "))
+            };
+            Err(Error::Format {
+                path: path.to_path_buf(),
+                format: "zip",
+                reason: format!(
+                    "a zip archive, but not a PyTorch checkpoint (expected one <name>/data.pkl member, as torch.save writes); {held}"
+                ),
+            })
+        }
+    }
 }
 
 /// Opens the input at `path`, recognised by its content, and loads the
@@ -365,4 +479,55 @@ pub(crate) fn map_file(path: &Path, format: &'static str) -> Result<Arc<Mmap>> {
     // file not being truncated by another process while we read it.
     let map = unsafe { Mmap::map(&file) }.map_err(io)?;
     Ok(Arc::new(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(name: &str, shape: &[usize]) -> TensorDesc {
+        TensorDesc {
+            name: name.into(),
+            dtype: StoredDtype::F32,
+            shape: shape.to_vec(),
+        }
+    }
+
+    fn pick(tensors: &[TensorDesc]) -> Result<usize> {
+        choose(Path::new("f"), tensors, None, INPUT_EMBEDDING_KEYS)
+    }
+
+    #[test]
+    fn preferred_keys_match_exactly_first_then_as_a_dotted_suffix() {
+        let ts = [
+            t("model_state_dict.lm_head.weight", &[4, 2]),
+            t("model_state_dict.embedding.weight", &[4, 2]),
+            t("model_state_dict.embedding.bias", &[4]),
+            t("xembedding.weight", &[4, 2]),
+        ];
+        // "embedding.weight" comes before "lm_head.weight" in the preferred order.
+        assert_eq!(pick(&ts).unwrap(), 1);
+        // An exact name wins over an earlier key matched as a suffix.
+        let ts = [
+            t("a.embed_tokens.weight", &[4, 2]),
+            t("lm_head.weight", &[4, 2]),
+        ];
+        assert_eq!(pick(&ts).unwrap(), 1);
+        // Only whole components match: "xembedding.weight" is not "embedding.weight".
+        let ts = [t("xembedding.weight", &[4, 2]), t("other", &[4, 2])];
+        assert!(pick(&ts).is_err());
+        // Two tensors ending in the same key: ambiguous, say so.
+        let ts = [
+            t("ema.embedding.weight", &[4, 2]),
+            t("model.embedding.weight", &[4, 2]),
+        ];
+        let e = pick(&ts).unwrap_err().to_string();
+        assert!(
+            e.contains("several tensors end in") && e.contains("--key"),
+            "{e}"
+        );
+        // --key stays exact.
+        let ts = [t("m.embedding.weight", &[4, 2]), t("x", &[4, 2])];
+        assert!(choose(Path::new("f"), &ts, Some("embedding.weight"), &[]).is_err());
+    }
 }
