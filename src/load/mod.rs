@@ -445,9 +445,9 @@ fn open_zip(path: &Path) -> Result<Box<dyn TensorSource>> {
             };
             Err(Error::Format {
                 path: path.to_path_buf(),
-                format: "zip",
+                format: pytorch::FORMAT,
                 reason: format!(
-                    "a zip archive, but not a PyTorch checkpoint (expected one <name>/data.pkl member, as torch.save writes); {held}"
+                    "a zip archive, but not a torch.save checkpoint (expected one <name>/data.pkl member); {held}"
                 ),
             })
         }
