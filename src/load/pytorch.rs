@@ -410,7 +410,11 @@ fn gather(storage: &[u8], v: &View) -> Res<Vec<u8>> {
             .and_then(|e| e.checked_mul(v.elem))
             .ok_or("an element's position overflows")?;
         let bytes = storage
-            .get(at..at + v.elem)
+            .get(
+                at..at
+                    .checked_add(v.elem)
+                    .ok_or("an element's position overflows")?,
+            )
             .ok_or("an element lies outside its storage")?;
         out.extend_from_slice(bytes);
         // Odometer: the last dimension moves fastest.
