@@ -200,13 +200,18 @@ fn directory_as_file() {
 
 #[test]
 fn not_safetensors_zip() {
-    // A ZIP local-file header, then junk: recognised as a zip by its first
-    // bytes, and refused as one.
+    // A ZIP local-file header with no archive after it: recognised as a zip
+    // (a PyTorch checkpoint's container), and refused as a truncated one.
     let mut zip = b"PK\x03\x04\x14\x00\x00\x00\x08\x00".to_vec();
     zip.extend_from_slice(&[0u8; 20]);
     zip.extend_from_slice(b"tensor.bin");
     zip.extend_from_slice(&[0xAB; 40]);
-    bad_file("model.zip", &zip, &[], &["zip"]);
+    bad_file(
+        "model.zip",
+        &zip,
+        &[],
+        &["not a valid zip file", "end-of-central-directory"],
+    );
 }
 
 #[test]

@@ -154,6 +154,26 @@ fn npy_in_every_layout_matches_the_safetensors_original() {
         assert_eq!(j["format"], "NumPy .npy");
         assert_eq!(j["dtype"], "F32");
     }
+    // .npz, stored and deflated: "embeddings" is chosen over "positions".
+    for name in ["example.npz", "example_compressed.npz"] {
+        let j = json(&fixture(&format!("npy/{name}")), &[]);
+        check(&j, &want, [128, 64], name);
+        assert_eq!(
+            (j["format"].as_str(), j["tensor"].as_str()),
+            (Some("NumPy .npz"), Some("embeddings"))
+        );
+        // positions = arange(16 × 64): every row distinct.
+        let j = json(&fixture(&format!("npy/{name}")), &["--key", "positions"]);
+        assert_eq!(
+            (j["shape"].clone(), j["n_unique"].clone()),
+            (json!([16, 64]), json!(16))
+        );
+    }
+    let e = error(&fixture("npy/example.npz"), &["--key", "nope"], &[]);
+    assert!(
+        e.contains("\"embeddings\" [128, 64] F32") && e.contains("\"positions\" [16, 64] F32"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! none of them has two bit-identical rows (numpy `unique(axis=0)` on the raw
 //! bits finds every row distinct, per that folder's README).
 //!
-//! The PyTorch checkpoint is read here with a zip reader (its storages are
-//! stored uncompressed); the two safetensors files come from `fetch.sh`, which
+//! The PyTorch checkpoint is read through `load::open` (its default key
+//! choice, its zip and pickle readers) and checked against the `zip` crate; the two safetensors files come from `fetch.sh`, which
 //! `.ci/run` runs, into `$SG_REALDATA` (default `~/.cache/singularity-gpu/realdata`).
 //! Missing files skip the test locally and fail it under CI=true.
 
@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::Engine;
+use singularity_gpu::load;
 use singularity_gpu::progress::Progress;
 use singularity_gpu::survey::{group_rows, GroupOptions};
 use singularity_gpu::{
@@ -46,13 +47,25 @@ fn require(path: &std::path::Path) -> bool {
     false
 }
 
-/// The bytes of `embedding.weight` (bf16, 10000×64) from the Thimble-9 checkpoint:
-/// the one storage of exactly 10000 × 64 × 2 bytes.
+/// The bytes of `model_state_dict.embedding.weight` (bf16, 10000×64) from the
+/// Thimble-9 checkpoint, read through `load::open`, after checking them against
+/// an independent reader (the `zip` crate): the one storage of exactly
+/// 10000 × 64 × 2 bytes.
 fn thimble_embedding() -> Option<Vec<u8>> {
     let path = shared().join("thimble9_checkpoint_step_00000.pt");
     if !require(&path) {
         return None;
     }
+    let loaded = load::open(&path, &LoadOptions::default()).unwrap();
+    assert_eq!(loaded.info.name, "model_state_dict.embedding.weight");
+    assert_eq!(loaded.info.format, "PyTorch");
+    assert_eq!(loaded.info.stored_dtype, "BF16");
+    assert_eq!(
+        (loaded.rows, loaded.cols, loaded.dtype),
+        (10000, 64, Dtype::BF16)
+    );
+    let ours = loaded.matrix().bytes.to_vec();
+
     let mut zip = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
     let want = 10000 * 64 * 2;
     let names: Vec<String> = zip.file_names().map(String::from).collect();
@@ -69,6 +82,10 @@ fn thimble_embedding() -> Option<Vec<u8>> {
         found.len(),
         1,
         "exactly one storage has the embedding's size"
+    );
+    assert!(
+        found[0] == ours,
+        "load::open read other bytes than the zip crate"
     );
     found.pop()
 }
@@ -114,6 +131,27 @@ fn thimble9_checkpoint_has_no_groups_on_either_path() {
             );
         }
     }
+}
+
+#[test]
+fn thimble9_checkpoint_surveys_through_file_with_the_default_key() {
+    let path = shared().join("thimble9_checkpoint_step_00000.pt");
+    if !require(&path) {
+        return;
+    }
+    let r = survey_file(
+        &path,
+        &SurveyOptions {
+            device: DeviceChoice::Cpu,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.tensor, "model_state_dict.embedding.weight");
+    assert_eq!(r.shape, [10000, 64]);
+    assert_eq!(r.dtype, "BF16");
+    assert!(r.groups.is_empty());
+    assert_eq!(r.n_unique, 10000);
 }
 
 fn survey_fetched(file: &str, key: &str, rows: usize, cols: usize, dtype: &str) {

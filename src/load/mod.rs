@@ -12,9 +12,12 @@ pub mod bytes;
 pub mod gguf;
 pub mod hf;
 pub mod npy;
+pub mod pickle;
+pub mod pytorch;
 pub mod quant;
 pub mod safetensors;
 pub mod tokenizer;
+pub mod zip;
 
 use std::fmt;
 use std::fs::File;
@@ -167,22 +170,37 @@ fn listing(tensors: &[TensorDesc]) -> String {
 
 /// The first of `preferred` found among `names`: an exact name first, then
 /// (for checkpoints that nest the state dict, `model_state_dict.embedding.weight`)
-/// a name ending in `.` and the preferred key, preferred keys in order.
-pub fn pick_name<'a>(names: &[&'a str], preferred: &[&str]) -> Option<&'a str> {
-    preferred
+/// a name ending in `.` and the preferred key, preferred keys in order. Two
+/// names ending in the same key (two nested models) are ambiguous: an error.
+pub fn pick_name<'a>(
+    names: &[&'a str],
+    preferred: &[&str],
+) -> std::result::Result<Option<&'a str>, String> {
+    if let Some(n) = preferred
         .iter()
         .find_map(|k| names.iter().find(|n| *n == k).copied())
-        .or_else(|| {
-            preferred.iter().find_map(|k| {
-                let suffix = format!(".{k}");
-                let mut hits = names.iter().filter(|n| n.ends_with(&suffix));
-                // An ambiguous suffix (two nested models) is no choice.
-                match (hits.next(), hits.next()) {
-                    (Some(n), None) => Some(*n),
-                    _ => None,
-                }
-            })
-        })
+    {
+        return Ok(Some(n));
+    }
+    for k in preferred {
+        let hits: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| n.strip_suffix(k).is_some_and(|head| head.ends_with('.')))
+            .collect();
+        match hits.as_slice() {
+            [] => continue,
+            [one] => return Ok(Some(one)),
+            several => {
+                let shown: Vec<String> = several.iter().map(|n| format!("{n:?}")).collect();
+                return Err(format!(
+                    "several tensors end in {k:?} ({}); pick one with --key",
+                    shown.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Picks the tensor to survey: `--key` when given, else the only 2-D tensor,
@@ -214,7 +232,7 @@ pub fn choose(
                 .collect();
             let name = match matrices.as_slice() {
                 [only] => Some(*only),
-                _ => pick_name(&matrices, preferred),
+                _ => pick_name(&matrices, preferred).map_err(tensor_err)?,
             };
             name.and_then(found).ok_or_else(|| {
                 tensor_err(format!(
@@ -552,17 +570,17 @@ pub fn sniff(head: &[u8]) -> Sniffed {
     }
 }
 
-/// The first bytes of `path` (up to 8).
+/// The first bytes of `path` (up to 16: enough for torch's legacy magic number).
 fn head(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut head = Vec::with_capacity(8);
+    let mut head = Vec::with_capacity(16);
     File::open(path)
         .map_err(io)?
-        .take(8)
+        .take(16)
         .read_to_end(&mut head)
         .map_err(io)?;
     Ok(head)
@@ -570,16 +588,23 @@ fn head(path: &Path) -> Result<Vec<u8>> {
 
 /// Opens the file at `path`, recognised by its content.
 pub fn open_file(path: &Path) -> Result<Box<dyn TensorSource>> {
-    Ok(match sniff(&head(path)?) {
+    let head = head(path)?;
+    Ok(match sniff(&head) {
         Sniffed::Safetensors => Box::new(safetensors::SafetensorsFile::open(path)?),
         Sniffed::Npy => Box::new(npy::NpyFile::open(path)?),
         Sniffed::Gguf => Box::new(gguf::GgufFile::open(path)?),
-        other => {
+        Sniffed::Zip => open_zip(path)?,
+        Sniffed::Pickle => {
+            let reason = if pytorch::is_legacy(&head) {
+                "a legacy (pre-1.6) PyTorch file; re-save it with torch.save(..., _use_new_zipfile_serialization=True) or convert to safetensors"
+            } else {
+                "a bare Python pickle, not a checkpoint; PyTorch files are read in torch.save's zip format"
+            };
             return Err(Error::Format {
                 path: path.to_path_buf(),
-                format: "safetensors",
-                reason: format!("{other:?} files are not read yet"),
-            })
+                format: pytorch::FORMAT,
+                reason: reason.into(),
+            });
         }
     })
 }
@@ -686,7 +711,12 @@ impl Model {
                         .filter(|t| t.is_matrix())
                         .map(|t| t.name.as_str())
                         .collect();
-                    match pick_name(&matrices, preferred) {
+                    let picked =
+                        pick_name(&matrices, preferred).map_err(|reason| Error::Tensor {
+                            path: source.path().to_path_buf(),
+                            reason,
+                        })?;
+                    match picked {
                         Some(n) => {
                             let tensor = tensors.iter().position(|t| t.name == n).unwrap_or(0);
                             return Ok(Some(Found { file, tensor }));
@@ -703,7 +733,12 @@ impl Model {
                 let name = match key {
                     Some(k) if index.weight_map.contains_key(k) => Some(k.to_string()),
                     Some(_) => None,
-                    None => pick_name(&names, preferred).map(str::to_string),
+                    None => pick_name(&names, preferred)
+                        .map_err(|reason| Error::Tensor {
+                            path: index.path.clone(),
+                            reason,
+                        })?
+                        .map(str::to_string),
                 };
                 let Some(name) = name else {
                     if !required && key.is_none() {
@@ -756,6 +791,67 @@ impl Model {
         Error::Tensor {
             path,
             reason: format!("{what}; {}", listing(&all)),
+        }
+    }
+}
+
+/// What a zip archive holds, judged by its members' names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ZipContents {
+    /// A torch.save checkpoint: one `<prefix>/data.pkl`, storages under `<prefix>/data/`.
+    Torch { prefix: String },
+    /// NumPy's `np.savez`: every member an `.npy` array.
+    Npz,
+    /// Nothing this tool reads.
+    Unknown,
+}
+
+/// Tells what a zip archive is from its members (the one place that decides).
+pub fn zip_contents(entries: &[zip::Entry]) -> ZipContents {
+    match pytorch::torch_prefix(entries) {
+        Some(prefix) => ZipContents::Torch { prefix },
+        None if !entries.is_empty() && entries.iter().all(|e| e.name.ends_with(".npy")) => {
+            ZipContents::Npz
+        }
+        None => ZipContents::Unknown,
+    }
+}
+
+/// Opens a zip archive as whatever [`zip_contents`] says it holds.
+fn open_zip(path: &Path) -> Result<Box<dyn TensorSource>> {
+    let map = map_file(path, "zip")?;
+    let entries = zip::entries(&map).map_err(|reason| Error::Format {
+        path: path.to_path_buf(),
+        format: "zip",
+        reason,
+    })?;
+    match zip_contents(&entries) {
+        ZipContents::Torch { prefix } => Ok(Box::new(pytorch::TorchFile::from_zip(
+            path, map, &entries, &prefix,
+        )?)),
+        ZipContents::Npz => Ok(Box::new(npy::NpzFile::from_zip(path, map, &entries)?)),
+        ZipContents::Unknown => {
+            const SHOWN: usize = 5;
+            let mut names: Vec<String> = entries
+                .iter()
+                .take(SHOWN)
+                .map(|e| format!("{:?}", one_line(&e.name)))
+                .collect();
+            if entries.len() > SHOWN {
+                names.push(format!("… ({} members)", entries.len()));
+            }
+            let held = if names.is_empty() {
+                "it is empty".to_string()
+            } else {
+                format!("it holds {}", names.join(", "))
+            };
+            Err(Error::Format {
+                path: path.to_path_buf(),
+                format: "PyTorch or .npz",
+                reason: format!(
+                    "a zip archive, but neither a torch.save checkpoint (one <name>/data.pkl member) nor an .npz (only .npy members); {held}"
+                ),
+            })
         }
     }
 }
@@ -870,4 +966,55 @@ pub(crate) fn map_file(path: &Path, format: &'static str) -> Result<Arc<Mmap>> {
     // file not being truncated by another process while we read it.
     let map = unsafe { Mmap::map(&file) }.map_err(io)?;
     Ok(Arc::new(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(name: &str, shape: &[usize]) -> TensorDesc {
+        TensorDesc {
+            name: name.into(),
+            dtype: StoredDtype::F32,
+            shape: shape.to_vec(),
+        }
+    }
+
+    fn pick(tensors: &[TensorDesc]) -> Result<usize> {
+        choose(Path::new("f"), tensors, None, INPUT_EMBEDDING_KEYS)
+    }
+
+    #[test]
+    fn preferred_keys_match_exactly_first_then_as_a_dotted_suffix() {
+        let ts = [
+            t("model_state_dict.lm_head.weight", &[4, 2]),
+            t("model_state_dict.embedding.weight", &[4, 2]),
+            t("model_state_dict.embedding.bias", &[4]),
+            t("xembedding.weight", &[4, 2]),
+        ];
+        // "embedding.weight" comes before "lm_head.weight" in the preferred order.
+        assert_eq!(pick(&ts).unwrap(), 1);
+        // An exact name wins over an earlier key matched as a suffix.
+        let ts = [
+            t("a.embed_tokens.weight", &[4, 2]),
+            t("lm_head.weight", &[4, 2]),
+        ];
+        assert_eq!(pick(&ts).unwrap(), 1);
+        // Only whole components match: "xembedding.weight" is not "embedding.weight".
+        let ts = [t("xembedding.weight", &[4, 2]), t("other", &[4, 2])];
+        assert!(pick(&ts).is_err());
+        // Two tensors ending in the same key: ambiguous, say so.
+        let ts = [
+            t("ema.embedding.weight", &[4, 2]),
+            t("model.embedding.weight", &[4, 2]),
+        ];
+        let e = pick(&ts).unwrap_err().to_string();
+        assert!(
+            e.contains("several tensors end in") && e.contains("--key"),
+            "{e}"
+        );
+        // --key stays exact.
+        let ts = [t("m.embedding.weight", &[4, 2]), t("x", &[4, 2])];
+        assert!(choose(Path::new("f"), &ts, Some("embedding.weight"), &[]).is_err());
+    }
 }

@@ -363,6 +363,109 @@ impl TensorSource for NpyFile {
     }
 }
 
+/// The format's name in messages, for `.npz` archives.
+pub const NPZ_FORMAT: &str = "NumPy .npz";
+
+/// Largest member inflated from a compressed `.npz` (beyond the check that
+/// deflate could produce it from the member's bytes).
+const MAX_INFLATED: usize = 1 << 36;
+
+/// Where one `.npz` member's array lies.
+enum Member {
+    /// Stored: the array's header and range in the memory map.
+    Mapped { npy: Npy, base: usize },
+    /// Compressed: inflated when the archive was opened.
+    Inflated { npy: Npy, buf: Arc<Vec<u8>> },
+}
+
+/// An `.npz` archive (np.savez, np.savez_compressed): one tensor per `.npy`
+/// member, named without the `.npy`. Stored members are read in place.
+pub struct NpzFile {
+    path: PathBuf,
+    map: Arc<Mmap>,
+    members: Vec<Member>,
+    tensors: Vec<TensorDesc>,
+}
+
+impl NpzFile {
+    /// Reads every member's header from an archive whose directory was read.
+    pub fn from_zip(path: &Path, map: Arc<Mmap>, entries: &[super::zip::Entry]) -> Result<Self> {
+        let err = |reason: String| Error::Format {
+            path: path.to_path_buf(),
+            format: NPZ_FORMAT,
+            reason,
+        };
+        let mut members = Vec::with_capacity(entries.len());
+        let mut tensors = Vec::with_capacity(entries.len());
+        for e in entries {
+            let name = e.name.strip_suffix(".npy").unwrap_or(&e.name).to_string();
+            let in_member = |r: String| err(format!("member {:?}: {r}", one_line(&e.name)));
+            let member = if e.method == super::zip::STORED {
+                let range = super::zip::stored_range(&map, e).map_err(&err)?;
+                let npy = parse(&map[range.clone()]).map_err(in_member)?;
+                Member::Mapped {
+                    npy,
+                    base: range.start,
+                }
+            } else {
+                let buf = super::zip::inflate(&map, e, MAX_INFLATED).map_err(&err)?;
+                let npy = parse(&buf).map_err(in_member)?;
+                Member::Inflated {
+                    npy,
+                    buf: Arc::new(buf),
+                }
+            };
+            let npy = match &member {
+                Member::Mapped { npy, .. } | Member::Inflated { npy, .. } => npy,
+            };
+            tensors.push(TensorDesc {
+                name,
+                dtype: npy.dtype.clone(),
+                shape: npy.shape.clone(),
+            });
+            members.push(member);
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            map,
+            members,
+            tensors,
+        })
+    }
+}
+
+impl TensorSource for NpzFile {
+    fn format(&self) -> &'static str {
+        NPZ_FORMAT
+    }
+    fn path(&self) -> &Path {
+        &self.path
+    }
+    fn tensors(&self) -> &[TensorDesc] {
+        &self.tensors
+    }
+    fn data(&self, index: usize) -> Result<Bytes> {
+        let bytes = match self.members.get(index) {
+            Some(Member::Mapped { npy, base }) => data(&self.map, *base, npy),
+            Some(Member::Inflated { npy, buf }) => {
+                let fortran_2d = npy.fortran && npy.shape.len() == 2;
+                if npy.order == Order::Little && !fortran_2d {
+                    Bytes::shared(buf.clone(), npy.data.clone())
+                } else {
+                    buf.get(npy.data.clone())
+                        .map(|raw| Bytes::owned(to_row_major(raw, npy)))
+                }
+            }
+            None => None,
+        };
+        bytes.ok_or_else(|| Error::Format {
+            path: self.path.clone(),
+            format: NPZ_FORMAT,
+            reason: format!("array number {index} lies outside the archive"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,636 @@
+//! A zip central-directory reader over the bytes of a whole file (a memory
+//! map), for the containers tensors come in: PyTorch checkpoints (every
+//! member STORED, so a tensor is read in place) and `.npz` archives (STORED
+//! or DEFLATED).
+//!
+//! Nothing here trusts a header field: every offset and size is checked,
+//! with checked arithmetic, against the file's length before it is used, and
+//! nothing is allocated from a declared size before that check (the entry
+//! count is capped by how many 46-byte records the directory's bytes can hold).
+//! ZIP64 (which torch writes for large files) is read through its locator and
+//! end record and through each entry's ZIP64 extra field.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+/// One member of the archive, as its central-directory record describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The member's name (lossily decoded as UTF-8).
+    pub name: String,
+    /// Compression method: 0 STORED, 8 DEFLATED.
+    pub method: u16,
+    /// General-purpose flags (bit 0: encrypted).
+    pub flags: u16,
+    /// The CRC-32 of the uncompressed data.
+    pub crc32: u32,
+    pub compressed_size: u64,
+    pub uncompressed_size: u64,
+    /// Where the member's local header starts in the file.
+    pub local_header_offset: u64,
+}
+
+/// STORED: the data is the member's bytes.
+pub const STORED: u16 = 0;
+/// DEFLATED: raw deflate.
+pub const DEFLATED: u16 = 8;
+
+const EOCD_SIG: u32 = 0x0605_4b50;
+const EOCD_LEN: usize = 22;
+const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
+const ZIP64_LOCATOR_LEN: usize = 20;
+const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
+const ZIP64_EOCD_LEN: usize = 56;
+const CENTRAL_SIG: u32 = 0x0201_4b50;
+const CENTRAL_LEN: usize = 46;
+const LOCAL_SIG: u32 = 0x0403_4b50;
+const LOCAL_LEN: usize = 30;
+
+type Res<T> = std::result::Result<T, String>;
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    let s = b.get(at..at.checked_add(2)?)?;
+    Some(u16::from_le_bytes([s[0], s[1]]))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    let s = b.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    let s: [u8; 8] = b.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(s))
+}
+
+/// Where the central directory is, and how many entries it declares.
+struct Directory {
+    offset: u64,
+    size: u64,
+    count: u64,
+    /// Where the directory must end at the latest (the first end record).
+    limit: usize,
+}
+
+/// Finds the end-of-central-directory record: the last signature whose
+/// comment runs exactly to the end of the file.
+fn find_eocd(file: &[u8]) -> Res<usize> {
+    if file.len() < EOCD_LEN {
+        return Err(format!(
+            "the file is {} bytes long, too short for a zip archive",
+            file.len()
+        ));
+    }
+    let last = file.len() - EOCD_LEN;
+    let first = last.saturating_sub(u16::MAX as usize);
+    (first..=last)
+        .rev()
+        .find(|&pos| {
+            u32_at(file, pos) == Some(EOCD_SIG)
+                && u16_at(file, pos + 20).map(|c| pos + EOCD_LEN + c as usize) == Some(file.len())
+        })
+        .ok_or_else(|| {
+            "no zip end-of-central-directory record at the end of the file (truncated?)".into()
+        })
+}
+
+fn directory(file: &[u8]) -> Res<Directory> {
+    let eocd = find_eocd(file)?;
+    let field = |at: usize| u16_at(file, eocd + at).unwrap_or(0);
+    let disk = field(4);
+    let cd_disk = field(6);
+    let mut count = field(10) as u64;
+    let mut size = u32_at(file, eocd + 12).unwrap_or(0) as u64;
+    let mut offset = u32_at(file, eocd + 16).unwrap_or(0) as u64;
+    let mut limit = eocd;
+    if disk != 0 || cd_disk != 0 {
+        return Err("a multi-disk (split) zip archive is not supported".into());
+    }
+    // A ZIP64 locator sits right before the end record when the archive has one.
+    let locator = eocd
+        .checked_sub(ZIP64_LOCATOR_LEN)
+        .filter(|&at| u32_at(file, at) == Some(ZIP64_LOCATOR_SIG));
+    if let Some(loc) = locator {
+        let at = u64_at(file, loc + 8).unwrap_or(u64::MAX);
+        let at = usize::try_from(at)
+            .ok()
+            .filter(|&at| at.checked_add(ZIP64_EOCD_LEN).is_some_and(|end| end <= loc))
+            .ok_or_else(|| {
+                format!(
+                    "the ZIP64 locator points at offset {at}, outside the file's directory area"
+                )
+            })?;
+        if u32_at(file, at) != Some(ZIP64_EOCD_SIG) {
+            return Err(format!(
+                "no ZIP64 end-of-central-directory record at offset {at}, where the locator points"
+            ));
+        }
+        count = u64_at(file, at + 32).unwrap_or(u64::MAX);
+        size = u64_at(file, at + 40).unwrap_or(u64::MAX);
+        offset = u64_at(file, at + 48).unwrap_or(u64::MAX);
+        limit = at;
+    } else if count == 0xFFFF || size == 0xFFFF_FFFF || offset == 0xFFFF_FFFF {
+        return Err(
+            "the end record defers to a ZIP64 record, but there is no ZIP64 locator".into(),
+        );
+    }
+    Ok(Directory {
+        offset,
+        size,
+        count,
+        limit,
+    })
+}
+
+/// Every member of the zip archive held in `file`, in directory order; the
+/// reason it is not a readable zip archive otherwise.
+pub fn entries(file: &[u8]) -> Res<Vec<Entry>> {
+    let dir = directory(file)?;
+    let start = usize::try_from(dir.offset).ok();
+    let end = start.and_then(|s| s.checked_add(usize::try_from(dir.size).ok()?));
+    let (start, end) = match (start, end) {
+        (Some(s), Some(e)) if e <= dir.limit => (s, e),
+        _ => {
+            return Err(format!(
+            "the central directory ({} bytes at offset {}) does not lie inside the file ({} bytes)",
+            dir.size,
+            dir.offset,
+            file.len()
+        ))
+        }
+    };
+    let cd = &file[start..end];
+    let most = (cd.len() / CENTRAL_LEN) as u64;
+    if dir.count > most {
+        return Err(format!(
+            "the archive declares {} entries but its {}-byte central directory can hold at most {most}",
+            dir.count,
+            cd.len()
+        ));
+    }
+    // Bounded by `most`, hence by the file's size.
+    let mut out = Vec::with_capacity(dir.count as usize);
+    let mut seen = HashSet::new();
+    let mut at = 0usize;
+    for i in 0..dir.count {
+        let bad = |what: &str| format!("central directory entry {i}: {what}");
+        if u32_at(cd, at) != Some(CENTRAL_SIG) {
+            return Err(bad("bad signature (the directory is corrupt)"));
+        }
+        let fixed = cd
+            .get(at..at + CENTRAL_LEN)
+            .ok_or_else(|| bad("runs past the directory's end"))?;
+        let h16 = |o: usize| u16::from_le_bytes([fixed[o], fixed[o + 1]]);
+        let h32 =
+            |o: usize| u32::from_le_bytes([fixed[o], fixed[o + 1], fixed[o + 2], fixed[o + 3]]);
+        let flags = h16(8);
+        let method = h16(10);
+        let crc32 = h32(16);
+        let mut compressed_size = h32(20) as u64;
+        let mut uncompressed_size = h32(24) as u64;
+        let name_len = h16(28) as usize;
+        let extra_len = h16(30) as usize;
+        let comment_len = h16(32) as usize;
+        let mut local_header_offset = h32(42) as u64;
+        let name_at = at + CENTRAL_LEN;
+        let extra_at = name_at + name_len;
+        let next = extra_at + extra_len + comment_len;
+        if next > cd.len() {
+            return Err(bad(
+                "its name, extra field or comment runs past the directory's end",
+            ));
+        }
+        let name = String::from_utf8_lossy(&cd[name_at..extra_at]).into_owned();
+        let extra = &cd[extra_at..extra_at + extra_len];
+        // ZIP64: the 0xFFFFFFFF fields are given, in this order, in extra field 0x0001.
+        let wants = [
+            uncompressed_size == 0xFFFF_FFFF,
+            compressed_size == 0xFFFF_FFFF,
+            local_header_offset == 0xFFFF_FFFF,
+        ];
+        if wants.iter().any(|&w| w) {
+            let z = zip64_extra(extra).ok_or_else(|| {
+                bad(&format!(
+                    "{:?} needs a ZIP64 extra field and has none (or a malformed one)",
+                    name
+                ))
+            })?;
+            let mut k = 0;
+            let mut take = |w: bool, v: &mut u64| -> Res<()> {
+                if w {
+                    *v = u64_at(z, k).ok_or_else(|| bad("the ZIP64 extra field is too short"))?;
+                    k += 8;
+                }
+                Ok(())
+            };
+            take(wants[0], &mut uncompressed_size)?;
+            take(wants[1], &mut compressed_size)?;
+            take(wants[2], &mut local_header_offset)?;
+        }
+        if !seen.insert(name.clone()) {
+            return Err(format!("the archive holds {name:?} twice"));
+        }
+        out.push(Entry {
+            name,
+            method,
+            flags,
+            crc32,
+            compressed_size,
+            uncompressed_size,
+            local_header_offset,
+        });
+        at = next;
+    }
+    Ok(out)
+}
+
+/// The data of extra field 0x0001 (ZIP64) in an extra-field block.
+fn zip64_extra(extra: &[u8]) -> Option<&[u8]> {
+    let mut at = 0usize;
+    while at + 4 <= extra.len() {
+        let id = u16_at(extra, at)?;
+        let len = u16_at(extra, at + 2)? as usize;
+        let data = extra.get(at + 4..at + 4 + len)?;
+        if id == 1 {
+            return Some(data);
+        }
+        at += 4 + len;
+    }
+    None
+}
+
+/// The byte range in `file` of member `e`'s stored (compressed) bytes, after
+/// checking its local header and that the range lies inside the file.
+pub fn data_range(file: &[u8], e: &Entry) -> Res<Range<usize>> {
+    let bad = |what: String| format!("member {:?}: {what}", e.name);
+    if e.flags & 1 != 0 {
+        return Err(bad("it is encrypted".into()));
+    }
+    let local = usize::try_from(e.local_header_offset)
+        .ok()
+        .filter(|&l| {
+            l.checked_add(LOCAL_LEN)
+                .is_some_and(|end| end <= file.len())
+        })
+        .ok_or_else(|| {
+            bad(format!(
+                "its local header offset {} lies outside the file ({} bytes)",
+                e.local_header_offset,
+                file.len()
+            ))
+        })?;
+    if u32_at(file, local) != Some(LOCAL_SIG) {
+        return Err(bad(format!(
+            "no local file header at offset {local} (the archive is corrupt)"
+        )));
+    }
+    let name_len = u16_at(file, local + 26).unwrap_or(0) as usize;
+    let extra_len = u16_at(file, local + 28).unwrap_or(0) as usize;
+    let method = u16_at(file, local + 8).unwrap_or(0);
+    if method != e.method {
+        return Err(bad(format!(
+            "its local header says compression method {method}, its directory entry {}",
+            e.method
+        )));
+    }
+    let name_at = local + LOCAL_LEN;
+    let data_at = name_at + name_len + extra_len;
+    let local_name = file.get(name_at..name_at + name_len);
+    if local_name != Some(e.name.as_bytes()) {
+        return Err(bad(
+            "its local header names a different member (the archive is corrupt)".into(),
+        ));
+    }
+    let end = usize::try_from(e.compressed_size)
+        .ok()
+        .and_then(|n| data_at.checked_add(n))
+        .filter(|&end| end <= file.len())
+        .ok_or_else(|| {
+            bad(format!(
+                "its {} bytes of data at offset {data_at} run past the end of the file ({} bytes): truncated?",
+                e.compressed_size,
+                file.len()
+            ))
+        })?;
+    Ok(data_at..end)
+}
+
+/// The byte range in `file` of a STORED member's data, read in place.
+pub fn stored_range(file: &[u8], e: &Entry) -> Res<Range<usize>> {
+    if e.method != STORED {
+        return Err(format!(
+            "member {:?} is compressed (method {}); only stored (uncompressed) members are read in place",
+            e.name, e.method
+        ));
+    }
+    if e.compressed_size != e.uncompressed_size {
+        return Err(format!(
+            "member {:?} is stored but declares {} bytes compressed and {} uncompressed",
+            e.name, e.compressed_size, e.uncompressed_size
+        ));
+    }
+    data_range(file, e)
+}
+
+/// The uncompressed bytes of member `e` (STORED or DEFLATED), at most
+/// `max_len` of them; the output is sized by the declared size only after
+/// that size was checked against `max_len` and against the most deflate can
+/// expand the member's compressed bytes. The CRC-32 is checked.
+pub fn inflate(file: &[u8], e: &Entry, max_len: usize) -> Res<Vec<u8>> {
+    let bad = |what: String| format!("member {:?}: {what}", e.name);
+    let declared = usize::try_from(e.uncompressed_size)
+        .ok()
+        .filter(|&n| n <= max_len)
+        .ok_or_else(|| {
+            bad(format!(
+                "it declares {} bytes uncompressed, more than the {max_len} allowed",
+                e.uncompressed_size
+            ))
+        })?;
+    let out = match e.method {
+        STORED => file[stored_range(file, e)?].to_vec(),
+        DEFLATED => {
+            let range = data_range(file, e)?;
+            // Deflate expands by at most 1032:1; a larger claim is a lie.
+            if (declared as u128) > (range.len() as u128) * 1032 + 1032 {
+                return Err(bad(format!(
+                    "it declares {declared} bytes uncompressed from only {} compressed",
+                    range.len()
+                )));
+            }
+            miniz_oxide::inflate::decompress_to_vec_with_limit(&file[range], declared)
+                .map_err(|err| bad(format!("its deflate stream is corrupt ({:?})", err.status)))?
+        }
+        other => return Err(bad(format!("unsupported compression method {other}"))),
+    };
+    if out.len() != declared {
+        return Err(bad(format!(
+            "it inflates to {} bytes, not the {declared} declared",
+            out.len()
+        )));
+    }
+    if crc32(&out) != e.crc32 {
+        return Err(bad("its CRC-32 does not match its data (corrupt)".into()));
+    }
+    Ok(out)
+}
+
+/// The CRC-32 (IEEE, as zip uses it) of `data`.
+pub fn crc32(data: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut t = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    };
+    !data.iter().fold(!0u32, |c, &b| {
+        TABLE[((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hand-built archive: each member (name, method, bytes as stored,
+    /// uncompressed size, crc), optionally with ZIP64 records and extras.
+    struct Member<'a> {
+        name: &'a str,
+        method: u16,
+        data: &'a [u8],
+        usize_: u64,
+        crc: u32,
+    }
+
+    fn stored<'a>(name: &'a str, data: &'a [u8]) -> Member<'a> {
+        Member {
+            name,
+            method: STORED,
+            data,
+            usize_: data.len() as u64,
+            crc: crc32(data),
+        }
+    }
+
+    fn build(members: &[Member], zip64: bool) -> Vec<u8> {
+        let mut out = vec![];
+        let mut cd = vec![];
+        for m in members {
+            let off = out.len() as u64;
+            out.extend_from_slice(&LOCAL_SIG.to_le_bytes());
+            out.extend_from_slice(&[20, 0, 0, 0]);
+            out.extend_from_slice(&m.method.to_le_bytes());
+            out.extend_from_slice(&[0; 4]);
+            out.extend_from_slice(&m.crc.to_le_bytes());
+            out.extend_from_slice(&(m.data.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(m.usize_ as u32).to_le_bytes());
+            out.extend_from_slice(&(m.name.len() as u16).to_le_bytes());
+            out.extend_from_slice(&3u16.to_le_bytes());
+            out.extend_from_slice(m.name.as_bytes());
+            out.extend_from_slice(&[0xAA; 3]); // padding-style extra field
+            out.extend_from_slice(m.data);
+
+            cd.extend_from_slice(&CENTRAL_SIG.to_le_bytes());
+            cd.extend_from_slice(&[20, 0, 20, 0, 0, 0]);
+            cd.extend_from_slice(&m.method.to_le_bytes());
+            cd.extend_from_slice(&[0; 4]);
+            cd.extend_from_slice(&m.crc.to_le_bytes());
+            let extra: Vec<u8> = if zip64 {
+                cd.extend_from_slice(&[0xFF; 8]);
+                let mut x = vec![1, 0, 24, 0];
+                x.extend_from_slice(&m.usize_.to_le_bytes());
+                x.extend_from_slice(&(m.data.len() as u64).to_le_bytes());
+                x.extend_from_slice(&off.to_le_bytes());
+                x
+            } else {
+                cd.extend_from_slice(&(m.data.len() as u32).to_le_bytes());
+                cd.extend_from_slice(&(m.usize_ as u32).to_le_bytes());
+                vec![]
+            };
+            cd.extend_from_slice(&(m.name.len() as u16).to_le_bytes());
+            cd.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+            cd.extend_from_slice(&[0; 10]);
+            if zip64 {
+                cd.extend_from_slice(&[0xFF; 4]);
+            } else {
+                cd.extend_from_slice(&(off as u32).to_le_bytes());
+            }
+            cd.extend_from_slice(m.name.as_bytes());
+            cd.extend_from_slice(&extra);
+        }
+        let cd_off = out.len() as u64;
+        out.extend_from_slice(&cd);
+        let n = members.len() as u64;
+        if zip64 {
+            let z = out.len() as u64;
+            out.extend_from_slice(&ZIP64_EOCD_SIG.to_le_bytes());
+            out.extend_from_slice(&44u64.to_le_bytes());
+            out.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            out.extend_from_slice(&n.to_le_bytes());
+            out.extend_from_slice(&n.to_le_bytes());
+            out.extend_from_slice(&(cd.len() as u64).to_le_bytes());
+            out.extend_from_slice(&cd_off.to_le_bytes());
+            out.extend_from_slice(&ZIP64_LOCATOR_SIG.to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+            out.extend_from_slice(&z.to_le_bytes());
+            out.extend_from_slice(&1u32.to_le_bytes());
+        }
+        out.extend_from_slice(&EOCD_SIG.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        let (n16, size32, off32) = if zip64 {
+            (0xFFFF, 0xFFFF_FFFF, 0xFFFF_FFFF)
+        } else {
+            (n as u16, cd.len() as u32, cd_off as u32)
+        };
+        out.extend_from_slice(&n16.to_le_bytes());
+        out.extend_from_slice(&n16.to_le_bytes());
+        out.extend_from_slice(&size32.to_le_bytes());
+        out.extend_from_slice(&off32.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn crc32_of_known_strings() {
+        assert_eq!(crc32(b""), 0);
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn lists_members_and_reads_stored_data_in_place() {
+        for zip64 in [false, true] {
+            let f = build(
+                &[
+                    stored("archive/data.pkl", b"\x80\x02."),
+                    stored("archive/data/0", b"abcdefgh"),
+                ],
+                zip64,
+            );
+            let es = entries(&f).unwrap();
+            assert_eq!(es.len(), 2);
+            assert_eq!(es[1].name, "archive/data/0");
+            assert_eq!(es[1].uncompressed_size, 8);
+            let r = stored_range(&f, &es[1]).unwrap();
+            assert_eq!(&f[r], b"abcdefgh");
+            assert_eq!(inflate(&f, &es[0], 100).unwrap(), b"\x80\x02.");
+        }
+    }
+
+    #[test]
+    fn inflates_deflated_members_within_the_cap() {
+        let plain: Vec<u8> = (0..5000u32).map(|i| (i % 7) as u8).collect();
+        let packed = miniz_oxide::deflate::compress_to_vec(&plain, 6);
+        let m = Member {
+            name: "a.npy",
+            method: DEFLATED,
+            data: &packed,
+            usize_: plain.len() as u64,
+            crc: crc32(&plain),
+        };
+        let f = build(&[m], false);
+        let es = entries(&f).unwrap();
+        assert_eq!(inflate(&f, &es[0], 1 << 20).unwrap(), plain);
+        assert!(inflate(&f, &es[0], 100)
+            .unwrap_err()
+            .contains("more than the 100 allowed"));
+        assert!(stored_range(&f, &es[0]).unwrap_err().contains("compressed"));
+        // A wrong CRC is caught.
+        let mut e = es[0].clone();
+        e.crc32 ^= 1;
+        assert!(inflate(&f, &e, 1 << 20).unwrap_err().contains("CRC"));
+        // A size claim beyond deflate's ratio is refused before allocating.
+        e.uncompressed_size = 1 << 40;
+        assert!(inflate(&f, &e, usize::MAX)
+            .unwrap_err()
+            .contains("declares"));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        for zip64 in [false, true] {
+            let f = build(
+                &[stored("x/data.pkl", b"0123456789"), stored("x/y", b"zz")],
+                zip64,
+            );
+            for cut in 0..f.len() {
+                if let Ok(es) = entries(&f[..cut]) {
+                    for e in &es {
+                        let _ = stored_range(&f[..cut], e);
+                    }
+                }
+            }
+            // Every single-byte corruption too.
+            for i in 0..f.len() {
+                let mut g = f.clone();
+                g[i] ^= 0xFF;
+                if let Ok(es) = entries(&g) {
+                    for e in &es {
+                        let _ = stored_range(&g, e);
+                        let _ = inflate(&g, e, 1 << 16);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lying_headers_are_refused() {
+        let f = build(&[stored("a", b"0123456789")], false);
+        let eocd = f.len() - EOCD_LEN;
+        // More entries than the directory can hold.
+        let mut g = f.clone();
+        g[eocd + 10..eocd + 12].copy_from_slice(&60000u16.to_le_bytes());
+        assert!(entries(&g).unwrap_err().contains("can hold at most"));
+        // A directory offset past the end of the file.
+        let mut g = f.clone();
+        g[eocd + 16..eocd + 20].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(entries(&g).unwrap_err().contains("ZIP64"));
+        let mut g = f.clone();
+        g[eocd + 16..eocd + 20].copy_from_slice(&1_000_000u32.to_le_bytes());
+        assert!(entries(&g).unwrap_err().contains("does not lie inside"));
+        // A member size past the end of the file.
+        let mut e = entries(&f).unwrap().remove(0);
+        e.compressed_size = 1 << 62;
+        e.uncompressed_size = 1 << 62;
+        assert!(stored_range(&f, &e)
+            .unwrap_err()
+            .contains("run past the end"));
+        e.compressed_size = u64::MAX;
+        e.uncompressed_size = u64::MAX;
+        assert!(stored_range(&f, &e).is_err());
+        // A local header offset that points nowhere useful.
+        let mut e = entries(&f).unwrap().remove(0);
+        e.local_header_offset = 5;
+        assert!(stored_range(&f, &e)
+            .unwrap_err()
+            .contains("no local file header"));
+        e.local_header_offset = u64::MAX;
+        assert!(stored_range(&f, &e)
+            .unwrap_err()
+            .contains("outside the file"));
+        // Not a zip at all.
+        assert!(entries(b"hello").unwrap_err().contains("too short"));
+        assert!(entries(&[0u8; 100])
+            .unwrap_err()
+            .contains("end-of-central-directory"));
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let f = build(&[stored("a", b"1"), stored("a", b"2")], false);
+        assert!(entries(&f).unwrap_err().contains("twice"));
+    }
+}
