@@ -16,8 +16,22 @@ case $target in
   safetensors_header) seed examples/*.safetensors tests/fixtures/hf/sharded/*.safetensors ;;
   gguf) seed tests/fixtures/gguf/*.gguf ;;
   npy) seed tests/fixtures/npy/*.npy ;;
-  zip) seed tests/fixtures/npy/*.npz tests/fixtures/torch/*.pt ;;
-  pickle) for f in tests/fixtures/torch/*.pkl; do [ -f "$f" ] && cp -n "$f" "$corpus/"; done || true ;;
+  zip) seed tests/fixtures/npy/*.npz tests/fixtures/torch/*.pt tests/fixtures/torch/*.zip ;;
+  pickle) seed tests/fixtures/torch/*.pkl
+    # Each checkpoint's data.pkl, out of its zip.
+    python3 - "$corpus" tests/fixtures/torch/*.pt "${SG_REALDATA_PT:-../shared/realdata/thimble9_checkpoint_step_00000.pt}" <<'PY'
+import sys, zipfile, os
+out = sys.argv[1]
+for path in sys.argv[2:]:
+    try:
+        with zipfile.ZipFile(path) as z:
+            for n in z.namelist():
+                if n.endswith("data.pkl"):
+                    open(os.path.join(out, os.path.basename(path) + ".pkl"), "wb").write(z.read(n))
+    except Exception:
+        pass
+PY
+    ;;
 esac
 [ -d "tests/fuzz/$target" ] && seed tests/fuzz/"$target"/*
 cargo +nightly fuzz run -O "$target" "$corpus" -- \
