@@ -3,8 +3,9 @@
 # built elsewhere (BIN, default .devbin: stripped copies of target/release's
 # singularity-gpu, the parity and notebook test binaries, the survey and allpairs
 # benches). Prepare them with scripts/device_prepare.sh. Writes the tables to
-# $OUT/bench.md and $OUT/allpairs.md. RUN_SURVEY=0 skips the exact-survey
-# tables (measured before) to keep a short lease for the all-pairs ones.
+# $OUT/bench.md, $OUT/formats.md and $OUT/allpairs.md. RUN_SURVEY=0 skips the exact-survey
+# tables (measured before) to keep a short lease for the all-pairs ones;
+# RUN_FORMATS=0 and RUN_ALLPAIRS=0 skip those.
 set -u
 BIN=${BIN:-.devbin}
 OUTDIR=${OUT:-/tmp/sg-out}
@@ -33,6 +34,11 @@ echo "== benchmarks"
 "$BIN/survey" --shapes "${SHAPES:-151936x896,151936x4096,128256x16384}" --reps "${REPS:-5}" \
   --no-numpy-above "${NUMPY_MAX:-0}" --data /tmp/bench-data ${BENCH_ARGS:-} 2>&1 | tee "$OUTDIR/bench.md"
 fi
+if [ "${RUN_FORMATS:-1}" = 1 ] && [ -x "$BIN/formats" ]; then
+echo "== formats benchmark (load + survey per input format, CPU and GPU)"
+"$BIN/formats" --reps "${REPS:-5}" --gpu --data /tmp/bench-data 2>&1 | tee "$OUTDIR/formats.md"
+fi
+[ "${RUN_ALLPAIRS:-1}" = 1 ] || exit 0
 echo "== all-pairs benchmark (bounded: ALLPAIRS_TIMEOUT seconds; rows also go to stderr as they finish)"
 # Full shape, GPU and CPU rows; the CPU's full-size nearest neighbours are
 # skipped when the 32768-row slice scaled by (vectors ratio)^2 exceeds --budget.
