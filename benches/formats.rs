@@ -8,8 +8,9 @@
 //!
 //! Every file is written here, in Rust, from the safetensors original (the
 //! PyTorch one with a hand-built pickle and the zip crate, storages stored).
-//! Each row is the median of `--reps` runs of `survey_file` on the CPU path
-//! (`--gpu` adds the GPU path), all in one process so ratios compare.
+//! Each row is the median of `--reps` runs of `survey_file_with` on the CPU
+//! path (`--gpu` adds the GPU path, its device opened once), all in one
+//! process so ratios compare.
 
 mod common;
 
@@ -19,7 +20,10 @@ use std::time::Duration;
 
 use common::{cpu_model, fmt_time, generate, read_pass, time, DEAD_SIZES};
 
-use singularity_gpu::{survey_file, DeviceChoice, Dtype, LoadOptions, SurveyOptions};
+use singularity_gpu::engine::cpu::CpuEngine;
+use singularity_gpu::engine::gpu::GpuEngine;
+use singularity_gpu::engine::Engine;
+use singularity_gpu::{survey_file_with, Dtype, GpuOptions, LoadOptions, SurveyOptions};
 
 struct Args {
     n: usize,
@@ -239,37 +243,40 @@ fn main() {
         let f = std::fs::read(&st).unwrap();
         time(a.reps, || read_pass(&f[offset..])).0
     };
-    let mut devices = vec![DeviceChoice::Cpu];
+    let mut engines: Vec<Box<dyn Engine>> = vec![Box::new(CpuEngine::new())];
     if a.gpu {
-        devices.push(DeviceChoice::Gpu);
-    }
-    for device in devices {
-        // One untimed pass over every case first, so that no row pays for
-        // the page cache or the thread pool warming up.
-        for (_, path, reinterpret) in &cases {
-            let opts = SurveyOptions {
-                load: LoadOptions {
-                    reinterpret: *reinterpret,
-                    ..Default::default()
-                },
-                device,
-                ..Default::default()
-            };
-            survey_file(path, &opts).expect("survey");
+        match GpuEngine::new(true, GpuOptions::default()) {
+            Ok(g) => engines.push(Box::new(g)),
+            Err(e) => println!("no GPU row: {e}"),
         }
-        println!("\n| input ({device:?}) | load | load + survey | vs safetensors | vs read pass |");
+    }
+    let opts_for = |reinterpret: Option<Dtype>| SurveyOptions {
+        load: LoadOptions {
+            reinterpret,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    for engine in &engines {
+        let engine = engine.as_ref();
+        // One untimed pass over every case first, so that no row pays for
+        // the page cache warming up.
+        for (_, path, reinterpret) in &cases {
+            survey_file_with(engine, path, &opts_for(*reinterpret)).expect("survey");
+        }
+        let device = engine.device();
+        println!(
+            "\n| input ({}, {}) | load | load + survey | vs safetensors | vs read pass |",
+            device.adapter, device.backend
+        );
         println!("|---|---:|---:|---:|---:|");
         let mut base: Option<Duration> = None;
+        let mut notes = Vec::new();
         for (name, path, reinterpret) in &cases {
-            let opts = SurveyOptions {
-                load: LoadOptions {
-                    reinterpret: *reinterpret,
-                    ..Default::default()
-                },
-                device,
-                ..Default::default()
-            };
-            let (total, report) = time(a.reps, || survey_file(path, &opts).expect("survey"));
+            let opts = opts_for(*reinterpret);
+            let (total, report) = time(a.reps, || {
+                survey_file_with(engine, path, &opts).expect("survey")
+            });
             let groups: Vec<usize> = report.groups.iter().map(|g| g.size).collect();
             if report.stored_dtype.starts_with('Q') {
                 // Quantization is lossy: holes a bf16 step apart can merge.
@@ -278,7 +285,10 @@ fn main() {
                     dead >= DEAD_SIZES.iter().sum::<usize>(),
                     "{name}: {groups:?}"
                 );
-                println!("| ({name}: {} groups, {groups:?}) | | | | |", groups.len());
+                notes.push(format!(
+                    "{name}: {} groups of sizes {groups:?} (quantization merges holes a step apart)",
+                    groups.len()
+                ));
             } else {
                 assert_eq!(groups, DEAD_SIZES, "{name}: the planted groups");
             }
@@ -291,6 +301,9 @@ fn main() {
                 total.as_secs_f64() / base.as_secs_f64(),
                 total.as_secs_f64() / floor.as_secs_f64()
             );
+        }
+        for n in notes {
+            println!("\n{n}");
         }
     }
     println!("\nread pass over the bytes (floor): {}", fmt_time(floor));

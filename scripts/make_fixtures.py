@@ -8,7 +8,9 @@ the same groups and norms as the safetensors original:
   npy/   example.npy (<f4, C order), example_be.npy (>f4), example_fortran.npy
          (<f4, Fortran order), example_bf16.npy (ml_dtypes bfloat16, saved as
          <V2), example.npz (np.savez: "embeddings" and "positions"),
-         example_compressed.npz (np.savez_compressed)
+         example_compressed.npz (np.savez_compressed), example_lazy.npz
+         ("embeddings" stored, "junk" deflated with a stream broken past
+         its header: only the chosen member may be inflated)
   hf/sharded/   a folder with model.safetensors.index.json and three shards:
          the embedding in shard 2, lm_head.weight (the example times 2, so
          not tied) in shard 3, and a 1-D norm plus a 2-D layer in shard 1;
@@ -27,6 +29,7 @@ import json
 import os
 import shutil
 import struct
+import zipfile
 from pathlib import Path
 
 import ml_dtypes
@@ -100,6 +103,31 @@ def npy_fixtures(x):
     pos = np.arange(16 * 64, dtype="<f4").reshape(16, 64)
     np.savez(d / "example.npz", embeddings=x, positions=pos)
     np.savez_compressed(d / "example_compressed.npz", embeddings=x, positions=pos)
+    lazy_npz(d / "example_lazy.npz", x)
+
+
+def lazy_npz(path, x):
+    """An .npz whose member "junk" (deflated, 256x64 zeros) has its deflate
+    stream broken past the header: reading "embeddings" must not inflate it."""
+    def npy_bytes(a):
+        b = io.BytesIO()
+        np.save(b, a)
+        return b.getvalue()
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("embeddings.npy", npy_bytes(x), compress_type=zipfile.ZIP_STORED)
+        z.writestr("junk.npy", npy_bytes(np.zeros((256, 64), dtype="<f4")))
+    data = bytearray(buf.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as z:
+        info = z.getinfo("junk.npy")
+    # The member's data starts after its local header (30 bytes + name + extra).
+    n, m = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+    start = info.header_offset + 30 + n + m
+    end = start + info.compress_size
+    for i in range(end - 8, end):
+        data[i] = 0xFF
+    path.write_bytes(bytes(data))
 
 
 def sharded(x):

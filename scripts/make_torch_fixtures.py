@@ -15,6 +15,8 @@ would; nothing of theirs is ever called.
 Files (all deterministic, each well under 100 KB):
 - notebook.pt: examples/notebook_128.safetensors's 128x64 F32 matrix as
   "embed_tokens.weight" of a state dict, beside a "lm_head.weight" (8x64).
+- tied.pt: the same matrix as "model.embed_tokens.weight" and
+  "lm_head.weight", one tensor saved once under both names (tied weights).
 - strided.pt: a transposed view, a view at a storage offset, a BF16 tensor,
   a tensor nested in a list, and two tensors sharing one storage.
 - bigendian.pt: byteorder "big", its F32 storage stored big-endian.
@@ -204,6 +206,9 @@ def main():
     head = Tensor(f32_storage("1", head_vals), 0, (8, 64), (64, 1))
     sd = collections.OrderedDict([("embed_tokens.weight", embed), ("lm_head.weight", head)])
     write_pt(OUT / "notebook.pt", sd)
+    # Tied weights saved once: both names on storage "0", the same view.
+    tied = collections.OrderedDict([("model.embed_tokens.weight", embed), ("lm_head.weight", embed)])
+    write_pt(OUT / "tied.pt", tied)
 
     # (b) Views. m[i][j] = 100 i + j, a 16x8 matrix stored row-major.
     m = [100.0 * i + j for i in range(16) for j in range(8)]

@@ -194,10 +194,34 @@ impl TokenSection {
 pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
     let start = Instant::now();
     let loaded = load::open(path, &opts.load)?;
+    let load_ms = ms(start);
+    let (engine, notice) = engine::select(opts.device, opts.gpu)?;
+    let mut report = survey_loaded(engine.as_ref(), path, &loaded, opts, load_ms, start)?;
+    report.notices.splice(0..0, notice);
+    Ok(report)
+}
+
+/// [`survey_file`] on an engine the caller opened once (opening a GPU
+/// device costs a few hundred milliseconds: a caller surveying many files
+/// keeps one); `opts.device` and `opts.gpu` are not used.
+pub fn survey_file_with(engine: &dyn Engine, path: &Path, opts: &SurveyOptions) -> Result<Report> {
+    let start = Instant::now();
+    let loaded = load::open(path, &opts.load)?;
+    survey_loaded(engine, path, &loaded, opts, ms(start), start)
+}
+
+/// Surveys a loaded matrix; `start` is when loading began.
+fn survey_loaded(
+    engine: &dyn Engine,
+    path: &Path,
+    loaded: &load::Loaded,
+    opts: &SurveyOptions,
+    load_ms: f64,
+    start: Instant,
+) -> Result<Report> {
     let info = &loaded.info;
     let m = loaded.matrix();
-    let load_ms = ms(start);
-    let mut notices: Vec<String> = Vec::new();
+    let mut notices: Vec<String> = loaded.notices.clone();
     if let Some(t) = &loaded.tokens {
         let size = t.vocab.vocab_size();
         if size > loaded.rows {
@@ -208,14 +232,13 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
             ));
         }
     }
-    let (engine, notice) = engine::select(opts.device, opts.gpu)?;
     let progress = if opts.progress {
         Progress::for_bytes(m.bytes.len() as u64, "hashing rows")
     } else {
         Progress::hidden()
     };
     let a = analyze_stored(
-        engine.as_ref(),
+        engine,
         &m,
         loaded.identity.as_deref(),
         opts.group,
@@ -232,13 +255,7 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
             norm: survey::defined(a.norms[g.representative()]),
         })
         .collect();
-    let pa = pairs::analyze_pairs(
-        engine.as_ref(),
-        &m,
-        &a.grouping.groups,
-        opts.pairs,
-        opts.progress,
-    )?;
+    let pa = pairs::analyze_pairs(engine, &m, &a.grouping.groups, opts.pairs, opts.progress)?;
     let holes = a.grouping.groups.len();
     let tokens = loaded
         .tokens
@@ -273,7 +290,7 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
         nearest: pa.nearest,
         near: pa.near,
         nan_rows: numeric.then(|| a.grouping.nan_rows.clone()),
-        notices: notice.into_iter().chain(notices).collect(),
+        notices,
         token_display: if loaded.tokens.is_some() {
             report::TokenDisplay::Strings
         } else if loaded.byte_vocabulary() {

@@ -531,3 +531,97 @@ fn default_key_choice_among_several_matrices() {
     let j = json(&path, &["--key", "pos_embedding.weight"]);
     assert_eq!(j["shape"], json!([4, 64]));
 }
+
+#[test]
+fn npz_inflates_only_the_member_it_reads() {
+    // "junk" is deflated with its stream broken past the header.
+    let path = fixture("npy/example_lazy.npz");
+    check(
+        &json(&path, &[]),
+        &example_expected(),
+        [128, 64],
+        "lazy npz",
+    );
+    let e = error(&path, &["--key", "junk"], &[]);
+    assert!(e.contains("junk.npy") && e.contains("corrupt"), "{e}");
+}
+
+#[test]
+fn tied_weights_saved_once_are_the_same_tensor() {
+    let j = json(&fixture("torch/tied.pt"), &["--unembedding"]);
+    assert_eq!(j["tensor"], "lm_head.weight");
+    assert_eq!(j["tied"], "same_tensor");
+    check(&j, &example_expected(), [128, 64], "tied.pt");
+}
+
+#[test]
+fn nested_input_embedding_wins_over_the_output_head() {
+    // A multimodal layout: the language model's embedding is nested, the
+    // head is at the top level.
+    let (rows, cols, raw) = example_f32();
+    let zeros = vec![0u8; raw.len()];
+    let n = raw.len();
+    let header = format!(
+        r#"{{"lm_head.weight":{{"dtype":"F32","shape":[{rows},{cols}],"data_offsets":[0,{n}]}},"model.language_model.embed_tokens.weight":{{"dtype":"F32","shape":[{rows},{cols}],"data_offsets":[{n},{}]}}}}"#,
+        2 * n
+    );
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header.as_bytes());
+    file.extend_from_slice(&zeros);
+    file.extend_from_slice(&raw);
+    let tmp = TempDir::new().unwrap();
+    let path = tmp.path().join("vlm.safetensors");
+    std::fs::write(&path, file).unwrap();
+    let j = json(&path, &[]);
+    assert_eq!(j["tensor"], "model.language_model.embed_tokens.weight");
+    check(&j, &example_expected(), [128, 64], "vlm");
+    let j = json(&path, &["--unembedding"]);
+    assert_eq!(
+        (j["tensor"].as_str(), j["tied"].as_str()),
+        (Some("lm_head.weight"), Some("untied"))
+    );
+}
+
+#[test]
+fn a_broken_tokenizer_found_beside_the_model_costs_only_the_strings() {
+    let tmp = TempDir::new().unwrap();
+    std::fs::copy(
+        root().join("examples/notebook_128.safetensors"),
+        tmp.path().join("model.safetensors"),
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("tokenizer.json"), b"{ not json").unwrap();
+    let out = run_env(tmp.path(), &["--json"], &[]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tokenizer.json") && stderr.contains("--tokenizer"),
+        "{stderr}"
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(j.get("tokenizer").is_none() && j.get("tokens").is_none());
+    // Asked for by name, the same file is an error.
+    let bad = tmp.path().join("tokenizer.json");
+    let e = error(tmp.path(), &["--tokenizer", bad.to_str().unwrap()], &[]);
+    assert!(e.contains("tokenizer.json"), "{e}");
+}
+
+#[test]
+fn pipes_and_devices_are_refused_without_reading_them() {
+    let tmp = TempDir::new().unwrap();
+    let fifo = tmp.path().join("pipe.safetensors");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .map(|s| s.success());
+    if ok.unwrap_or(false) {
+        let e = error(&fifo, &[], &[]);
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+    let e = error(
+        &root().join("examples/notebook_128.safetensors"),
+        &["--tokenizer", "/dev/zero"],
+        &[],
+    );
+    assert!(e.contains("not a regular file"), "{e}");
+}

@@ -13,15 +13,8 @@ pub struct Bytes(Inner);
 
 #[derive(Clone)]
 enum Inner {
-    Mapped {
-        map: Arc<Mmap>,
-        range: Range<usize>,
-    },
+    Mapped { map: Arc<Mmap>, range: Range<usize> },
     Owned(Vec<u8>),
-    Shared {
-        buf: Arc<Vec<u8>>,
-        range: Range<usize>,
-    },
 }
 
 impl Bytes {
@@ -36,13 +29,6 @@ impl Bytes {
         Self(Inner::Owned(bytes))
     }
 
-    /// `range` of a buffer shared with its owner (an inflated archive member);
-    /// `None` when the range does not lie inside it.
-    pub fn shared(buf: Arc<Vec<u8>>, range: Range<usize>) -> Option<Self> {
-        (range.start <= range.end && range.end <= buf.len())
-            .then_some(Self(Inner::Shared { buf, range }))
-    }
-
     /// True when the bytes are read in place from a memory map.
     pub fn is_mapped(&self) -> bool {
         matches!(self.0, Inner::Mapped { .. })
@@ -55,7 +41,6 @@ impl Deref for Bytes {
         match &self.0 {
             Inner::Mapped { map, range } => &map[range.clone()],
             Inner::Owned(v) => v,
-            Inner::Shared { buf, range } => &buf[range.clone()],
         }
     }
 }

@@ -105,9 +105,10 @@ pub fn snapshot(entry: &Path, revision: Option<&str>) -> Result<PathBuf> {
         return Ok(direct);
     }
     let refs = entry.join("refs").join(rev);
-    let commit = match std::fs::read(&refs) {
-        Ok(bytes) if bytes.len() <= 256 => String::from_utf8_lossy(&bytes).trim().to_string(),
-        _ => {
+    let commit = match super::read_small(&refs, 256, "a ref") {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(e) if refs.exists() => return Err(e),
+        Err(_) => {
             let have = list_dir(&snapshots);
             return Err(format_err(
                 entry,
@@ -158,18 +159,7 @@ impl ShardIndex {
     /// plain file name inside `dir`.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(INDEX_FILE);
-        let io = |source| Error::Io {
-            path: path.clone(),
-            source,
-        };
-        let len = std::fs::metadata(&path).map_err(io)?.len();
-        if len > MAX_INDEX_BYTES {
-            return Err(format_err(
-                &path,
-                format!("the index is {len} bytes, more than the {MAX_INDEX_BYTES} read"),
-            ));
-        }
-        let bytes = std::fs::read(&path).map_err(io)?;
+        let bytes = super::read_small(&path, MAX_INDEX_BYTES, "an index")?;
         Self::parse(&path, &bytes)
     }
 

@@ -168,35 +168,56 @@ fn listing(tensors: &[TensorDesc]) -> String {
     }
 }
 
-/// The first of `preferred` found among `names`: an exact name first, then
-/// (for checkpoints that nest the state dict, `model_state_dict.embedding.weight`)
-/// a name ending in `.` and the preferred key, preferred keys in order. Two
-/// names ending in the same key (two nested models) are ambiguous: an error.
+/// The first of `preferred` found among `names`. Input-embedding keys come
+/// before output-head keys (`lm_head.weight` is the last resort of the
+/// input list): within each tier an exact name first, then (for nested
+/// checkpoints, `model_state_dict.embedding.weight`, or multimodal models,
+/// `model.language_model.embed_tokens.weight`) a name ending in `.` and the
+/// key, keys in order. Names inside numbered layers (`layer.3.output.weight`)
+/// never match a key as a suffix. Two names ending in the same key are
+/// ambiguous: an error that asks for `--key`.
 pub fn pick_name<'a>(
     names: &[&'a str],
     preferred: &[&str],
 ) -> std::result::Result<Option<&'a str>, String> {
-    if let Some(n) = preferred
+    let heads: Vec<&str> = preferred
         .iter()
-        .find_map(|k| names.iter().find(|n| *n == k).copied())
-    {
-        return Ok(Some(n));
-    }
-    for k in preferred {
-        let hits: Vec<&str> = names
+        .copied()
+        .filter(|k| OUTPUT_HEAD_KEYS.contains(k))
+        .collect();
+    let inputs: Vec<&str> = preferred
+        .iter()
+        .copied()
+        .filter(|k| !OUTPUT_HEAD_KEYS.contains(k))
+        .collect();
+    let in_layer = |n: &str| {
+        n.split('.')
+            .any(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+    };
+    for tier in [inputs, heads] {
+        if let Some(n) = tier
             .iter()
-            .copied()
-            .filter(|n| n.strip_suffix(k).is_some_and(|head| head.ends_with('.')))
-            .collect();
-        match hits.as_slice() {
-            [] => continue,
-            [one] => return Ok(Some(one)),
-            several => {
-                let shown: Vec<String> = several.iter().map(|n| format!("{n:?}")).collect();
-                return Err(format!(
-                    "several tensors end in {k:?} ({}); pick one with --key",
-                    shown.join(", ")
-                ));
+            .find_map(|k| names.iter().find(|n| *n == k).copied())
+        {
+            return Ok(Some(n));
+        }
+        for k in &tier {
+            let hits: Vec<&str> = names
+                .iter()
+                .copied()
+                .filter(|n| n.strip_suffix(k).is_some_and(|head| head.ends_with('.')))
+                .filter(|n| !in_layer(n))
+                .collect();
+            match hits.as_slice() {
+                [] => continue,
+                [one] => return Ok(Some(one)),
+                several => {
+                    let shown: Vec<String> = several.iter().map(|n| format!("{n:?}")).collect();
+                    return Err(format!(
+                        "several tensors end in {k:?} ({}); pick one with --key",
+                        shown.join(", ")
+                    ));
+                }
             }
         }
     }
@@ -357,6 +378,8 @@ pub struct Loaded {
     pub model_dir: Option<PathBuf>,
     /// Token strings, when a tokenizer was given or found.
     pub tokens: Option<TokenNames>,
+    /// Lines for the user about how the input was read.
+    pub notices: Vec<String>,
 }
 
 /// A vocabulary and where it came from.
@@ -376,21 +399,7 @@ const MAX_TOKENIZER_BYTES: u64 = 512 << 20;
 /// Reads a `tokenizer.json` (recognised by its opening `{`) or a BERT
 /// `vocab.txt` (one token per line).
 pub fn read_tokenizer(path: &Path) -> Result<Vocab> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > MAX_TOKENIZER_BYTES {
-        return Err(Error::Format {
-            path: path.to_path_buf(),
-            format: "tokenizer",
-            reason: format!(
-                "it is {len} bytes, more than the {MAX_TOKENIZER_BYTES} a tokenizer is read up to"
-            ),
-        });
-    }
-    let bytes = std::fs::read(path).map_err(io)?;
+    let bytes = read_small(path, MAX_TOKENIZER_BYTES, "a tokenizer")?;
     let text = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
     let json = text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     let vocab = if json {
@@ -408,36 +417,46 @@ pub fn read_tokenizer(path: &Path) -> Result<Vocab> {
 /// The token strings for a loaded matrix: `--tokenizer` when given, else the
 /// model file's own (GGUF), else `tokenizer.json` or `vocab.txt` in the
 /// model's folder (the folder, the cache snapshot, or the file's folder).
+///
+/// A tokenizer given with `--tokenizer` that cannot be read is an error; one
+/// that was found, not asked for, costs only its strings: the survey goes
+/// on with ids, and the reason comes back as a notice.
 pub fn find_tokenizer(
     explicit: Option<&Path>,
     own: Option<(Result<Vocab>, &Path)>,
     model_dir: Option<&Path>,
-) -> Result<Option<TokenNames>> {
+) -> Result<(Option<TokenNames>, Option<String>)> {
     if let Some(p) = explicit {
-        return Ok(Some(TokenNames {
+        let names = TokenNames {
             vocab: read_tokenizer(p)?,
             path: p.to_path_buf(),
-        }));
+        };
+        return Ok((Some(names), None));
     }
+    let found = |vocab: Result<Vocab>, path: PathBuf| {
+        match vocab {
+        Ok(vocab) => (Some(TokenNames { vocab, path }), None),
+        Err(e) => (
+            None,
+            Some(format!(
+                "note: token ids are shown without strings: the tokenizer found beside the model cannot be read ({e}); give one with --tokenizer"
+            )),
+        ),
+    }
+    };
     if let Some((vocab, path)) = own {
-        return Ok(Some(TokenNames {
-            vocab: vocab?,
-            path: path.to_path_buf(),
-        }));
+        return Ok(found(vocab, path.to_path_buf()));
     }
     let Some(dir) = model_dir else {
-        return Ok(None);
+        return Ok((None, None));
     };
     for name in TOKENIZER_FILES {
         let p = dir.join(name);
         if p.is_file() {
-            return Ok(Some(TokenNames {
-                vocab: read_tokenizer(&p)?,
-                path: p,
-            }));
+            return Ok(found(read_tokenizer(&p), p));
         }
     }
-    Ok(None)
+    Ok((None, None))
 }
 
 /// Which matrix of the model was surveyed.
@@ -537,6 +556,7 @@ pub fn read_tensor(
         tied: None,
         model_dir: None,
         tokens: None,
+        notices: Vec::new(),
     })
 }
 
@@ -577,6 +597,7 @@ fn head(path: &Path) -> Result<Vec<u8>> {
         path: path.to_path_buf(),
         source,
     };
+    regular_file(path)?;
     let mut head = Vec::with_capacity(16);
     File::open(path)
         .map_err(io)?
@@ -584,6 +605,51 @@ fn head(path: &Path) -> Result<Vec<u8>> {
         .read_to_end(&mut head)
         .map_err(io)?;
     Ok(head)
+}
+
+/// An error unless `path` is a regular file (after symlinks): a FIFO would
+/// block the read, a device would never end.
+pub(crate) fn regular_file(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.is_file() {
+        return Ok(());
+    }
+    Err(Error::Input {
+        path: path.to_path_buf(),
+        reason: if meta.is_dir() {
+            "a folder where a file was expected".into()
+        } else {
+            "not a regular file (a pipe, socket or device)".into()
+        },
+    })
+}
+
+/// The whole of a small file (an index, a ref, a tokenizer): an error unless
+/// it is a regular file of at most `max` bytes, read without trusting the
+/// size the file system reports.
+pub(crate) fn read_small(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    regular_file(path)?;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    File::open(path)
+        .map_err(io)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > max {
+        return Err(Error::Input {
+            path: path.to_path_buf(),
+            reason: format!("{what} larger than the {max} bytes read"),
+        });
+    }
+    Ok(bytes)
 }
 
 /// Opens the file at `path`, recognised by its content.
@@ -904,11 +970,15 @@ pub fn open(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
                 l.tied = Some(Tied::SameTensor);
                 l
             }
+            // No head and no usual embedding name: the file's only matrix
+            // is both (or the error says which matrices there are).
             (None, None) => {
-                return Err(match model.find(None, OUTPUT_HEAD_KEYS, false, true) {
-                    Err(e) => e,
-                    Ok(_) => Error::Usage("no output head found".into()),
-                })
+                let i = model
+                    .find(None, INPUT_EMBEDDING_KEYS, true, true)?
+                    .ok_or_else(|| Error::Usage("no output head found".into()))?;
+                let mut l = read_tensor(model.source(i), i.tensor, opts.reinterpret)?;
+                l.tied = Some(Tied::SameTensor);
+                l
             }
         }
     };
@@ -920,7 +990,9 @@ pub fn open(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
         .iter()
         .find(|(p, _)| *p == loaded.info.file)
         .and_then(|(p, source)| source.vocab().map(|v| (v, p.as_path())));
-    loaded.tokens = find_tokenizer(opts.tokenizer.as_deref(), own, model_dir.as_deref())?;
+    let (tokens, notice) = find_tokenizer(opts.tokenizer.as_deref(), own, model_dir.as_deref())?;
+    loaded.tokens = tokens;
+    loaded.notices.extend(notice);
     loaded.model_dir = model_dir;
     Ok(loaded)
 }
@@ -994,12 +1066,26 @@ mod tests {
         ];
         // "embedding.weight" comes before "lm_head.weight" in the preferred order.
         assert_eq!(pick(&ts).unwrap(), 1);
-        // An exact name wins over an earlier key matched as a suffix.
+        // An input embedding nested in a multimodal model wins over the
+        // output head's exact name (lm_head is the input list's last resort).
         let ts = [
-            t("a.embed_tokens.weight", &[4, 2]),
+            t("model.language_model.embed_tokens.weight", &[4, 2]),
             t("lm_head.weight", &[4, 2]),
         ];
+        assert_eq!(pick(&ts).unwrap(), 0);
+        // Among input keys, an exact name wins over an earlier key as a suffix.
+        let ts = [
+            t("a.embeddings", &[4, 2]),
+            t("model.embed_tokens.weight", &[4, 2]),
+        ];
         assert_eq!(pick(&ts).unwrap(), 1);
+        // Names inside numbered layers never match as a suffix: BERT's
+        // attention outputs are not an output head.
+        let names = [
+            "encoder.layer.0.attention.output.weight",
+            "encoder.layer.1.output.weight",
+        ];
+        assert_eq!(pick_name(&names, OUTPUT_HEAD_KEYS), Ok(None));
         // Only whole components match: "xembedding.weight" is not "embedding.weight".
         let ts = [t("xembedding.weight", &[4, 2]), t("other", &[4, 2])];
         assert!(pick(&ts).is_err());

@@ -45,6 +45,13 @@ pub struct Npy {
 
 /// Parses the `.npy` file held in `file`; the reason it is not valid otherwise.
 pub fn parse(file: &[u8]) -> std::result::Result<Npy, String> {
+    parse_prefix(file, file.len())
+}
+
+/// Parses a `.npy` file of `total` bytes from its first bytes, `file` (at
+/// least its whole header): how a compressed `.npz` member is described
+/// without inflating it.
+pub fn parse_prefix(file: &[u8], total: usize) -> std::result::Result<Npy, String> {
     let magic = b"\x93NUMPY";
     if !file.starts_with(magic) {
         return Err("it does not start with the \\x93NUMPY magic string".into());
@@ -77,7 +84,7 @@ pub fn parse(file: &[u8]) -> std::result::Result<Npy, String> {
     let Some(header) = file.get(start..end) else {
         return Err(format!(
             "the header length field says {len} bytes but the file has only {} after it",
-            file.len() - start
+            total.saturating_sub(start)
         ));
     };
     let header =
@@ -92,7 +99,7 @@ pub fn parse(file: &[u8]) -> std::result::Result<Npy, String> {
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .and_then(|n| n.checked_mul(item))
         .ok_or_else(|| format!("shape {shape:?} is too large to exist"))?;
-    let have = file.len() - end;
+    let have = total.saturating_sub(end);
     if count != have {
         return Err(format!(
             "shape {shape:?} of {} needs {count} bytes of data, and the file has {have} after the header",
@@ -105,7 +112,7 @@ pub fn parse(file: &[u8]) -> std::result::Result<Npy, String> {
         order,
         fortran,
         shape,
-        data: end..file.len(),
+        data: end..end + have,
     })
 }
 
@@ -374,8 +381,9 @@ const MAX_INFLATED: usize = 1 << 36;
 enum Member {
     /// Stored: the array's header and range in the memory map.
     Mapped { npy: Npy, base: usize },
-    /// Compressed: inflated when the archive was opened.
-    Inflated { npy: Npy, buf: Arc<Vec<u8>> },
+    /// Compressed: described from its first bytes when the archive was
+    /// opened, inflated only when its tensor is read.
+    Deflated { npy: Npy, entry: super::zip::Entry },
 }
 
 /// An `.npz` archive (np.savez, np.savez_compressed): one tensor per `.npy`
@@ -408,15 +416,16 @@ impl NpzFile {
                     base: range.start,
                 }
             } else {
-                let buf = super::zip::inflate(&map, e, MAX_INFLATED).map_err(&err)?;
-                let npy = parse(&buf).map_err(in_member)?;
-                Member::Inflated {
+                let total = usize::try_from(e.uncompressed_size).unwrap_or(usize::MAX);
+                let head = super::zip::inflate_prefix(&map, e, MAX_HEADER + 16).map_err(&err)?;
+                let npy = parse_prefix(&head, total).map_err(in_member)?;
+                Member::Deflated {
                     npy,
-                    buf: Arc::new(buf),
+                    entry: e.clone(),
                 }
             };
             let npy = match &member {
-                Member::Mapped { npy, .. } | Member::Inflated { npy, .. } => npy,
+                Member::Mapped { npy, .. } | Member::Deflated { npy, .. } => npy,
             };
             tensors.push(TensorDesc {
                 name,
@@ -447,14 +456,25 @@ impl TensorSource for NpzFile {
     fn data(&self, index: usize) -> Result<Bytes> {
         let bytes = match self.members.get(index) {
             Some(Member::Mapped { npy, base }) => data(&self.map, *base, npy),
-            Some(Member::Inflated { npy, buf }) => {
-                let fortran_2d = npy.fortran && npy.shape.len() == 2;
-                if npy.order == Order::Little && !fortran_2d {
-                    Bytes::shared(buf.clone(), npy.data.clone())
-                } else {
-                    buf.get(npy.data.clone())
-                        .map(|raw| Bytes::owned(to_row_major(raw, npy)))
-                }
+            Some(Member::Deflated { npy, entry }) => {
+                // Sized by the declared size, which inflate checks against
+                // the cap and against what deflate can make of the member.
+                let buf =
+                    super::zip::inflate(&self.map, entry, MAX_INFLATED).map_err(|reason| {
+                        Error::Format {
+                            path: self.path.clone(),
+                            format: NPZ_FORMAT,
+                            reason,
+                        }
+                    })?;
+                buf.get(npy.data.clone()).map(|raw| {
+                    let fortran_2d = npy.fortran && npy.shape.len() == 2;
+                    if npy.order == Order::Little && !fortran_2d {
+                        Bytes::owned(raw.to_vec())
+                    } else {
+                        Bytes::owned(to_row_major(raw, npy))
+                    }
+                })
             }
             None => None,
         };

@@ -121,6 +121,13 @@ impl TensorSource for TorchFile {
     fn tensors(&self) -> &[TensorDesc] {
         &self.tensors
     }
+    /// Tied weights saved once: both names view the same storage the same way.
+    fn same_data(&self, a: usize, b: usize) -> bool {
+        match (self.views.get(a), self.views.get(b)) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        }
+    }
     fn data(&self, index: usize) -> Result<Bytes> {
         let err = |reason: String| Error::Tensor {
             path: self.path.clone(),

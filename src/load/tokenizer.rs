@@ -144,8 +144,8 @@ impl Vocab {
 
     /// BERT's `vocab.txt`: one token per line, id = line number from 0, the
     /// line ending (`\n` or `\r\n`) not part of the token, a leading UTF-8
-    /// byte-order mark skipped. Tokens of the form `[XXX]` (`[PAD]`, `[CLS]`,
-    /// `[unused0]`) are special.
+    /// byte-order mark skipped. Tokens of the form `[XXX]` (`[PAD]`, `[CLS]`)
+    /// are special, but for BERT's `[unusedN]` pieces.
     pub fn from_vocab_txt(bytes: &[u8]) -> Result<Vocab, String> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         if bytes.is_empty() {
@@ -452,12 +452,16 @@ fn one_line(s: String) -> String {
     s.replace(['\n', '\r'], " ")
 }
 
-/// Whether a `vocab.txt` token is a bracketed special like `[CLS]` or `[unused0]`.
+/// Whether a `vocab.txt` token is a bracketed special like `[CLS]` or
+/// `[MASK]`. BERT's `[unusedN]` are ordinary (never trained) pieces, as its
+/// tokenizer.json has them, not special tokens.
 fn bracketed(t: &str) -> bool {
     t.strip_prefix('[')
         .and_then(|t| t.strip_suffix(']'))
         .is_some_and(|inner| {
-            !inner.is_empty() && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            !inner.is_empty()
+                && !inner.starts_with("unused")
+                && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         })
 }
 
@@ -838,7 +842,7 @@ mod tests {
         assert_eq!(v.vocab_size(), 8);
         let want = [
             ("[PAD]", true),
-            ("[unused0]", true),
+            ("[unused0]", false),
             ("the", false),
             ("##ing", false),
             ("", false),

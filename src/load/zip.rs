@@ -375,6 +375,44 @@ pub fn inflate(file: &[u8], e: &Entry, max_len: usize) -> Res<Vec<u8>> {
     Ok(out)
 }
 
+/// The first bytes of member `e`, at most `n` of them (STORED or
+/// DEFLATED), inflating no more than that: how a member is looked into
+/// without inflating all of it. The CRC cannot be checked on a prefix.
+pub fn inflate_prefix(file: &[u8], e: &Entry, n: usize) -> Res<Vec<u8>> {
+    use miniz_oxide::inflate::stream::{inflate, InflateState};
+    use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
+    let bad = |what: String| format!("member {:?}: {what}", e.name);
+    match e.method {
+        STORED => {
+            let r = stored_range(file, e)?;
+            Ok(file[r.start..r.end.min(r.start.saturating_add(n))].to_vec())
+        }
+        DEFLATED => {
+            let mut input = &file[data_range(file, e)?];
+            let mut out = vec![0u8; n];
+            let mut written = 0;
+            let mut state = InflateState::new_boxed(DataFormat::Raw);
+            while written < n {
+                let r = inflate(&mut state, input, &mut out[written..], MZFlush::None);
+                input = &input[r.bytes_consumed.min(input.len())..];
+                written += r.bytes_written;
+                match r.status {
+                    Ok(MZStatus::StreamEnd) => break,
+                    Ok(_) if r.bytes_consumed == 0 && r.bytes_written == 0 => break,
+                    Ok(_) => {}
+                    Err(MZError::Buf) => break,
+                    Err(err) => {
+                        return Err(bad(format!("its deflate stream is corrupt ({err:?})")))
+                    }
+                }
+            }
+            out.truncate(written);
+            Ok(out)
+        }
+        other => Err(bad(format!("unsupported compression method {other}"))),
+    }
+}
+
 /// The CRC-32 (IEEE, as zip uses it) of `data`.
 pub fn crc32(data: &[u8]) -> u32 {
     const TABLE: [u32; 256] = {
