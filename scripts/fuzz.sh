@@ -12,26 +12,27 @@ target=$1 secs=${2:-600}
 corpus=fuzz/corpus/$target
 mkdir -p "$corpus"
 seed() { for f in "$@"; do [ -f "$f" ] && cp -n "$f" "$corpus/" || true; done; }
-case $target in
-  safetensors_header) seed examples/*.safetensors tests/fixtures/hf/sharded/*.safetensors ;;
-  gguf) seed tests/fixtures/gguf/*.gguf ;;
-  npy) seed tests/fixtures/npy/*.npy ;;
-  zip) seed tests/fixtures/npy/*.npz tests/fixtures/torch/*.pt tests/fixtures/torch/*.zip ;;
-  pickle) seed tests/fixtures/torch/*.pkl
-    # Each checkpoint's data.pkl, out of its zip.
-    python3 - "$corpus" tests/fixtures/torch/*.pt "${SG_REALDATA_PT:-../shared/realdata/thimble9_checkpoint_step_00000.pt}" <<'PY'
+# Each torch checkpoint's data.pkl, out of its zip, into folder $1.
+pickles() {
+  python3 -c '
 import sys, zipfile, os
-out = sys.argv[1]
 for path in sys.argv[2:]:
     try:
         with zipfile.ZipFile(path) as z:
             for n in z.namelist():
                 if n.endswith("data.pkl"):
-                    open(os.path.join(out, os.path.basename(path) + ".pkl"), "wb").write(z.read(n))
+                    with open(os.path.join(sys.argv[1], os.path.basename(path) + ".pkl"), "wb") as f:
+                        f.write(z.read(n))
     except Exception:
         pass
-PY
-    ;;
+' "$1" tests/fixtures/torch/*.pt ../shared/realdata/thimble9_checkpoint_step_00000.pt
+}
+case $target in
+  safetensors_header) seed examples/*.safetensors tests/fixtures/hf/sharded/*.safetensors ;;
+  gguf) seed tests/fixtures/gguf/*.gguf ;;
+  npy) seed tests/fixtures/npy/*.npy ;;
+  zip) seed tests/fixtures/npy/*.npz tests/fixtures/torch/*.pt tests/fixtures/torch/*.zip ;;
+  pickle) seed tests/fixtures/torch/*.pkl; pickles "$corpus" ;;
 esac
 [ -d "tests/fuzz/$target" ] && seed tests/fuzz/"$target"/*
 cargo +nightly fuzz run -O "$target" "$corpus" -- \

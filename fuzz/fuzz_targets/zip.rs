@@ -16,6 +16,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(r.end <= data.len());
             let _ = npy::parse(&data[r]);
         }
+        if let Ok(head) = zip::inflate_prefix(data, e, 4096) {
+            assert!(head.len() <= 4096);
+            let total = usize::try_from(e.uncompressed_size).unwrap_or(usize::MAX);
+            if let Ok(n) = npy::parse_prefix(&head, total) {
+                assert!(n.data.end <= total);
+            }
+        }
         if let Ok(out) = zip::inflate(data, e, 1 << 20) {
             assert!(out.len() <= 1 << 20);
         }
