@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::{fetched, require};
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -23,28 +24,6 @@ use singularity_gpu::{
 
 fn shared() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/realdata")
-}
-
-fn fetched() -> PathBuf {
-    match std::env::var_os("SG_REALDATA") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/singularity-gpu/realdata"),
-    }
-}
-
-fn require(path: &std::path::Path) -> bool {
-    if path.exists() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "CI=true but {} is missing (run ../shared/realdata/fetch.sh)",
-            path.display()
-        );
-    }
-    eprintln!("skipping: {} is missing", path.display());
-    false
 }
 
 /// The bytes of `model_state_dict.embedding.weight` (bf16, 10000×64) from the

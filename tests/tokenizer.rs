@@ -4,32 +4,11 @@
 //! from the raw files: serde_json over the Llama-2 tokenizer.json, plain line
 //! splitting over BERT's vocab.txt. Missing files skip locally and fail under CI=true.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use common::{fetched, require};
 use serde_json::Value;
 use singularity_gpu::load::tokenizer::{Vocab, VocabKind};
-
-fn fetched() -> PathBuf {
-    match std::env::var_os("SG_REALDATA") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/singularity-gpu/realdata"),
-    }
-}
-
-fn require(path: &Path) -> bool {
-    if path.exists() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "CI=true but {} is missing (run ../shared/realdata/fetch.sh)",
-            path.display()
-        );
-    }
-    eprintln!("skipping: {} is missing", path.display());
-    false
-}
 
 #[test]
 fn llama2_tokenizer_json_reads_as_sentencepiece() {

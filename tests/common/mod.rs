@@ -202,3 +202,30 @@ fn no_adapter<T>(why: &str) -> Option<T> {
     eprintln!("skipping GPU test: {why}");
     None
 }
+
+/// Where `../shared/realdata/fetch.sh` puts the real matrices: `$SG_REALDATA`,
+/// else `~/.cache/singularity-gpu/realdata`.
+pub fn fetched() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    match std::env::var_os("SG_REALDATA") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/singularity-gpu/realdata"),
+    }
+}
+
+/// True when a real-data file is there; missing, the test skips locally and
+/// fails under CI=true.
+pub fn require(path: &std::path::Path) -> bool {
+    if path.exists() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "CI=true but {} is missing (run ../shared/realdata/fetch.sh)",
+            path.display()
+        );
+    }
+    eprintln!("skipping: {} is missing", path.display());
+    false
+}
