@@ -183,3 +183,68 @@ fn wordllama_has_no_groups() {
         "F16",
     );
 }
+
+/// Runs the binary with `--device cpu --json` and the given arguments.
+fn cli_json(args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let out = assert_cmd::Command::cargo_bin("singularity-gpu")
+        .unwrap()
+        .args(["--device", "cpu", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn thimble9_through_the_binary() {
+    let path = shared().join("thimble9_checkpoint_step_00000.pt");
+    if !require(&path) {
+        return;
+    }
+    let j = cli_json(&["--file".as_ref(), path.as_os_str()]);
+    assert_eq!(j["format"], "PyTorch");
+    assert_eq!(j["tensor"], "model_state_dict.embedding.weight");
+    assert_eq!(j["shape"], serde_json::json!([10000, 64]));
+    assert_eq!(j["dtype"], "BF16");
+    assert_eq!(j["n_unique"], 10000);
+}
+
+/// The real tokenizers with their own matrices: every row has a token
+/// (no padding rows), and the kind is the tokenizer's.
+#[test]
+fn real_tokenizers_with_their_matrices() {
+    for (matrix, tokenizer, kind, size) in [
+        (
+            "minilm_l6_v2.safetensors",
+            "minilm_l6_v2_vocab.txt",
+            "wordpiece",
+            30522,
+        ),
+        (
+            "wordllama_l2_supercat_256.safetensors",
+            "wordllama_llama2_tokenizer.json",
+            "sentencepiece",
+            32000,
+        ),
+    ] {
+        let (m, t) = (fetched().join(matrix), fetched().join(tokenizer));
+        if !require(&m) || !require(&t) {
+            return;
+        }
+        let j = cli_json(&[
+            "--file".as_ref(),
+            m.as_os_str(),
+            "--tokenizer".as_ref(),
+            t.as_os_str(),
+        ]);
+        assert_eq!(j["tokenizer"]["kind"], kind, "{matrix}");
+        assert_eq!(j["tokenizer"]["vocab_size"], size, "{matrix}");
+        assert_eq!(j["shape"][0], size, "{matrix}");
+        assert_eq!(j["padding_rows"], serde_json::json!([]), "{matrix}");
+    }
+}
