@@ -161,11 +161,15 @@ struct TokenSection {
 }
 
 impl TokenSection {
-    /// The strings of every grouped id, and the rows past the vocabulary.
-    fn of(t: &load::TokenNames, groups: &[survey::Group], rows: usize) -> Self {
+    /// The strings of `ids` (every grouped id, and every id the all-pairs
+    /// sections name), and the rows past the vocabulary.
+    fn of(t: &load::TokenNames, ids: impl Iterator<Item = usize>, rows: usize) -> Self {
         let mut strings = BTreeMap::new();
         let mut special = Vec::new();
-        for &id in groups.iter().flat_map(|g| &g.ids) {
+        for id in ids {
+            if strings.contains_key(&id) {
+                continue;
+            }
             if let Some(tok) = t.vocab.get(id) {
                 strings.insert(id, tok.text.clone());
                 if tok.special {
@@ -257,10 +261,21 @@ fn survey_loaded(
         .collect();
     let pa = pairs::analyze_pairs(engine, &m, &a.grouping.groups, opts.pairs, opts.progress)?;
     let holes = a.grouping.groups.len();
-    let tokens = loaded
-        .tokens
-        .as_ref()
-        .map(|t| TokenSection::of(t, &a.grouping.groups, n));
+    let tokens = loaded.tokens.as_ref().map(|t| {
+        let grouped = a.grouping.groups.iter().flat_map(|g| g.ids.iter().copied());
+        let nearest = pa.nearest.iter().flat_map(|nn| {
+            let isolated = nn.most_isolated.iter().chain(&nn.least_isolated);
+            let gap = nn.gap.iter().flat_map(|g| g.tokens.iter().copied());
+            isolated.flat_map(|x| [x.token_id, x.nearest]).chain(gap)
+        });
+        let near = pa.near.iter().flat_map(|nr| {
+            nr.components.iter().flat_map(|c| {
+                let outside = c.nearest_outside.iter().map(|x| x.token_id);
+                c.token_ids.iter().copied().chain(outside)
+            })
+        });
+        TokenSection::of(t, grouped.chain(nearest).chain(near), n)
+    });
     let numeric = opts.group.equality == Equality::Numeric;
     Ok(Report {
         schema: report::SCHEMA,

@@ -625,3 +625,45 @@ fn pipes_and_devices_are_refused_without_reading_them() {
     );
     assert!(e.contains("not a regular file"), "{e}");
 }
+
+#[test]
+fn all_pairs_sections_name_their_tokens_too() {
+    let dir = fixture("hf/sharded");
+    let j = json(&dir, &["--nearest", "--near-rel", "0.25"]);
+    let tokens = j["tokens"].as_object().unwrap();
+    let mut named: Vec<usize> = Vec::new();
+    for x in j["nearest"]["most_isolated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(j["nearest"]["least_isolated"].as_array().unwrap())
+    {
+        named.push(x["token_id"].as_u64().unwrap() as usize);
+        named.push(x["nearest"].as_u64().unwrap() as usize);
+    }
+    let components = j["near"]["components"].as_array().unwrap();
+    assert!(!components.is_empty());
+    for c in components {
+        named.extend(
+            c["token_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize),
+        );
+    }
+    for id in named {
+        match id {
+            0..120 => assert_eq!(tokens[&id.to_string()], byte_token(id), "id {id}"),
+            _ => assert!(tokens.get(&id.to_string()).is_none(), "padding row {id}"),
+        }
+    }
+    let text =
+        String::from_utf8(run_env(&dir, &["--nearest", "--near-rel", "0.25"], &[]).stdout).unwrap();
+    assert!(
+        text.contains("-> \"<|endoftext|>\" (special)")
+            || text.contains("\"<|endoftext|>\" (special) ->"),
+        "{text}"
+    );
+    assert!(text.contains("Nearest token outside: "), "{text}");
+}

@@ -43,8 +43,21 @@ fn ids(v: &[usize], max: usize) -> String {
     format!("[{}]{more}", shown.join(", "))
 }
 
+/// How token ids are labelled in these sections: `id "string"` with a
+/// tokenizer (see `text.rs`), `None` without one.
+pub type Label<'a> = Option<&'a dyn Fn(usize) -> String>;
+
+/// The `Tokens:` line of up to `max` ids, when there are strings to show.
+fn tokens_line(o: &mut String, v: &[usize], max: usize, label: Label) -> Result {
+    if let Some(label) = label {
+        let shown: Vec<String> = v.iter().take(max).map(|&id| label(id)).collect();
+        writeln!(o, "  Tokens: {}", shown.join(", "))?;
+    }
+    Ok(())
+}
+
 /// `--nearest`.
-pub fn nearest(o: &mut String, n: &Nearest, max_ids: usize) -> Result {
+pub fn nearest(o: &mut String, n: &Nearest, max_ids: usize, label: Label) -> Result {
     header(
         o,
         "NEAREST NEIGHBOURS (each token's nearest distinct vector, exact L2)",
@@ -112,6 +125,7 @@ pub fn nearest(o: &mut String, n: &Nearest, max_ids: usize) -> Result {
                 g.centroid_norm
             )?;
             writeln!(o, "  Token IDs: {}", ids(&g.tokens, max_ids))?;
+            tokens_line(o, &g.tokens, max_ids, label)?;
         }
         None => writeln!(
             o,
@@ -124,20 +138,31 @@ pub fn nearest(o: &mut String, n: &Nearest, max_ids: usize) -> Result {
     ] {
         writeln!(o, "\n{title} (token -> nearest, distance):")?;
         for x in list {
-            writeln!(
+            write!(
                 o,
                 "  {:>8} -> {:<8} {}",
                 x.token_id,
                 x.nearest,
                 sci(x.distance)
             )?;
+            match label {
+                // The strings only: the ids are on the line already.
+                Some(label) => {
+                    let text = |id: usize| {
+                        let l = label(id);
+                        l.strip_prefix(&format!("{id} ")).unwrap_or(&l).to_string()
+                    };
+                    writeln!(o, "   {} -> {}", text(x.token_id), text(x.nearest))?
+                }
+                None => writeln!(o)?,
+            }
         }
     }
     Ok(())
 }
 
 /// `--near-l2`, `--near-rel`, `--near-ulp`.
-pub fn near(o: &mut String, n: &Near, dtype: &str, max_ids: usize) -> Result {
+pub fn near(o: &mut String, n: &Near, dtype: &str, max_ids: usize, label: Label) -> Result {
     let what = match n.metric {
         "ulp" => format!("every coordinate within {} {dtype} steps", n.threshold),
         _ => format!("L2 distance <= {}", sci(n.threshold)),
@@ -173,7 +198,10 @@ pub fn near(o: &mut String, n: &Near, dtype: &str, max_ids: usize) -> Result {
             Some(x) => writeln!(
                 o,
                 "  Nearest token outside: {} at {}",
-                x.token_id,
+                match label {
+                    Some(label) => label(x.token_id),
+                    None => x.token_id.to_string(),
+                },
                 sci(x.distance)
             )?,
             None => writeln!(o, "  Nearest token outside: none")?,
@@ -184,6 +212,7 @@ pub fn near(o: &mut String, n: &Near, dtype: &str, max_ids: usize) -> Result {
             thousands(c.constant_coordinates)
         )?;
         writeln!(o, "  Token IDs: {}", ids(&c.token_ids, max_ids))?;
+        tokens_line(o, &c.token_ids, max_ids, label)?;
     }
     Ok(())
 }

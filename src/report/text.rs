@@ -321,11 +321,14 @@ impl TextExporter {
                 thousands(crate::survey::lattice::MAX_LATTICE_HOLES)
             )?;
         }
+        let label = |id: usize| token(r, id);
+        let label: allpairs::Label = (r.token_display == TokenDisplay::Strings)
+            .then_some(&label as &dyn Fn(usize) -> String);
         if let Some(nn) = &r.nearest {
-            allpairs::nearest(o, nn, self.max_tokens_per_group)?;
+            allpairs::nearest(o, nn, self.max_tokens_per_group, label)?;
         }
         if let Some(near) = &r.near {
-            allpairs::near(o, near, &r.dtype, self.max_tokens_per_group)?;
+            allpairs::near(o, near, &r.dtype, self.max_tokens_per_group, label)?;
         }
 
         writeln!(o, "\n{RULE}\nSUMMARY\n{RULE}")?;
