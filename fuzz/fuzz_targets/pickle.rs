@@ -10,7 +10,10 @@ fuzz_target!(|data: &[u8]| {
     // Nothing allowed: a pickle that names any global must be refused.
     if let Ok(p) = pickle::parse(data, &|_, _| false) {
         for v in &p.values {
-            assert!(!matches!(v, pickle::Value::Global { .. }), "a global got through");
+            assert!(
+                !matches!(v, pickle::Value::Global { .. }),
+                "a global got through"
+            );
         }
     }
 });

@@ -7,7 +7,9 @@ use libfuzzer_sys::fuzz_target;
 use singularity_gpu::load::{npy, pytorch, zip};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(entries) = zip::entries(data) else { return };
+    let Ok(entries) = zip::entries(data) else {
+        return;
+    };
     for e in &entries {
         if let Ok(r) = zip::data_range(data, e) {
             assert!(r.end <= data.len());
