@@ -231,6 +231,9 @@ fn main() {
         ("GGUF Q8_0 (+ dequantization)", &gguf_q8, None),
         ("NumPy .npy (<V2, --as bf16)", &npy, Some(Dtype::BF16)),
         ("NumPy .npz (stored)", &npz, Some(Dtype::BF16)),
+        // The first row timed runs slower on a small machine whatever it
+        // is: the same file again, last, shows how much of it is order.
+        ("safetensors (again, timed last)", &st, None),
     ];
     println!(
         "formats: {n}x{d} bf16 ({:.0} MB), {} dead rows on 13 vectors; {}; median of {} runs",
