@@ -3,11 +3,12 @@
 //! Norms and sums accumulate in f64: this is the reference the GPU is checked against.
 
 mod pairs;
+pub mod steps;
 
 use rayon::prelude::*;
 
 use super::hash;
-use super::{DeviceInfo, DeviceKind, Engine, Equality, RowStats, Top2, VectorSet};
+use super::{DeviceInfo, DeviceKind, Engine, Equality, RowStats, StepDiffer, Top2, VectorSet};
 use crate::dtype::Dtype;
 use crate::error::Result;
 use crate::matrix::Matrix;
@@ -131,6 +132,15 @@ impl Engine for CpuEngine {
 
     fn project(&self, m: &Matrix, rows: &[usize], directions: &[f32]) -> Result<Vec<f32>> {
         Ok(pairs::project(m, rows, directions))
+    }
+
+    fn step_differ(
+        &self,
+        dtype: Dtype,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Box<dyn StepDiffer + '_>> {
+        Ok(Box::new(steps::CpuStepDiffer::new(dtype, rows, cols)))
     }
 }
 

@@ -114,6 +114,37 @@ impl Top2 {
     }
 }
 
+/// One step of a series compared with the step before, row by row (see
+/// [`Engine::step_differ`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepRows {
+    /// Bitwise row hashes of this step ([`hash`]).
+    pub hashes: Vec<u64>,
+    /// Per row: whether its bytes differ from the previous step's; `None`
+    /// at the first step.
+    pub changed: Option<Vec<bool>>,
+    /// Per row: the largest distance in steps of the dtype
+    /// ([`Dtype::steps_between`](crate::dtype::Dtype::steps_between)) between
+    /// an element and the same element at the previous step; 0 for a row
+    /// that did not change. Empty at the first step and for F64 (whose
+    /// steps do not fit the kernels' integers).
+    pub linf_steps: Vec<u32>,
+    /// Per row: the sum of those distances over the row's elements; empty
+    /// likewise.
+    pub l1_steps: Vec<u64>,
+}
+
+/// Compares each step of a series with the one before, keeping what it
+/// needs between calls (the GPU keeps the previous step on the device, so
+/// each step's bytes cross to it once). Made by [`Engine::step_differ`] for
+/// one shape and dtype; every step pushed must have that shape and dtype.
+pub trait StepDiffer {
+    /// Takes the next step. `prev` is the step pushed before (`None` at the
+    /// first), for engines that keep no copy of it; an engine that keeps its
+    /// own may ignore it.
+    fn push(&mut self, prev: Option<&Matrix>, cur: &Matrix) -> Result<StepRows>;
+}
+
 /// The heavy computations of a survey.
 pub trait Engine {
     /// What runs the kernels.
@@ -154,6 +185,15 @@ pub trait Engine {
     /// f32 values, row-major): `rows.len() × p` values, row-major, computed
     /// as in [`approx`].
     fn project(&self, m: &Matrix, rows: &[usize], directions: &[f32]) -> Result<Vec<f32>>;
+
+    /// A differ for a series of steps of `rows × cols` elements of `dtype`,
+    /// made once for the whole series (pipelines and buffers included).
+    fn step_differ(
+        &self,
+        dtype: crate::dtype::Dtype,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Box<dyn StepDiffer + '_>>;
 }
 
 /// `--device`: which engine to use.

@@ -16,7 +16,9 @@ pub mod pickle;
 pub mod pytorch;
 pub mod quant;
 pub mod safetensors;
+pub mod series;
 pub mod tokenizer;
+pub mod trajectory;
 pub mod zip;
 
 use std::fmt;

@@ -256,4 +256,16 @@ impl Engine for GpuEngine {
     fn project(&self, m: &Matrix, rows: &[usize], directions: &[f32]) -> Result<Vec<f32>> {
         self.project.run(&self.ctx, m, rows, directions, self.opts)
     }
+
+    fn step_differ(
+        &self,
+        dtype: crate::dtype::Dtype,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Box<dyn crate::engine::StepDiffer + '_>> {
+        // TODO(series): the on-device kernel (shaders/step_diff.wgsl).
+        Ok(Box::new(crate::engine::cpu::steps::CpuStepDiffer::new(
+            dtype, rows, cols,
+        )))
+    }
 }

@@ -1,0 +1,176 @@
+//! Inputs of a checkpoint series: the steps of a training run read one at a
+//! time, so that memory holds a few steps whatever their number.
+//!
+//! Two kinds of input give the same [`StepSource`]: a list of checkpoint
+//! files, one per step ([`open_series`]), and one trajectory tensor
+//! `W[step, token, dim]` ([`trajectory::open_trajectory`](super::trajectory)).
+
+use std::path::{Path, PathBuf};
+
+use super::{Bytes, LoadOptions, TokenNames};
+use crate::dtype::Dtype;
+use crate::error::{Error, Result};
+
+/// What every step of a series shares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeriesInfo {
+    /// The tensor's name (a trajectory's key).
+    pub tensor: String,
+    /// The dtype as stored (for example `U16` when read `--as bf16`).
+    pub stored_dtype: String,
+    /// The format of the files (`safetensors`, `hdf5`, …).
+    pub format: &'static str,
+    /// The dtype the engines read.
+    pub dtype: Dtype,
+    /// Tokens (rows) and dimensions (columns) of one step.
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// The steps of a series, read in order.
+pub trait StepSource {
+    /// What every step shares.
+    fn info(&self) -> &SeriesInfo;
+    /// The step numbers of the selected steps, ascending (as many as there
+    /// are steps to read).
+    fn steps(&self) -> &[u64];
+    /// The files read, in step order (one for a trajectory).
+    fn inputs(&self) -> Vec<PathBuf>;
+    /// Token strings, when a tokenizer was given or found.
+    fn tokens(&self) -> Option<&TokenNames>;
+    /// Lines for the user about how the input was read.
+    fn notices(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The bytes of the `i`-th selected step: `rows × cols` elements of
+    /// `dtype`, row-major. Called for i = 0, 1, 2, … in order; a source may
+    /// rely on that (to decompress a chunk of several steps once).
+    fn read(&mut self, i: usize) -> Result<Bytes>;
+}
+
+/// `--steps`: which of the available steps to survey.
+///
+/// `START:END[:EVERY]`, every part optional: the steps whose numbers lie in
+/// `START..=END` (both inclusive), then every `EVERY`-th of those, counting
+/// from the first. `::10` takes every tenth step, `1000:5000` a range.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepSelection {
+    pub start: Option<u64>,
+    pub end: Option<u64>,
+    /// Keep every `every`-th step (1 = all).
+    pub every: Option<u64>,
+}
+
+impl StepSelection {
+    /// Parses `START:END[:EVERY]`.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let bad = || {
+            format!(
+                "expected START:END[:EVERY] (each part optional, e.g. ::10 or 100:500), got {s:?}"
+            )
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        if parts.len() < 2 || parts.len() > 3 {
+            return Err(bad());
+        }
+        let num = |p: &str| -> std::result::Result<Option<u64>, String> {
+            let p = p.trim();
+            if p.is_empty() {
+                Ok(None)
+            } else {
+                p.parse::<u64>().map(Some).map_err(|_| bad())
+            }
+        };
+        let sel = Self {
+            start: num(parts[0])?,
+            end: num(parts[1])?,
+            every: match parts.get(2) {
+                Some(p) => num(p)?,
+                None => None,
+            },
+        };
+        if sel.every == Some(0) {
+            return Err(format!("--steps {s:?}: EVERY must be at least 1"));
+        }
+        if let (Some(a), Some(b)) = (sel.start, sel.end) {
+            if a > b {
+                return Err(format!("--steps {s:?}: START is after END"));
+            }
+        }
+        Ok(sel)
+    }
+
+    /// The positions (indices into `steps`, ascending) of the selected steps.
+    pub fn select(&self, steps: &[u64]) -> Vec<usize> {
+        let every = self.every.unwrap_or(1).max(1) as usize;
+        (0..steps.len())
+            .filter(|&i| {
+                self.start.is_none_or(|a| steps[i] >= a) && self.end.is_none_or(|b| steps[i] <= b)
+            })
+            .step_by(every)
+            .collect()
+    }
+}
+
+/// The step number in a file name: its last run of ASCII digits
+/// (`checkpoint_step_01000.pt` → 1000), or `None` when it has none or the
+/// number does not fit in 64 bits.
+pub fn step_number(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_string_lossy();
+    let bytes = name.as_bytes();
+    let end = bytes.iter().rposition(u8::is_ascii_digit)? + 1;
+    let start = bytes[..end]
+        .iter()
+        .rposition(|b| !b.is_ascii_digit())
+        .map_or(0, |p| p + 1);
+    name[start..end].parse().ok()
+}
+
+/// The options a series passes on to each file it opens.
+pub fn step_load_options(opts: &LoadOptions) -> LoadOptions {
+    LoadOptions {
+        unembedding: opts.unembedding,
+        key: opts.key.clone(),
+        reinterpret: opts.reinterpret,
+        revision: None,
+        tokenizer: None,
+    }
+}
+
+/// An error about the series as a whole (no one file to name).
+#[allow(dead_code)]
+pub(crate) fn series_error(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Input {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_step_is_the_last_number_in_the_name() {
+        let n = |s: &str| step_number(Path::new(s));
+        assert_eq!(n("runs/7/step_000100.safetensors"), Some(100));
+        assert_eq!(n("checkpoint_step_01000.pt"), Some(1000));
+        assert_eq!(n("ckpt-2-of-3_step10.bin"), Some(10));
+        assert_eq!(n("model.safetensors"), None);
+        assert_eq!(n("x_99999999999999999999999.pt"), None);
+    }
+
+    #[test]
+    fn selection_is_an_inclusive_range_then_every_kth() {
+        let steps: Vec<u64> = (0..=10).map(|s| s * 100).collect();
+        let sel = |s: &str| StepSelection::parse(s).unwrap().select(&steps);
+        assert_eq!(sel("::3"), vec![0, 3, 6, 9]);
+        assert_eq!(sel("200:500"), vec![2, 3, 4, 5]);
+        assert_eq!(sel("250:"), vec![3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(sel("100:900:4"), vec![1, 5, 9]);
+        assert_eq!(sel(":"), (0..=10).collect::<Vec<_>>());
+        for bad in ["", "10", "a:b", "1:2:0", "5:1", "1:2:3:4", "-1:"] {
+            assert!(StepSelection::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
