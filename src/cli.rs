@@ -12,7 +12,22 @@ fn non_negative(s: &str) -> Result<f64, String> {
     }
 }
 
+use singularity_gpu::load::series::StepSelection;
 use singularity_gpu::{DeviceChoice, Dtype};
+
+fn steps_spec(s: &str) -> Result<StepSelection, String> {
+    StepSelection::parse(s)
+}
+
+/// Flags of a one-matrix survey that a series does not take.
+const SERIES_CONFLICTS: &[&str] = &[
+    "nearest",
+    "near_l2",
+    "near_rel",
+    "near_ulp",
+    "numeric_equality",
+    "revision",
+];
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum DeviceArg {
@@ -53,12 +68,29 @@ impl From<AsArg> for Dtype {
 /// vectors are bit-for-bit identical ("black holes").
 #[derive(Debug, Parser)]
 #[command(name = "singularity-gpu", version, about, long_about = None)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["file", "series", "trajectory"])))]
 pub struct Cli {
     /// What to survey: a .safetensors, PyTorch (.pt/.pth/.bin), GGUF, .npy or
     /// .npz file (recognised by content), a model folder (sharded or not), or
     /// a Hugging Face cache entry (models--ORG--NAME, or ORG/NAME in the cache)
     #[arg(long, short = 'f', value_name = "PATH")]
-    pub file: PathBuf,
+    pub file: Option<PathBuf>,
+
+    /// A checkpoint series: a folder (every file or folder in it whose name
+    /// holds a step number, in any format --file reads) or the checkpoint
+    /// files, ordered by the last number in each name (step_2 before step_10)
+    #[arg(long, value_name = "PATH", num_args = 1.., conflicts_with_all = SERIES_CONFLICTS)]
+    pub series: Option<Vec<PathBuf>>,
+
+    /// A training trajectory: one 3-D tensor [steps, tokens, dim] (choose it
+    /// with --key) in a safetensors or HDF5 file; uint16 bit patterns with --as
+    #[arg(long, value_name = "FILE", conflicts_with_all = SERIES_CONFLICTS)]
+    pub trajectory: Option<PathBuf>,
+
+    /// With --series or --trajectory: the steps START:END (inclusive) and
+    /// every EVERY-th of them, each part optional: ::10, 1000:5000, 0:10000:100
+    #[arg(long, value_name = "START:END[:EVERY]", value_parser = steps_spec)]
+    pub steps: Option<StepSelection>,
 
     /// Survey the output head (lm_head.weight, output.weight, ...) instead of
     /// the input embedding, and say whether the two are tied

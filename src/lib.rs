@@ -33,6 +33,7 @@ pub mod matrix;
 pub mod pairs;
 pub mod progress;
 pub mod report;
+pub mod series;
 pub mod survey;
 
 use std::collections::BTreeMap;

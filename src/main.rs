@@ -11,11 +11,73 @@ use clap::Parser;
 
 use singularity_gpu::pairs::{NearThreshold, PairOptions};
 use singularity_gpu::report::json::JsonExporter;
+use singularity_gpu::report::series as series_report;
 use singularity_gpu::report::text::TextExporter;
 use singularity_gpu::report::Exporter;
+use singularity_gpu::series::{SeriesInput, SeriesOptions};
 use singularity_gpu::{Equality, GpuOptions, GroupOptions, LoadOptions, SurveyOptions};
 
+/// Writes the report to stdout; a closed pipe (`| head`) is not an error
+/// worth reporting.
+fn emit(out: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush());
+}
+
+/// `--series` / `--trajectory`.
+fn run_series(cli: cli::Cli, input: SeriesInput) -> anyhow::Result<()> {
+    if cli.steps.is_some() && cli.file.is_some() {
+        anyhow::bail!(singularity_gpu::Error::Usage(
+            "--steps goes with --series or --trajectory".into()
+        ));
+    }
+    let opts = SeriesOptions {
+        load: LoadOptions {
+            key: cli.key,
+            reinterpret: cli.as_dtype.map(Into::into),
+            unembedding: cli.unembedding,
+            revision: None,
+            tokenizer: cli.tokenizer,
+        },
+        steps: cli.steps.unwrap_or_default(),
+        device: cli.device.into(),
+        gpu: GpuOptions {
+            max_chunk_bytes: cli.chunk_bytes,
+            ..Default::default()
+        },
+        progress: true,
+    };
+    let report = singularity_gpu::series::survey_series(&input, &opts)?;
+    for notice in &report.notices {
+        eprintln!("{notice}");
+    }
+    emit(&if cli.json {
+        series_report::json(&report)
+    } else {
+        series_report::text(&report, cli.max_tokens_per_group)
+    });
+    Ok(())
+}
+
 fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    if let Some(paths) = cli.series.clone() {
+        return run_series(cli, SeriesInput::Files(paths));
+    }
+    if let Some(path) = cli.trajectory.clone() {
+        return run_series(cli, SeriesInput::Trajectory(path));
+    }
+    if cli.steps.is_some() {
+        anyhow::bail!(singularity_gpu::Error::Usage(
+            "--steps goes with --series or --trajectory".into()
+        ));
+    }
+    let Some(file) = cli.file.clone() else {
+        anyhow::bail!(singularity_gpu::Error::Usage(
+            "give --file, --series or --trajectory".into()
+        ));
+    };
     let opts = SurveyOptions {
         load: LoadOptions {
             key: cli.key,
@@ -48,7 +110,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         },
         progress: true,
     };
-    let report = singularity_gpu::survey_file(&cli.file, &opts)?;
+    let report = singularity_gpu::survey_file(&file, &opts)?;
     // Notices go to stderr, so stdout holds only the report (JSON stays parseable).
     for notice in &report.notices {
         eprintln!("{notice}");
@@ -61,11 +123,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         }
         .render(&report)
     };
-    let mut stdout = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an error worth reporting.
-    let _ = stdout
-        .write_all(out.as_bytes())
-        .and_then(|_| stdout.flush());
+    emit(&out);
     Ok(())
 }
 

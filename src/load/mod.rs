@@ -490,6 +490,12 @@ impl Loaded {
         self.tokens.is_none() && self.rows <= 256
     }
 
+    /// The values the engines read (`dtype`, row-major), given up by the
+    /// loaded tensor (a series keeps one step's bytes past its `Loaded`).
+    pub fn into_data(self) -> Bytes {
+        self.data
+    }
+
     /// The zero-copy view the engines take.
     pub fn matrix(&self) -> Matrix<'_> {
         // Checked in `load_tensor`, so this cannot fail.

@@ -138,11 +138,200 @@ pub fn step_load_options(opts: &LoadOptions) -> LoadOptions {
 }
 
 /// An error about the series as a whole (no one file to name).
-#[allow(dead_code)]
 pub(crate) fn series_error(path: &Path, reason: impl Into<String>) -> Error {
     Error::Input {
         path: path.to_path_buf(),
         reason: reason.into(),
+    }
+}
+
+/// One checkpoint of a series.
+#[derive(Clone, Debug)]
+struct Checkpoint {
+    step: u64,
+    path: PathBuf,
+}
+
+/// `--series`: one checkpoint file (or model folder) per step.
+pub struct FileSeries {
+    info: SeriesInfo,
+    files: Vec<Checkpoint>,
+    steps: Vec<u64>,
+    tokens: Option<TokenNames>,
+    notices: Vec<String>,
+    opts: LoadOptions,
+    /// The first step's bytes, read when the series was opened.
+    first: Option<Bytes>,
+}
+
+/// The checkpoints `paths` name: a folder's entries whose names hold a step
+/// number (files in any supported format, and model folders such as
+/// `checkpoint-500/`), or the files (and folders) listed, each of which
+/// must hold one. Ordered by step number, never by name.
+fn checkpoints(paths: &[PathBuf]) -> Result<Vec<Checkpoint>> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    let mut found = Vec::new();
+    if let [dir] = paths {
+        if dir.is_dir() && step_number(dir).is_none() {
+            for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+                let path = entry.map_err(io(dir))?.path();
+                let hidden = path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                if hidden {
+                    continue;
+                }
+                if let Some(step) = step_number(&path) {
+                    found.push(Checkpoint { step, path });
+                }
+            }
+            if found.is_empty() {
+                return Err(series_error(
+                    dir,
+                    "no file in this folder has a step number in its name (like step_1000.safetensors)",
+                ));
+            }
+        }
+    }
+    if found.is_empty() {
+        for path in paths {
+            let step = step_number(path).ok_or_else(|| {
+                series_error(
+                    path,
+                    "no step number in the file name (like step_1000.safetensors)",
+                )
+            })?;
+            if !path.exists() {
+                return Err(series_error(path, "no such file or folder"));
+            }
+            found.push(Checkpoint {
+                step,
+                path: path.clone(),
+            });
+        }
+    }
+    found.sort_by(|a, b| a.step.cmp(&b.step).then_with(|| a.path.cmp(&b.path)));
+    if let Some(w) = found.windows(2).find(|w| w[0].step == w[1].step) {
+        return Err(series_error(
+            &w[1].path,
+            format!(
+                "step {} twice: {} and this one; give one file per step",
+                w[1].step,
+                w[0].path.display()
+            ),
+        ));
+    }
+    Ok(found)
+}
+
+/// Opens a series of checkpoint files (see [`checkpoints`]), keeping the
+/// steps `sel` selects. The first step is read now: it fixes the tensor,
+/// shape and dtype that every other step must have.
+pub fn open_series(
+    paths: &[PathBuf],
+    opts: &LoadOptions,
+    sel: &StepSelection,
+) -> Result<Box<dyn StepSource>> {
+    let all = checkpoints(paths)?;
+    let numbers: Vec<u64> = all.iter().map(|c| c.step).collect();
+    let files: Vec<Checkpoint> = sel
+        .select(&numbers)
+        .into_iter()
+        .map(|i| all[i].clone())
+        .collect();
+    let Some(head) = files.first() else {
+        let what = paths.first().map_or(Path::new("."), |p| p.as_path());
+        return Err(series_error(
+            what,
+            format!(
+                "--steps selects none of the {} steps ({}–{})",
+                numbers.len(),
+                numbers.first().copied().unwrap_or(0),
+                numbers.last().copied().unwrap_or(0)
+            ),
+        ));
+    };
+    let mut first_opts = step_load_options(opts);
+    first_opts.tokenizer = opts.tokenizer.clone();
+    let loaded = super::open(&head.path, &first_opts)?;
+    let info = SeriesInfo {
+        tensor: loaded.info.name.clone(),
+        stored_dtype: loaded.info.stored_dtype.clone(),
+        format: loaded.info.format,
+        dtype: loaded.dtype,
+        rows: loaded.rows,
+        cols: loaded.cols,
+    };
+    let tokens = loaded.tokens.clone();
+    let notices = loaded.notices.clone();
+    Ok(Box::new(FileSeries {
+        info,
+        steps: files.iter().map(|c| c.step).collect(),
+        files,
+        tokens,
+        notices,
+        opts: step_load_options(opts),
+        first: Some(loaded.into_data()),
+    }))
+}
+
+impl StepSource for FileSeries {
+    fn info(&self) -> &SeriesInfo {
+        &self.info
+    }
+
+    fn steps(&self) -> &[u64] {
+        &self.steps
+    }
+
+    fn inputs(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|c| c.path.clone()).collect()
+    }
+
+    fn tokens(&self) -> Option<&TokenNames> {
+        self.tokens.as_ref()
+    }
+
+    fn notices(&self) -> Vec<String> {
+        self.notices.clone()
+    }
+
+    fn read(&mut self, i: usize) -> Result<Bytes> {
+        if i == 0 {
+            if let Some(first) = self.first.take() {
+                return Ok(first);
+            }
+        }
+        let c = self
+            .files
+            .get(i)
+            .ok_or_else(|| Error::Usage(format!("step {i} of a series of {}", self.files.len())))?;
+        let loaded = super::open(&c.path, &self.opts)?;
+        let i0 = &self.info;
+        if (loaded.dtype, loaded.rows, loaded.cols) != (i0.dtype, i0.rows, i0.cols)
+            || loaded.info.name != i0.tensor
+        {
+            return Err(series_error(
+                &c.path,
+                format!(
+                    "step {} has {} {} of {}×{}, but the series has {} {} of {}×{} (from {})",
+                    c.step,
+                    loaded.info.name,
+                    loaded.dtype,
+                    loaded.rows,
+                    loaded.cols,
+                    i0.tensor,
+                    i0.dtype,
+                    i0.rows,
+                    i0.cols,
+                    self.files[0].path.display()
+                ),
+            ));
+        }
+        Ok(loaded.into_data())
     }
 }
 

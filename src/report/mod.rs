@@ -3,6 +3,7 @@
 
 pub mod allpairs;
 pub mod json;
+pub mod series;
 pub mod text;
 
 use std::collections::BTreeMap;

@@ -17,6 +17,7 @@ pub mod group;
 pub mod lattice;
 pub mod near;
 pub mod nearest;
+pub mod series;
 pub mod stats;
 
 pub use geometry::{geometry, Geometry, MAX_PAIRWISE_REPRESENTATIVES};

@@ -1,0 +1,279 @@
+//! The report of a checkpoint series (`--series`, `--trajectory`): one
+//! serializable struct, rendered as a timeline in text or as one JSON
+//! document (schema `singularity-gpu-series/1`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use super::text::thousands;
+use super::{TokenDisplay, TokenizerInfo};
+use crate::engine::DeviceInfo;
+use crate::load::tokenizer::quoted;
+use crate::survey::series::{EventKind, Series, StepSummary};
+
+/// The JSON schema name of a series report.
+pub const SERIES_SCHEMA: &str = "singularity-gpu-series/1";
+
+/// Steps the text timeline shows in full; past this it samples.
+pub const TIMELINE_ROWS: usize = 50;
+
+/// Wall-clock time of each stage, in milliseconds, summed over the steps.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct SeriesTimings {
+    /// Reading (and decompressing) the steps.
+    pub read: f64,
+    /// The engine's row-wise pass (hash, change flag, displacement).
+    pub diff: f64,
+    /// Grouping, cores and events.
+    pub survey: f64,
+    pub total: f64,
+}
+
+/// The survey of a series. The JSON holds every field but `notices` and
+/// `token_display`.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeriesReport {
+    pub schema: &'static str,
+    /// The files read, in step order (one for a trajectory).
+    pub inputs: Vec<String>,
+    /// `series` (one checkpoint per step) or `trajectory`.
+    pub kind: &'static str,
+    pub format: &'static str,
+    pub tensor: String,
+    pub dtype: String,
+    pub stored_dtype: String,
+    /// [steps, tokens, dim]
+    pub shape: [usize; 3],
+    pub device: DeviceInfo,
+    pub series: Series,
+    /// The tokenizer that labels the tokens, when one was given or found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<TokenizerInfo>,
+    /// Strings of the tokens the events and the frozen cores name (keys are
+    /// token ids), when a tokenizer was given or found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<BTreeMap<usize, String>>,
+    pub timings_ms: SeriesTimings,
+    #[serde(skip)]
+    pub notices: Vec<String>,
+    #[serde(skip)]
+    pub token_display: TokenDisplay,
+}
+
+/// Renders the JSON document.
+pub fn json(r: &SeriesReport) -> String {
+    // Plain structs of numbers and strings: serializing cannot fail.
+    let mut s =
+        serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    s.push('\n');
+    s
+}
+
+/// The steps the timeline shows: all of them up to [`TIMELINE_ROWS`], else
+/// that many spread evenly (the first and the last included) and every step
+/// with an event.
+pub fn timeline_rows(r: &SeriesReport) -> Vec<usize> {
+    let n = r.series.per_step.len();
+    if n <= TIMELINE_ROWS {
+        return (0..n).collect();
+    }
+    let mut keep = vec![false; n];
+    for k in 0..TIMELINE_ROWS {
+        keep[k * (n - 1) / (TIMELINE_ROWS - 1)] = true;
+    }
+    let index: BTreeMap<u64, usize> = r
+        .series
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| (s, i))
+        .collect();
+    for e in &r.series.events {
+        if let Some(&i) = index.get(&e.step) {
+            keep[i] = true;
+        }
+    }
+    (0..n).filter(|&i| keep[i]).collect()
+}
+
+/// A token as the text shows it: the id, with its string or byte.
+fn token(r: &SeriesReport, id: usize) -> String {
+    match r.token_display {
+        TokenDisplay::Strings => match r.tokens.as_ref().and_then(|t| t.get(&id)) {
+            Some(s) => format!("{id} {}", quoted(s)),
+            None => id.to_string(),
+        },
+        TokenDisplay::Bytes if (32..127).contains(&id) => {
+            format!("{id} {:?}", (id as u8) as char)
+        }
+        TokenDisplay::Bytes => format!("{id} \\x{id:02x}"),
+        TokenDisplay::Ids => id.to_string(),
+    }
+}
+
+/// At most `max` tokens, then how many more.
+fn token_list(r: &SeriesReport, ids: &[usize], max: usize) -> String {
+    let shown: Vec<String> = ids.iter().take(max).map(|&id| token(r, id)).collect();
+    let more = ids.len().saturating_sub(max);
+    if more > 0 {
+        format!("{}, … and {} more", shown.join(", "), thousands(more))
+    } else {
+        shown.join(", ")
+    }
+}
+
+fn opt(x: Option<usize>) -> String {
+    x.map_or_else(|| "–".into(), thousands)
+}
+
+fn event_counts(r: &SeriesReport, step: u64) -> String {
+    let mut parts = Vec::new();
+    for e in r.series.events.iter().filter(|e| e.step == step) {
+        parts.push(match e.kind {
+            EventKind::Evaporated => format!("{} evaporated", e.token_ids.len()),
+            EventKind::Split => "split".into(),
+            EventKind::Merged => "merged".into(),
+            EventKind::Formed => "formed".into(),
+        });
+    }
+    parts.join(", ")
+}
+
+fn row(o: &mut String, r: &SeriesReport, p: &StepSummary) -> std::fmt::Result {
+    let (linf, l1) = match p.displacement {
+        Some(d) => (
+            thousands(d.max_linf_steps as usize),
+            d.mean_l1_steps
+                .map_or_else(|| "–".into(), |x| format!("{x:.1}")),
+        ),
+        None => ("–".into(), "–".into()),
+    };
+    writeln!(
+        o,
+        "{:>10}  {:>9}  {:>6}  {:>8}  {:>9}  {:>9}  {:>9}  {:>11}  {}",
+        p.step,
+        thousands(p.n_unique),
+        thousands(p.black_holes),
+        thousands(p.largest),
+        thousands(p.tokens_in_holes),
+        opt(p.moved),
+        linf,
+        l1,
+        event_counts(r, p.step)
+    )
+}
+
+/// Renders the text report.
+pub fn text(r: &SeriesReport, max_tokens: usize) -> String {
+    let mut o = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_text(&mut o, r, max_tokens);
+    o
+}
+
+fn write_text(o: &mut String, r: &SeriesReport, max_tokens: usize) -> std::fmt::Result {
+    let s = &r.series;
+    let [steps, n, d] = r.shape;
+    let (first, last) = (
+        s.steps.first().copied().unwrap_or(0),
+        s.steps.last().copied().unwrap_or(0),
+    );
+    match r.kind {
+        "trajectory" => writeln!(o, "Trajectory: {} ({})", r.inputs[0], r.format)?,
+        _ => writeln!(
+            o,
+            "Series: {} checkpoints, {} … {} ({})",
+            thousands(r.inputs.len()),
+            r.inputs.first().map_or("", String::as_str),
+            r.inputs.last().map_or("", String::as_str),
+            r.format
+        )?,
+    }
+    let stored = if r.stored_dtype != r.dtype {
+        format!(" (stored as {})", r.stored_dtype)
+    } else {
+        String::new()
+    };
+    writeln!(
+        o,
+        "Tensor: {}, {}{stored}, {} tokens × {} dims; {} steps from {first} to {last}",
+        r.tensor,
+        r.dtype,
+        thousands(n),
+        thousands(d),
+        thousands(steps)
+    )?;
+    writeln!(o, "Device: {} ({})", r.device.adapter, r.device.backend)?;
+    if let Some(t) = &r.tokenizer {
+        writeln!(o, "Tokens: {}", t.path)?;
+    }
+
+    writeln!(o, "\nTIMELINE")?;
+    let shown = timeline_rows(r);
+    if shown.len() < s.per_step.len() {
+        writeln!(
+            o,
+            "({} of {} steps: evenly spaced, and every step with an event)",
+            thousands(shown.len()),
+            thousands(s.per_step.len())
+        )?;
+    }
+    writeln!(
+        o,
+        "{:>10}  {:>9}  {:>6}  {:>8}  {:>9}  {:>9}  {:>9}  {:>11}  events",
+        "step", "unique", "holes", "largest", "in holes", "moved", "max Δ", "mean L1"
+    )?;
+    for &i in &shown {
+        row(o, r, &s.per_step[i])?;
+    }
+    if r.series.per_step.iter().any(|p| p.displacement.is_some()) {
+        writeln!(
+            o,
+            "(max Δ: the largest change of one value since the previous step, and mean L1: the mean summed change of a moved token, both in steps of {})",
+            r.dtype
+        )?;
+    }
+
+    writeln!(o, "\nEVENTS ({})", thousands(s.events.len()))?;
+    if s.events.is_empty() {
+        writeln!(o, "none")?;
+    }
+    for e in &s.events {
+        let ids = token_list(r, &e.token_ids, max_tokens);
+        let k = thousands(e.token_ids.len());
+        match e.kind {
+            EventKind::Evaporated => writeln!(o, "step {}: {k} evaporated: {ids}", e.step)?,
+            EventKind::Split => writeln!(o, "step {}: a hole of {k} split: {ids}", e.step)?,
+            EventKind::Merged => writeln!(o, "step {}: holes merged into {k}: {ids}", e.step)?,
+            EventKind::Formed => writeln!(o, "step {}: a hole of {k} formed: {ids}", e.step)?,
+        }
+    }
+
+    writeln!(o, "\nAT THE END (step {last})")?;
+    let evaporated = s.tokens.evaporated_at.iter().flatten().count();
+    let frozen: usize = s.frozen.iter().map(Vec::len).sum();
+    let never = s.tokens.first_moved.iter().filter(|f| f.is_none()).count();
+    writeln!(
+        o,
+        "{} tokens evaporated from the holes of step {first}; {} are still frozen together in {} hole(s); {} tokens never moved",
+        thousands(evaporated),
+        thousands(frozen),
+        thousands(s.frozen.len()),
+        thousands(never)
+    )?;
+    for core in &s.frozen {
+        writeln!(
+            o,
+            "  frozen: {} tokens: {}",
+            thousands(core.len()),
+            token_list(r, core, max_tokens)
+        )?;
+    }
+    writeln!(
+        o,
+        "\nTime: {:.1} ms (read {:.1}, engine {:.1}, survey {:.1})",
+        r.timings_ms.total, r.timings_ms.read, r.timings_ms.diff, r.timings_ms.survey
+    )
+}
