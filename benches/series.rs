@@ -113,7 +113,9 @@ fn generate(path: &Path, steps: usize, n: usize, d: usize) -> std::io::Result<()
     let mut w: Vec<u16> = (0..n)
         .flat_map(|i| match vectors.get(hole[i]) {
             Some(v) => v.clone(),
-            None => (0..d as u64).map(|c| bf16_bits(mix(i as u64 ^ c << 40))).collect(),
+            None => (0..d as u64)
+                .map(|c| bf16_bits(mix(i as u64 ^ c << 40)))
+                .collect(),
         })
         .collect();
     let mut left: Vec<usize> = Vec::new();
@@ -122,17 +124,21 @@ fn generate(path: &Path, steps: usize, n: usize, d: usize) -> std::io::Result<()
         let r = mix(t as u64 ^ 0x7ea5);
         if t > 0 {
             // A hole moves as one: every member changes identically.
-            if r % 8 == 0 {
+            if r.is_multiple_of(8) {
                 let h = (r >> 8) as usize % HOLES.len();
                 let c = (r >> 16) as usize % d;
                 let up = (r >> 24) & 1 == 1;
                 for i in (0..n).filter(|&i| hole[i] == h) {
                     let x = &mut w[i * d + c];
-                    *x = if up { x.wrapping_add(1) } else { x.wrapping_sub(1) };
+                    *x = if up {
+                        x.wrapping_add(1)
+                    } else {
+                        x.wrapping_sub(1)
+                    };
                 }
             }
             // A token leaves its hole.
-            if t <= 2000 && (r >> 32) % 4 == 0 {
+            if t <= 2000 && (r >> 32).is_multiple_of(4) {
                 let i = (r >> 40) as usize % n;
                 if hole[i] != usize::MAX {
                     hole[i] = usize::MAX;
@@ -144,9 +150,10 @@ fn generate(path: &Path, steps: usize, n: usize, d: usize) -> std::io::Result<()
             // Tokens that left keep moving now and then.
             for &i in &left {
                 let s = mix(((t as u64) << 20) ^ i as u64);
-                if s % 20 == 0 {
+                if s.is_multiple_of(20) {
                     let c = (s >> 8) as usize % d;
-                    w[i * d + c] = w[i * d + c].wrapping_add(if s & 1 << 20 != 0 { 1 } else { 0xffff });
+                    w[i * d + c] =
+                        w[i * d + c].wrapping_add(if s & 1 << 20 != 0 { 1 } else { 0xffff });
                 }
             }
         }
@@ -180,7 +187,10 @@ fn run(engine: &dyn Engine, path: &Path) -> SeriesReport {
 fn main() {
     let a = parse_args();
     let (steps, n, d) = (a.steps, a.n, a.d);
-    let path = a.data.join(format!("series-{steps}x{n}x{d}")).join("W.safetensors");
+    let path = a
+        .data
+        .join(format!("series-{steps}x{n}x{d}"))
+        .join("W.safetensors");
     generate(&path, steps, n, d).expect("write the trajectory");
     let file = std::fs::File::open(&path).expect("open the trajectory");
     // SAFETY: read-only map of a file this process wrote.

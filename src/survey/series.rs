@@ -19,6 +19,8 @@
 //!   previous step), `split` (a hole of the previous step whose tokens now
 //!   sit in two or more holes; its tokens are listed).
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use super::group::{group_rows, GroupOptions};
@@ -93,26 +95,176 @@ pub struct Series {
     pub frozen: Vec<Vec<usize>>,
 }
 
+/// The partition of the tokens into classes of identical vectors, kept
+/// from step to step and updated only where tokens moved: a step where `k`
+/// tokens moved costs O(k · dim), not a regrouping of every token.
+#[derive(Default)]
+struct Partition {
+    /// Per token: its class.
+    class_of: Vec<u32>,
+    /// Per token: its index in its class's member list.
+    pos: Vec<u32>,
+    /// Per class id: its tokens (any order); empty for a free id.
+    members: Vec<Vec<u32>>,
+    /// Per class id: the hash of its vector.
+    hash_of: Vec<u64>,
+    /// Classes by the hash of their vector (byte comparison settles collisions).
+    by_hash: HashMap<u64, Vec<u32>>,
+    /// Class ids free for reuse.
+    free: Vec<u32>,
+    /// Classes of each size (index: size), and the largest size in use.
+    sizes: Vec<u32>,
+    largest: usize,
+    classes: usize,
+    holes: usize,
+    in_holes: usize,
+}
+
+impl Partition {
+    /// The partition of a first step, from its byte-confirmed grouping.
+    fn build(m: &Matrix, hashes: &[u64]) -> Self {
+        let no_nan = vec![false; m.rows];
+        let grouping = group_rows(m, hashes, &no_nan, GroupOptions::default());
+        let mut p = Partition {
+            class_of: vec![u32::MAX; m.rows],
+            pos: vec![0; m.rows],
+            sizes: vec![0; m.rows + 1],
+            ..Partition::default()
+        };
+        for g in &grouping.groups {
+            let c = p.new_class(hashes[g.ids[0]]);
+            for &t in &g.ids {
+                p.add(t, c);
+            }
+        }
+        for (t, &h) in hashes.iter().enumerate() {
+            if p.class_of[t] == u32::MAX {
+                let c = p.new_class(h);
+                p.add(t, c);
+            }
+        }
+        p
+    }
+
+    fn size(&self, c: u32) -> usize {
+        self.members[c as usize].len()
+    }
+
+    fn new_class(&mut self, hash: u64) -> u32 {
+        let c = match self.free.pop() {
+            Some(c) => c,
+            None => {
+                self.members.push(Vec::new());
+                self.hash_of.push(0);
+                (self.members.len() - 1) as u32
+            }
+        };
+        self.hash_of[c as usize] = hash;
+        self.by_hash.entry(hash).or_default().push(c);
+        self.classes += 1;
+        c
+    }
+
+    /// Moves the counters for class `c` going from size `from` to `to`.
+    fn resize(&mut self, from: usize, to: usize) {
+        if from > 0 {
+            self.sizes[from] -= 1;
+        }
+        if to > 0 {
+            self.sizes[to] += 1;
+        }
+        if from >= 2 {
+            self.holes -= 1;
+            self.in_holes -= from;
+        }
+        if to >= 2 {
+            self.holes += 1;
+            self.in_holes += to;
+        }
+        if to > self.largest {
+            self.largest = to;
+        }
+        while self.largest > 0 && self.sizes[self.largest] == 0 {
+            self.largest -= 1;
+        }
+    }
+
+    fn add(&mut self, t: usize, c: u32) {
+        let n = self.size(c);
+        self.class_of[t] = c;
+        self.pos[t] = n as u32;
+        self.members[c as usize].push(t as u32);
+        self.resize(n, n + 1);
+    }
+
+    /// Takes `t` out of its class; returns the class, and whether it is now empty.
+    fn remove(&mut self, t: usize) -> (u32, bool) {
+        let c = self.class_of[t];
+        let n = self.size(c);
+        let list = &mut self.members[c as usize];
+        let k = self.pos[t] as usize;
+        list.swap_remove(k);
+        if let Some(&moved) = list.get(k) {
+            self.pos[moved as usize] = k as u32;
+        }
+        self.resize(n, n - 1);
+        (c, n == 1)
+    }
+
+    /// Retires an empty class.
+    fn retire(&mut self, c: u32) {
+        let h = self.hash_of[c as usize];
+        if let Some(list) = self.by_hash.get_mut(&h) {
+            list.retain(|&x| x != c);
+            if list.is_empty() {
+                self.by_hash.remove(&h);
+            }
+        }
+        self.classes -= 1;
+        self.free.push(c);
+    }
+
+    /// The class whose vector is row `t` of `m` (hash `h`), if there is one.
+    fn find(&self, m: &Matrix, t: usize, h: u64) -> Option<u32> {
+        let row = m.row(t);
+        self.by_hash.get(&h)?.iter().copied().find(|&c| {
+            let first = self.members[c as usize].first();
+            first.is_some_and(|&r| m.row(r as usize) == row)
+        })
+    }
+
+    /// Sorted members of class `c`.
+    fn sorted(&self, c: u32) -> Vec<usize> {
+        let mut v: Vec<usize> = self.members[c as usize]
+            .iter()
+            .map(|&t| t as usize)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}
+
 /// Follows a series one step at a time ([`SeriesTracker::push`]), keeping
-/// only the previous step's partition.
+/// the partition of the previous step and updating it where tokens moved.
 pub struct SeriesTracker {
     rows: usize,
-    /// Per token: the smallest id of its class at the previous step.
-    class: Vec<u32>,
-    /// The holes of the previous step, each ascending.
-    holes: Vec<Vec<usize>>,
-    /// The cores of the first step's holes (emptied once fewer than 2 are left).
+    part: Partition,
+    /// The cores of the first step's holes (left as they are once fewer
+    /// than 2 tokens remain).
     cores: Vec<Vec<usize>>,
     series: Series,
-    scratch: Vec<u32>,
+    /// Per class id: scratch counts (zero between uses).
+    count: Vec<u32>,
+    /// Per class id: its size at the previous step, for the classes a step
+    /// touched (`u32::MAX` for untouched ones).
+    prev_size: Vec<u32>,
 }
 
 impl SeriesTracker {
     pub fn new(rows: usize) -> Self {
         Self {
             rows,
-            class: Vec::new(),
-            holes: Vec::new(),
+            part: Partition::default(),
             cores: Vec::new(),
             series: Series {
                 tokens: TokenSteps {
@@ -121,7 +273,8 @@ impl SeriesTracker {
                 },
                 ..Series::default()
             },
-            scratch: vec![0; rows],
+            count: Vec::new(),
+            prev_size: Vec::new(),
         }
     }
 
@@ -131,92 +284,136 @@ impl SeriesTracker {
         debug_assert_eq!(m.rows, self.rows);
         let first = self.series.per_step.is_empty();
         let changed = rows.changed.as_deref().filter(|_| !first);
-        let moved = changed.map(|c| c.iter().filter(|&&x| x).count());
-        // Nothing moved: the partition is the previous one.
-        let holes = if moved == Some(0) {
-            std::mem::take(&mut self.holes)
-        } else {
-            let no_nan = vec![false; m.rows];
-            group_rows(m, &rows.hashes, &no_nan, GroupOptions::default())
-                .groups
-                .into_iter()
-                .map(|g| g.ids)
-                .collect()
-        };
-        let mut class: Vec<u32> = (0..self.rows as u32).collect();
-        for h in &holes {
-            for &t in h {
-                class[t] = h[0] as u32;
-            }
-        }
-        if let (Some(c), false) = (changed, moved == Some(0)) {
-            self.record_moves(step, c);
-            self.update_cores(step, c, &class);
-            self.events(step, c, &class, &holes);
-        } else if first {
-            self.cores = holes.clone();
+        let moved: Vec<usize> =
+            changed.map_or_else(Vec::new, |c| (0..c.len()).filter(|&i| c[i]).collect());
+        if first {
+            self.part = Partition::build(m, &rows.hashes);
+            self.cores = (0..self.part.members.len() as u32)
+                .filter(|&c| self.part.size(c) >= 2)
+                .map(|c| self.part.sorted(c))
+                .collect();
+            self.cores
+                .sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+        } else if !moved.is_empty() {
+            self.step(step, m, rows, &moved);
         }
         let displacement = (!first && !rows.linf_steps.is_empty()).then(|| {
-            let c = changed.unwrap_or(&[]);
             let mut max = 0u64;
             let mut sum = 0f64;
-            for i in (0..self.rows).filter(|&i| c.get(i) == Some(&true)) {
+            for &i in &moved {
                 max = max.max(rows.linf_steps[i] as u64);
                 sum += rows.l1_steps[i] as f64;
             }
             Displacement {
                 max_linf_steps: max,
-                mean_l1_steps: moved.filter(|&n| n > 0).map(|n| sum / n as f64),
+                mean_l1_steps: (!moved.is_empty()).then(|| sum / moved.len() as f64),
             }
         });
-        let in_holes: usize = holes.iter().map(Vec::len).sum();
+        let p = &self.part;
         self.series.steps.push(step);
         self.series.per_step.push(StepSummary {
             step,
-            n_unique: self.rows - in_holes + holes.len(),
-            black_holes: holes.len(),
-            largest: holes.iter().map(Vec::len).max().unwrap_or(0),
-            tokens_in_holes: in_holes,
-            moved,
+            n_unique: p.classes,
+            black_holes: p.holes,
+            largest: if p.holes > 0 { p.largest } else { 0 },
+            tokens_in_holes: p.in_holes,
+            moved: (!first).then_some(moved.len()),
             displacement,
         });
-        self.class = class;
-        self.holes = holes;
         self.series.per_step.last().expect("just pushed")
     }
 
-    fn record_moves(&mut self, step: u64, changed: &[bool]) {
-        for (t, _) in changed.iter().enumerate().filter(|(_, &c)| c) {
+    /// A step where the tokens `moved` (ascending) changed.
+    fn step(&mut self, step: u64, m: &Matrix, rows: &StepRows, moved: &[usize]) {
+        let classes = self.part.members.len() + moved.len();
+        self.prev_size.resize(classes, u32::MAX);
+        self.count.resize(classes, 0);
+        let mut touched: Vec<u32> = Vec::new();
+        // Out of their classes first (recording the sizes they had), then
+        // into the class of their new vector, or a new one.
+        let mut old = Vec::with_capacity(moved.len());
+        let mut emptied = Vec::new();
+        for &t in moved {
+            let c = self.part.class_of[t];
+            self.touch(c, &mut touched);
+            old.push(c);
+            if let (c, true) = self.part.remove(t) {
+                emptied.push(c);
+            }
+        }
+        let mut joined: Vec<u32> = Vec::new();
+        for &t in moved {
+            let h = rows.hashes[t];
+            let c = match self.part.find(m, t, h) {
+                Some(c) => c,
+                None => {
+                    let c = self.part.new_class(h);
+                    self.prev_size.resize(self.part.members.len(), u32::MAX);
+                    self.count.resize(self.part.members.len(), 0);
+                    if self.prev_size[c as usize] == u32::MAX {
+                        touched.push(c);
+                    }
+                    // A class that did not exist at the previous step.
+                    self.prev_size[c as usize] = 0;
+                    c
+                }
+            };
+            self.touch(c, &mut touched);
+            self.part.add(t, c);
+            joined.push(c);
+        }
+        for &t in moved {
             self.series.tokens.first_moved[t].get_or_insert(step);
+        }
+        self.update_cores(step, moved);
+        self.events(step, moved, &old, &mut joined);
+        for c in emptied {
+            if self.part.size(c) == 0 {
+                self.part.retire(c);
+            }
+        }
+        for c in touched {
+            self.prev_size[c as usize] = u32::MAX;
+        }
+    }
+
+    /// Records the size class `c` had at the previous step, the first time
+    /// a step touches it.
+    fn touch(&mut self, c: u32, touched: &mut Vec<u32>) {
+        let i = c as usize;
+        if self.prev_size[i] == u32::MAX {
+            self.prev_size[i] = self.part.size(c) as u32;
+            touched.push(c);
         }
     }
 
     /// Shrinks each core to its largest piece that still shares one vector.
-    fn update_cores(&mut self, step: u64, changed: &[bool], class: &[u32]) {
+    fn update_cores(&mut self, step: u64, moved: &[usize]) {
+        let class_of = &self.part.class_of;
+        let in_moved = |t: usize| moved.binary_search(&t).is_ok();
         let mut evaporated = Vec::new();
         for core in &mut self.cores {
             // A core none of whose tokens moved still shares one vector.
-            if core.len() < 2 || !core.iter().any(|&t| changed[t]) {
+            if core.len() < 2 || !core.iter().any(|&t| in_moved(t)) {
                 continue;
             }
-            // Pieces by class; each piece's size counted in `scratch`.
             for &t in core.iter() {
-                self.scratch[class[t] as usize] = 0;
-            }
-            for &t in core.iter() {
-                self.scratch[class[t] as usize] += 1;
+                self.count[class_of[t] as usize] += 1;
             }
             // The largest piece; on a tie the one holding the smallest id
             // (the core is ascending, so the first piece met wins ties).
-            let mut best = class[core[0]];
+            let mut best = class_of[core[0]];
             for &t in core.iter() {
-                let c = class[t];
-                if self.scratch[c as usize] > self.scratch[best as usize] {
+                let c = class_of[t];
+                if self.count[c as usize] > self.count[best as usize] {
                     best = c;
                 }
             }
+            for &t in core.iter() {
+                self.count[class_of[t] as usize] = 0;
+            }
             let (keep, gone): (Vec<usize>, Vec<usize>) =
-                core.iter().partition(|&&t| class[t] == best);
+                core.iter().partition(|&&t| class_of[t] == best);
             evaporated.extend(gone);
             *core = keep;
         }
@@ -233,46 +430,69 @@ impl SeriesTracker {
         }
     }
 
-    /// Formed, merged and split holes between the previous step and this one.
-    fn events(&mut self, step: u64, changed: &[bool], class: &[u32], holes: &[Vec<usize>]) {
+    /// Formed, merged and split holes between the previous step and this
+    /// one. `old[k]` is the class `moved[k]` left; `joined[k]` the one it
+    /// joined.
+    fn events(&mut self, step: u64, moved: &[usize], old: &[u32], joined: &mut [u32]) {
+        let p = &self.part;
+        let prev = |c: u32| self.prev_size[c as usize] as usize;
         let mut found = Vec::new();
-        // `self.holes` is sorted by size, not by representative: index it.
-        let mut by_rep: Vec<(usize, usize)> = self
-            .holes
-            .iter()
-            .enumerate()
-            .map(|(k, h)| (h[0], k))
-            .collect();
-        by_rep.sort_unstable();
-        let prev_hole_size = |t: usize| -> usize {
-            let c = self.class[t] as usize;
-            by_rep
-                .binary_search_by_key(&c, |&(r, _)| r)
-                .map_or(1, |k| self.holes[by_rep[k].1].len())
-        };
-        for h in holes.iter().filter(|h| h.iter().any(|&t| changed[t])) {
-            let mut from: Vec<u32> = h
+        // Holes that tokens joined: where did their tokens come from?
+        let mut incoming: Vec<(u32, u32)> =
+            joined.iter().copied().zip(old.iter().copied()).collect();
+        incoming.sort_unstable();
+        for arrivals in incoming.chunk_by(|a, b| a.0 == b.0) {
+            let c = arrivals[0].0;
+            if p.size(c) < 2 {
+                continue;
+            }
+            // Tokens that stayed in `c` came from `c` as it was.
+            let stayed = p.size(c) - arrivals.len();
+            let mut from: Vec<u32> = arrivals
                 .iter()
-                .filter(|&&t| prev_hole_size(t) >= 2)
-                .map(|&t| self.class[t])
+                .map(|&(_, o)| o)
+                .filter(|&o| prev(o) >= 2)
                 .collect();
+            if stayed > 0 && prev(c) >= 2 {
+                from.push(c);
+            }
             from.sort_unstable();
             from.dedup();
             match from.len() {
-                0 => found.push((EventKind::Formed, h.clone())),
+                0 => found.push((EventKind::Formed, p.sorted(c))),
                 1 => {}
-                _ => found.push((EventKind::Merged, h.clone())),
+                _ => found.push((EventKind::Merged, p.sorted(c))),
             }
         }
-        for h in self.holes.iter().filter(|h| h.iter().any(|&t| changed[t])) {
-            let mut pieces: Vec<u32> = h.iter().map(|&t| class[t]).collect();
-            pieces.sort_unstable();
-            let big = pieces
-                .chunk_by(|a, b| a == b)
-                .filter(|p| p.len() >= 2)
+        // Holes that tokens left: did they break into two holes or more?
+        let mut outgoing: Vec<(u32, u32, usize)> = old
+            .iter()
+            .zip(joined.iter())
+            .zip(moved)
+            .map(|((&o, &j), &t)| (o, j, t))
+            .collect();
+        outgoing.sort_unstable();
+        for leaving in outgoing.chunk_by(|a, b| a.0 == b.0) {
+            let c = leaving[0].0;
+            if prev(c) < 2 {
+                continue;
+            }
+            // The tokens still in `c` that did not arrive this step.
+            let stay: Vec<usize> = p.members[c as usize]
+                .iter()
+                .map(|&t| t as usize)
+                .filter(|t| moved.binary_search(t).is_err())
+                .collect();
+            let mut big = usize::from(stay.len() >= 2);
+            big += leaving
+                .chunk_by(|a, b| a.1 == b.1)
+                .filter(|piece| piece.len() >= 2)
                 .count();
             if big >= 2 {
-                found.push((EventKind::Split, h.clone()));
+                let mut ids: Vec<usize> = stay;
+                ids.extend(leaving.iter().map(|x| x.2));
+                ids.sort_unstable();
+                found.push((EventKind::Split, ids));
             }
         }
         found.sort();
@@ -400,5 +620,160 @@ mod tests {
         let s = run(&[vec![0.0, 0.0, 0.0], vec![1.0, 2.0, 3.0]]);
         assert_eq!(s.tokens.evaporated_at, vec![None, Some(10), Some(10)]);
         assert!(s.frozen.is_empty());
+    }
+
+    /// The definitions of the module doc, restated by brute force: every
+    /// step regrouped from scratch by the rows' values.
+    fn reference(steps: &[Vec<f32>]) -> Series {
+        use std::collections::BTreeMap;
+        let n = steps[0].len();
+        let classes = |s: &Vec<f32>| -> Vec<Vec<usize>> {
+            let mut by: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+            for (t, v) in s.iter().enumerate() {
+                by.entry(v.to_bits()).or_default().push(t);
+            }
+            by.into_values().collect()
+        };
+        let mut out = Series {
+            tokens: TokenSteps {
+                first_moved: vec![None; n],
+                evaporated_at: vec![None; n],
+            },
+            ..Series::default()
+        };
+        let mut cores: Vec<Vec<usize>> = classes(&steps[0])
+            .into_iter()
+            .filter(|c| c.len() >= 2)
+            .collect();
+        for (k, s) in steps.iter().enumerate() {
+            let step = k as u64 * 10;
+            let now = classes(s);
+            let holes: Vec<&Vec<usize>> = now.iter().filter(|c| c.len() >= 2).collect();
+            let moved = (k > 0).then(|| {
+                (0..n)
+                    .filter(|&t| steps[k - 1][t].to_bits() != s[t].to_bits())
+                    .count()
+            });
+            out.steps.push(step);
+            out.per_step.push(StepSummary {
+                step,
+                n_unique: now.len(),
+                black_holes: holes.len(),
+                largest: holes.iter().map(|h| h.len()).max().unwrap_or(0),
+                tokens_in_holes: holes.iter().map(|h| h.len()).sum(),
+                moved,
+                displacement: None,
+            });
+            if k == 0 {
+                continue;
+            }
+            let prev = &steps[k - 1];
+            for t in 0..n {
+                if prev[t].to_bits() != s[t].to_bits() && out.tokens.first_moved[t].is_none() {
+                    out.tokens.first_moved[t] = Some(step);
+                }
+            }
+            let mut gone = Vec::new();
+            for core in &mut cores {
+                let mut pieces: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+                for &t in core.iter() {
+                    pieces.entry(s[t].to_bits()).or_default().push(t);
+                }
+                let best = pieces
+                    .values()
+                    .max_by(|a, b| a.len().cmp(&b.len()).then(b[0].cmp(&a[0])))
+                    .unwrap()
+                    .clone();
+                gone.extend(core.iter().filter(|t| !best.contains(t)).copied());
+                *core = best;
+            }
+            gone.sort_unstable();
+            for &t in &gone {
+                out.tokens.evaporated_at[t] = Some(step);
+            }
+            let mut ev = Vec::new();
+            if !gone.is_empty() {
+                ev.push((EventKind::Evaporated, gone));
+            }
+            let prev_class = classes(prev);
+            let prev_hole_of = |t: usize| {
+                prev_class
+                    .iter()
+                    .position(|c| c.len() >= 2 && c.contains(&t))
+            };
+            for h in &holes {
+                let mut from: Vec<usize> = h.iter().filter_map(|&t| prev_hole_of(t)).collect();
+                from.sort_unstable();
+                from.dedup();
+                match from.len() {
+                    0 => ev.push((EventKind::Formed, h.to_vec())),
+                    1 => {}
+                    _ => ev.push((EventKind::Merged, h.to_vec())),
+                }
+            }
+            for g in prev_class.iter().filter(|c| c.len() >= 2) {
+                let big = now
+                    .iter()
+                    .filter(|c| c.iter().filter(|t| g.contains(t)).count() >= 2)
+                    .count();
+                if big >= 2 {
+                    ev.push((EventKind::Split, g.clone()));
+                }
+            }
+            ev.sort();
+            out.events
+                .extend(ev.into_iter().map(|(kind, token_ids)| Event {
+                    step,
+                    kind,
+                    token_ids,
+                }));
+        }
+        out.frozen = cores.into_iter().filter(|c| c.len() >= 2).collect();
+        out.frozen
+            .sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+        out
+    }
+
+    #[test]
+    fn random_series_match_the_definitions_by_brute_force() {
+        let mut z = 0x1234_5678_u64;
+        let mut next = move || {
+            z ^= z << 13;
+            z ^= z >> 7;
+            z ^= z << 17;
+            z
+        };
+        for trial in 0..300 {
+            let n = 2 + (next() % 14) as usize;
+            let values = 1 + (next() % 5) as u32;
+            let mut s: Vec<f32> = vec![(next() % values as u64) as f32; n];
+            if trial % 3 == 0 {
+                s.iter_mut()
+                    .for_each(|x| *x = (next() % values as u64) as f32);
+            }
+            let mut steps = vec![s.clone()];
+            for _ in 0..25 {
+                match next() % 4 {
+                    // a few tokens move to one of a few values
+                    0 | 1 => {
+                        for _ in 0..1 + next() % 3 {
+                            let t = (next() % n as u64) as usize;
+                            s[t] = (next() % values as u64) as f32;
+                        }
+                    }
+                    // every token of one value moves together
+                    2 => {
+                        let from = s[(next() % n as u64) as usize];
+                        let to = (next() % (values as u64 + 2)) as f32;
+                        s.iter_mut().filter(|x| **x == from).for_each(|x| *x = to);
+                    }
+                    _ => {}
+                }
+                steps.push(s.clone());
+            }
+            let mut got = run(&steps);
+            got.per_step.iter_mut().for_each(|p| p.displacement = None);
+            assert_eq!(got, reference(&steps), "trial {trial}: {steps:?}");
+        }
     }
 }
