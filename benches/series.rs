@@ -20,6 +20,7 @@ mod common;
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{bf16_bits, cpu_model, fmt_time, mix, read_pass, time};
@@ -28,6 +29,8 @@ use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::gpu::GpuEngine;
 use singularity_gpu::engine::Engine;
 use singularity_gpu::load::series::StepSelection;
+use singularity_gpu::load::series::{SeriesInfo, StepSource};
+use singularity_gpu::load::{Bytes, TokenNames};
 use singularity_gpu::report::series::SeriesReport;
 use singularity_gpu::series::{self, SeriesInput, SeriesOptions};
 use singularity_gpu::{Dtype, GpuOptions, LoadOptions};
@@ -184,6 +187,54 @@ fn run(engine: &dyn Engine, path: &Path) -> SeriesReport {
         .expect("survey the trajectory")
 }
 
+/// The trajectory's steps straight from the map, with no reader: timing
+/// the series through it leaves the engine and the survey.
+struct MapSource {
+    info: SeriesInfo,
+    steps: Vec<u64>,
+    map: Arc<memmap2::Mmap>,
+    offset: usize,
+}
+
+impl StepSource for MapSource {
+    fn info(&self) -> &SeriesInfo {
+        &self.info
+    }
+    fn steps(&self) -> &[u64] {
+        &self.steps
+    }
+    fn inputs(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+    fn tokens(&self) -> Option<&TokenNames> {
+        None
+    }
+    fn read(&mut self, i: usize) -> singularity_gpu::Result<Bytes> {
+        let sb = self.info.rows * self.info.cols * 2;
+        let start = self.offset + i * sb;
+        Ok(Bytes::mapped(self.map.clone(), start..start + sb).expect("inside the map"))
+    }
+}
+
+fn compute_only(engine: &dyn Engine, map: &Arc<memmap2::Mmap>, a: &Args) -> SeriesReport {
+    let offset = 8 + u64::from_le_bytes(map[..8].try_into().unwrap_or([0; 8])) as usize;
+    let mut source = MapSource {
+        info: SeriesInfo {
+            tensor: "W".into(),
+            stored_dtype: "U16".into(),
+            format: "safetensors",
+            dtype: Dtype::BF16,
+            rows: a.n,
+            cols: a.d,
+        },
+        steps: (0..a.steps as u64).collect(),
+        map: map.clone(),
+        offset,
+    };
+    series::survey_source(engine, &mut source, "trajectory", false, Instant::now())
+        .expect("survey the mapped steps")
+}
+
 fn main() {
     let a = parse_args();
     let (steps, n, d) = (a.steps, a.n, a.d);
@@ -194,7 +245,7 @@ fn main() {
     generate(&path, steps, n, d).expect("write the trajectory");
     let file = std::fs::File::open(&path).expect("open the trajectory");
     // SAFETY: read-only map of a file this process wrote.
-    let map = unsafe { memmap2::Mmap::map(&file) }.expect("map the trajectory");
+    let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }.expect("map the trajectory"));
     let bytes = (steps * n * d * 2) as f64;
     println!(
         "series: {steps} steps × {n} tokens × {d} dims, U16 read as bf16 ({:.2} GB); {}; median of {} runs",
@@ -216,6 +267,8 @@ fn main() {
     line("read pass (floor)", floor);
     let mut reference: Option<SeriesReport> = None;
     if a.cpu {
+        let (t, _) = time(a.reps, || compute_only(&CpuEngine, &map, &a));
+        line("CPU engine + survey only (steps from the map)", t);
         let (t, r) = time(a.reps, || run(&CpuEngine, &path));
         line("CPU path (`--device cpu`)", t);
         let evaporated = r.series.tokens.evaporated_at.iter().flatten().count();

@@ -3,9 +3,10 @@
 //! ([`Engine::step_differ`]), followed by the survey
 //! ([`survey::series`]), and dressed as a [`SeriesReport`].
 //!
-//! Memory holds two steps (the previous one and the current one) plus what
-//! a source caches (one slab of chunks for a chunked HDF5 trajectory),
-//! whatever the number of steps.
+//! Memory holds one batch of steps (as many as fit in 32 MB, at most 64,
+//! at least one) and the step before it, plus what a source caches (one
+//! slab of chunks for a chunked HDF5 trajectory), whatever the number of
+//! steps.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,9 +14,9 @@ use std::time::Instant;
 
 use crate::engine::{self, DeviceChoice, Engine, GpuOptions};
 use crate::error::{Error, Result};
-use crate::load::series::{open_series, StepSelection, StepSource};
+use crate::load::series::{open_series, SeriesInfo, StepSelection, StepSource};
 use crate::load::trajectory::open_trajectory;
-use crate::load::LoadOptions;
+use crate::load::{Bytes, LoadOptions};
 use crate::matrix::Matrix;
 use crate::progress::Progress;
 use crate::report::series::{SeriesReport, SeriesTimings, SERIES_SCHEMA};
@@ -41,6 +42,13 @@ pub struct SeriesOptions {
     /// Show a progress bar on stderr (only on a terminal).
     pub progress: bool,
 }
+
+/// Bytes of steps held at once: the steps of a batch are compared with
+/// their predecessors in parallel (a small step is too little work to split
+/// across threads). Never fewer than one step plus the one before.
+const BATCH_BYTES: usize = 32 << 20;
+/// Steps in one batch at most.
+const MAX_BATCH: usize = 64;
 
 fn ms(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
@@ -86,12 +94,10 @@ pub fn survey_source(
         Progress::hidden()
     };
     let mut timings = SeriesTimings::default();
-    let mut prev = None;
-    for (i, &step) in steps.iter().enumerate() {
-        let t = Instant::now();
-        let bytes = source.read(i)?;
-        timings.read += ms(t);
-        let m = Matrix::new(info.dtype, info.rows, info.cols, &bytes).ok_or_else(|| {
+    let step_bytes = info.rows * info.cols * info.dtype.size();
+    let batch = (BATCH_BYTES / step_bytes.max(1)).clamp(1, MAX_BATCH);
+    fn view<'b>(info: &SeriesInfo, step: u64, bytes: &'b Bytes) -> Result<Matrix<'b>> {
+        Matrix::new(info.dtype, info.rows, info.cols, bytes).ok_or_else(|| {
             Error::Usage(format!(
                 "step {step} holds {} bytes, not {}×{} {}",
                 bytes.len(),
@@ -99,18 +105,38 @@ pub fn survey_source(
                 info.cols,
                 info.dtype
             ))
-        })?;
-        let p = prev
-            .as_ref()
-            .and_then(|b: &crate::load::Bytes| Matrix::new(info.dtype, info.rows, info.cols, b));
+        })
+    }
+    let mut prev: Option<Bytes> = None;
+    let mut i = 0;
+    while i < steps.len() {
+        let k = batch.min(steps.len() - i);
         let t = Instant::now();
-        let rows = differ.push(p.as_ref(), &m)?;
+        let bufs = (i..i + k)
+            .map(|j| source.read(j))
+            .collect::<Result<Vec<Bytes>>>()?;
+        timings.read += ms(t);
+        let mats = bufs
+            .iter()
+            .zip(&steps[i..i + k])
+            .map(|(b, &step)| view(&info, step, b))
+            .collect::<Result<Vec<Matrix>>>()?;
+        let before = prev
+            .as_ref()
+            .map(|b| view(&info, steps[i - 1], b))
+            .transpose()?;
+        let t = Instant::now();
+        let rows = differ.push_many(before.as_ref(), &mats)?;
         timings.diff += ms(t);
         let t = Instant::now();
-        tracker.push(step, &m, &rows);
+        for ((m, r), &step) in mats.iter().zip(&rows).zip(&steps[i..i + k]) {
+            tracker.push(step, m, r);
+        }
         timings.survey += ms(t);
-        prev = Some(bytes);
-        bar.inc(1);
+        bar.inc(k as u64);
+        drop(mats);
+        prev = bufs.into_iter().last();
+        i += k;
     }
     bar.finish();
     let series = tracker.finish();

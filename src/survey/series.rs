@@ -20,6 +20,7 @@
 //!   sit in two or more holes; its tokens are listed).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::Serialize;
 
@@ -95,6 +96,25 @@ pub struct Series {
     pub frozen: Vec<Vec<usize>>,
 }
 
+/// A hasher for keys that are already hashes (the rows' 64-bit hashes).
+#[derive(Default)]
+struct HashIsKey(u64);
+
+impl Hasher for HashIsKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = x;
+    }
+}
+
 /// The partition of the tokens into classes of identical vectors, kept
 /// from step to step and updated only where tokens moved: a step where `k`
 /// tokens moved costs O(k · dim), not a regrouping of every token.
@@ -109,7 +129,7 @@ struct Partition {
     /// Per class id: the hash of its vector.
     hash_of: Vec<u64>,
     /// Classes by the hash of their vector (byte comparison settles collisions).
-    by_hash: HashMap<u64, Vec<u32>>,
+    by_hash: HashMap<u64, Vec<u32>, BuildHasherDefault<HashIsKey>>,
     /// Class ids free for reuse.
     free: Vec<u32>,
     /// Classes of each size (index: size), and the largest size in use.
@@ -252,6 +272,8 @@ pub struct SeriesTracker {
     /// The cores of the first step's holes (left as they are once fewer
     /// than 2 tokens remain).
     cores: Vec<Vec<usize>>,
+    /// Per token: the core it is in (`u32::MAX`: none).
+    core_of: Vec<u32>,
     series: Series,
     /// Per class id: scratch counts (zero between uses).
     count: Vec<u32>,
@@ -266,6 +288,7 @@ impl SeriesTracker {
             rows,
             part: Partition::default(),
             cores: Vec::new(),
+            core_of: Vec::new(),
             series: Series {
                 tokens: TokenSteps {
                     first_moved: vec![None; rows],
@@ -294,6 +317,12 @@ impl SeriesTracker {
                 .collect();
             self.cores
                 .sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+            self.core_of = vec![u32::MAX; self.rows];
+            for (k, core) in self.cores.iter().enumerate() {
+                for &t in core {
+                    self.core_of[t] = k as u32;
+                }
+            }
         } else if !moved.is_empty() {
             self.step(step, m, rows, &moved);
         }
@@ -387,14 +416,22 @@ impl SeriesTracker {
         }
     }
 
-    /// Shrinks each core to its largest piece that still shares one vector.
+    /// Shrinks each core a moved token was in to its largest piece that
+    /// still shares one vector (a core none of whose tokens moved still
+    /// shares one).
     fn update_cores(&mut self, step: u64, moved: &[usize]) {
+        let mut hit: Vec<u32> = moved
+            .iter()
+            .map(|&t| self.core_of[t])
+            .filter(|&k| k != u32::MAX)
+            .collect();
+        hit.sort_unstable();
+        hit.dedup();
         let class_of = &self.part.class_of;
-        let in_moved = |t: usize| moved.binary_search(&t).is_ok();
         let mut evaporated = Vec::new();
-        for core in &mut self.cores {
-            // A core none of whose tokens moved still shares one vector.
-            if core.len() < 2 || !core.iter().any(|&t| in_moved(t)) {
+        for k in hit {
+            let core = &mut self.cores[k as usize];
+            if core.len() < 2 {
                 continue;
             }
             for &t in core.iter() {
@@ -414,6 +451,9 @@ impl SeriesTracker {
             }
             let (keep, gone): (Vec<usize>, Vec<usize>) =
                 core.iter().partition(|&&t| class_of[t] == best);
+            for &t in &gone {
+                self.core_of[t] = u32::MAX;
+            }
             evaporated.extend(gone);
             *core = keep;
         }
@@ -478,18 +518,20 @@ impl SeriesTracker {
                 continue;
             }
             // The tokens still in `c` that did not arrive this step.
-            let stay: Vec<usize> = p.members[c as usize]
-                .iter()
-                .map(|&t| t as usize)
-                .filter(|t| moved.binary_search(t).is_err())
-                .collect();
-            let mut big = usize::from(stay.len() >= 2);
+            let from = incoming.partition_point(|x| x.0 < c);
+            let to = incoming.partition_point(|x| x.0 <= c);
+            let stay = p.size(c) - (to - from);
+            let mut big = usize::from(stay >= 2);
             big += leaving
                 .chunk_by(|a, b| a.1 == b.1)
                 .filter(|piece| piece.len() >= 2)
                 .count();
             if big >= 2 {
-                let mut ids: Vec<usize> = stay;
+                let mut ids: Vec<usize> = p.members[c as usize]
+                    .iter()
+                    .map(|&t| t as usize)
+                    .filter(|t| moved.binary_search(t).is_err())
+                    .collect();
                 ids.extend(leaving.iter().map(|x| x.2));
                 ids.sort_unstable();
                 found.push((EventKind::Split, ids));

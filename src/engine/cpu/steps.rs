@@ -48,68 +48,190 @@ pub fn has_displacement(dtype: Dtype) -> bool {
     dtype != Dtype::F64
 }
 
+/// Bytes compared at once before looking at single rows: most rows of a
+/// step usually did not move, and one `memcmp` over a block of them is
+/// cheaper than one per row.
+const BLOCK_BYTES: usize = 4096;
+
+/// Per-row outputs for a range of rows of one step.
+struct RowsOut<'o> {
+    changed: &'o mut [bool],
+    /// Written for changed rows only.
+    hashes: &'o mut [u64],
+    /// Empty when the dtype has no displacement.
+    linf: &'o mut [u32],
+    l1: &'o mut [u64],
+}
+
+/// Compares rows `first..first + out.changed.len()` of two steps.
+fn diff_rows(prev: &Matrix, cur: &Matrix, first: usize, out: RowsOut) {
+    let rb = cur.row_bytes();
+    let n = out.changed.len();
+    let per_block = (BLOCK_BYTES / rb.max(1)).max(1);
+    let displacement = !out.linf.is_empty();
+    let mut k = 0;
+    while k < n {
+        let take = per_block.min(n - k);
+        let span = (first + k) * rb..(first + k + take) * rb;
+        if prev.bytes[span.clone()] != cur.bytes[span] {
+            for j in k..k + take {
+                let (a, b) = (prev.row(first + j), cur.row(first + j));
+                if a != b {
+                    out.changed[j] = true;
+                    out.hashes[j] = hash::row_hash(b);
+                    if displacement {
+                        (out.linf[j], out.l1[j]) = row_displacement(cur.dtype, a, b);
+                    }
+                }
+            }
+        }
+        k += take;
+    }
+}
+
+impl CpuStepDiffer {
+    /// Hashes every row of a first step.
+    fn first(&mut self, cur: &Matrix) -> StepRows {
+        let per_task = rows_per_task(cur.row_bytes());
+        let mut hashes = vec![0u64; cur.rows];
+        hashes
+            .par_chunks_mut(per_task)
+            .enumerate()
+            .for_each(|(t, h)| {
+                for (k, out) in h.iter_mut().enumerate() {
+                    *out = hash::row_hash(cur.row(t * per_task + k));
+                }
+            });
+        self.hashes.clone_from(&hashes);
+        StepRows {
+            hashes,
+            ..StepRows::default()
+        }
+    }
+
+    /// Empty outputs for one step after the first (hashes to be filled).
+    fn blank(&self) -> StepRows {
+        let width = if has_displacement(self.dtype) {
+            self.rows
+        } else {
+            0
+        };
+        StepRows {
+            hashes: vec![0; self.rows],
+            changed: Some(vec![false; self.rows]),
+            linf_steps: vec![0; width],
+            l1_steps: vec![0; width],
+        }
+    }
+
+    /// Gives unchanged rows the hash they had at the step before.
+    fn carry_hashes(&mut self, rows: &mut StepRows) {
+        if let Some(changed) = &rows.changed {
+            for (i, &c) in changed.iter().enumerate() {
+                if c {
+                    self.hashes[i] = rows.hashes[i];
+                } else {
+                    rows.hashes[i] = self.hashes[i];
+                }
+            }
+        }
+    }
+}
+
 impl StepDiffer for CpuStepDiffer {
     fn push(&mut self, prev: Option<&Matrix>, cur: &Matrix) -> Result<StepRows> {
         self.check(cur)?;
-        let per_task = rows_per_task(cur.row_bytes());
         let Some(prev) = prev.filter(|_| self.hashes.len() == self.rows) else {
-            let mut hashes = vec![0u64; cur.rows];
-            hashes
-                .par_chunks_mut(per_task)
-                .enumerate()
-                .for_each(|(t, h)| {
-                    for (k, out) in h.iter_mut().enumerate() {
-                        *out = hash::row_hash(cur.row(t * per_task + k));
-                    }
-                });
-            self.hashes.clone_from(&hashes);
-            return Ok(StepRows {
-                hashes,
-                ..StepRows::default()
-            });
+            return Ok(self.first(cur));
         };
         self.check(prev)?;
-        let n = cur.rows;
-        let displacement = has_displacement(cur.dtype);
-        let width = if displacement { n } else { 0 };
-        let mut changed = vec![false; n];
-        let mut linf = vec![0u32; width];
-        let mut l1 = vec![0u64; width];
-        let dtype = cur.dtype;
-        // Each task writes its own rows' hashes in place.
-        self.hashes
-            .par_chunks_mut(per_task)
-            .zip(changed.par_chunks_mut(per_task))
-            .enumerate()
-            .for_each(|(t, (h, c))| {
-                for k in 0..h.len() {
-                    let i = t * per_task + k;
-                    let (a, b) = (prev.row(i), cur.row(i));
-                    if a != b {
-                        c[k] = true;
-                        h[k] = hash::row_hash(b);
-                    }
-                }
-            });
-        if displacement {
-            linf.par_chunks_mut(per_task)
-                .zip(l1.par_chunks_mut(per_task))
+        let per_task = rows_per_task(cur.row_bytes());
+        let mut out = self.blank();
+        let StepRows {
+            hashes,
+            changed,
+            linf_steps,
+            l1_steps,
+        } = &mut out;
+        let changed = changed.as_mut().map_or(&mut [][..], |c| c.as_mut_slice());
+        let width = if linf_steps.is_empty() { 0 } else { per_task };
+        // Rows split among rayon tasks; the displacement vectors are empty
+        // for F64, so they are chunked by 1 there and never indexed.
+        let linf = linf_steps.par_chunks_mut(width.max(1));
+        let l1 = l1_steps.par_chunks_mut(width.max(1));
+        if width == 0 {
+            hashes
+                .par_chunks_mut(per_task)
+                .zip(changed.par_chunks_mut(per_task))
                 .enumerate()
-                .for_each(|(t, (li, l1))| {
-                    for k in 0..li.len() {
-                        let i = t * per_task + k;
-                        if changed[i] {
-                            (li[k], l1[k]) = row_displacement(dtype, prev.row(i), cur.row(i));
-                        }
-                    }
+                .for_each(|(t, (h, c))| {
+                    let out = RowsOut {
+                        changed: c,
+                        hashes: h,
+                        linf: &mut [],
+                        l1: &mut [],
+                    };
+                    diff_rows(prev, cur, t * per_task, out)
+                });
+        } else {
+            hashes
+                .par_chunks_mut(per_task)
+                .zip(changed.par_chunks_mut(per_task))
+                .zip(linf.zip(l1))
+                .enumerate()
+                .for_each(|(t, ((h, c), (li, l1)))| {
+                    let out = RowsOut {
+                        changed: c,
+                        hashes: h,
+                        linf: li,
+                        l1,
+                    };
+                    diff_rows(prev, cur, t * per_task, out)
                 });
         }
-        Ok(StepRows {
-            hashes: self.hashes.clone(),
-            changed: Some(changed),
-            linf_steps: linf,
-            l1_steps: l1,
-        })
+        self.carry_hashes(&mut out);
+        Ok(out)
+    }
+
+    /// The steps of the batch compared with their predecessors in parallel
+    /// (one task a step: small steps cost a task each instead of a
+    /// fork-join each), then the hashes of unchanged rows carried forward.
+    fn push_many(&mut self, prev: Option<&Matrix>, steps: &[Matrix]) -> Result<Vec<StepRows>> {
+        let mut out = Vec::with_capacity(steps.len());
+        let mut rest = steps;
+        if prev.is_none() || self.hashes.len() != self.rows {
+            let Some((head, tail)) = steps.split_first() else {
+                return Ok(out);
+            };
+            out.push(self.push(None, head)?);
+            rest = tail;
+        }
+        for m in steps {
+            self.check(m)?;
+        }
+        let before: Vec<&Matrix> = match prev.filter(|_| out.is_empty()) {
+            Some(p) => std::iter::once(p).chain(steps).collect(),
+            None => steps.iter().collect(),
+        };
+        if let Some(p) = prev {
+            self.check(p)?;
+        }
+        let mut rows: Vec<StepRows> = (0..rest.len()).map(|_| self.blank()).collect();
+        rows.par_iter_mut().enumerate().for_each(|(k, r)| {
+            let changed = r.changed.as_mut().map_or(&mut [][..], |c| c.as_mut_slice());
+            let o = RowsOut {
+                changed,
+                hashes: &mut r.hashes,
+                linf: &mut r.linf_steps,
+                l1: &mut r.l1_steps,
+            };
+            diff_rows(before[k], &rest[k], 0, o);
+        });
+        for mut r in rows {
+            self.carry_hashes(&mut r);
+            out.push(r);
+        }
+        Ok(out)
     }
 }
 
@@ -220,5 +342,57 @@ mod tests {
         assert_eq!(second.hashes, want);
         assert_eq!(second.linf_steps, vec![0, 1, 0]);
         assert_eq!(second.l1_steps, vec![0, 1, 0]);
+    }
+
+    #[test]
+    fn a_batch_gives_the_rows_of_steps_pushed_one_by_one() {
+        // 9 steps of 300 rows × 3 f16 (6-byte rows: blocks end mid-row),
+        // each changing a few rows from the one before.
+        let (n, d) = (300, 3);
+        let mut z = 7u64;
+        let mut next = move || {
+            z = z
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (z >> 33) as usize
+        };
+        let mut steps: Vec<Vec<u8>> = vec![(0..n * d * 2).map(|_| next() as u8).collect()];
+        for _ in 1..9 {
+            let mut s = steps.last().unwrap().clone();
+            for _ in 0..next() % 6 {
+                let k = next() % s.len();
+                s[k] ^= 1 << (next() % 8);
+            }
+            steps.push(s);
+        }
+        for dtype in [Dtype::F16, Dtype::BF16] {
+            let ms: Vec<Matrix> = steps
+                .iter()
+                .map(|b| Matrix::new(dtype, n, d, b).unwrap())
+                .collect();
+            let mut one = CpuStepDiffer::new(dtype, n, d);
+            let mut want = Vec::new();
+            for k in 0..ms.len() {
+                want.push(one.push(k.checked_sub(1).map(|j| &ms[j]), &ms[k]).unwrap());
+            }
+            for split in [1, 4, 8] {
+                let mut many = CpuStepDiffer::new(dtype, n, d);
+                let mut got = many.push_many(None, &ms[..split]).unwrap();
+                got.extend(many.push_many(Some(&ms[split - 1]), &ms[split..]).unwrap());
+                assert_eq!(got, want, "{dtype} split at {split}");
+            }
+            // And the definition, row by row.
+            for k in 1..ms.len() {
+                for i in 0..n {
+                    let (a, b) = (ms[k - 1].row(i), ms[k].row(i));
+                    assert_eq!(want[k].changed.as_ref().unwrap()[i], a != b);
+                    assert_eq!(want[k].hashes[i], hash::row_hash(b));
+                    assert_eq!(
+                        (want[k].linf_steps[i], want[k].l1_steps[i]),
+                        reference(dtype, a, b)
+                    );
+                }
+            }
+        }
     }
 }
