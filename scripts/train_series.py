@@ -51,8 +51,8 @@ Files written under tests/fixtures/series/ (deterministic, about 0.8 MB):
   steps, text_tokens, dead_tokens, evaporated_at and first_moved per token,
   dead_moved_steps, first_gradient (the first step each byte got a gradient),
   per_step {step, n_unique, black_holes, largest, tokens_in_holes, moved,
-  max_linf_steps, mean_l1_steps}, and the same for the selection `--steps
-  ::3` under "every_3".
+  max_linf_steps, mean_l1_steps}, evaporated_events; and the same for the
+  selections `--steps ::3` ("every_3") and `--steps 10:20` ("range_10_20").
 
 Regenerate (numpy and h5py; the tests themselves need no Python):
     python3 scripts/train_series.py [OUT_DIR]
@@ -365,8 +365,14 @@ def main():
     with open(os.path.join(out, "text.txt"), "wb") as f:
         f.write(TEXT)
 
-    every_3_idx = steps[::3]
-    every_3 = survey(W[every_3_idx], every_3_idx)
+    # Selections the tests pass to --steps: the numbers of a subset compare
+    # each step with the previous *selected* one, and evaporation follows the
+    # groups of the first selected step (at step 10 there are small holes of
+    # text bytes too, which may split within the range).
+    selections = {
+        "every_3": ("::3", steps[::3]),
+        "range_10_20": ("10:20", steps[10:21]),
+    }
     expected = {
         "about": "written by scripts/train_series.py from the bf16 bit patterns; do not edit",
         "text": TEXT.decode(),
@@ -384,7 +390,10 @@ def main():
         "dead_moved_steps": dead_moved,
         "evaporated_events": full["evaporated_events"],
         "per_step": full["per_step"],
-        "every_3": every_3,
+        **{
+            key: {"steps_option": opt, **survey(W[idx], idx)}
+            for key, (opt, idx) in selections.items()
+        },
         "losses": [round(x, 4) for x in losses],
     }
     with open(os.path.join(out, "expected.json"), "w") as f:
