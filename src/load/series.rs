@@ -164,10 +164,11 @@ pub struct FileSeries {
     first: Option<Bytes>,
 }
 
-/// The checkpoints `paths` name: a folder's entries whose names hold a step
-/// number (files in any supported format, and model folders such as
-/// `checkpoint-500/`), or the files (and folders) listed, each of which
-/// must hold one. Ordered by step number, never by name.
+/// The checkpoints `paths` name: one folder stands for its entries whose
+/// names hold a step number (files in any supported format, and model
+/// folders such as `checkpoint-500/`); two paths or more are the
+/// checkpoints themselves (files or model folders), each name holding a
+/// step number. Ordered by step number, never by name.
 fn checkpoints(paths: &[PathBuf]) -> Result<Vec<Checkpoint>> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -175,7 +176,7 @@ fn checkpoints(paths: &[PathBuf]) -> Result<Vec<Checkpoint>> {
     };
     let mut found = Vec::new();
     if let [dir] = paths {
-        if dir.is_dir() && step_number(dir).is_none() {
+        if dir.is_dir() {
             for entry in std::fs::read_dir(dir).map_err(io(dir))? {
                 let path = entry.map_err(io(dir))?.path();
                 let hidden = path
