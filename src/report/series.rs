@@ -245,8 +245,39 @@ fn write_text(o: &mut String, r: &SeriesReport, max_tokens: usize) -> std::fmt::
         let k = thousands(e.token_ids.len());
         match e.kind {
             EventKind::Evaporated => writeln!(o, "step {}: {k} evaporated: {ids}", e.step)?,
-            EventKind::Split => writeln!(o, "step {}: a hole of {k} split: {ids}", e.step)?,
-            EventKind::Merged => writeln!(o, "step {}: holes merged into {k}: {ids}", e.step)?,
+            EventKind::Split | EventKind::Merged => {
+                let sizes: Vec<String> = e.pieces.iter().map(|p| thousands(p.len())).collect();
+                let sizes = sizes.join(" + ");
+                let split = e.kind == EventKind::Split;
+                if split {
+                    writeln!(o, "step {}: a hole of {k} split into {sizes}", e.step)?;
+                } else {
+                    writeln!(
+                        o,
+                        "step {}: tokens of different holes merged into a hole of {k} (by their previous vector: {sizes})",
+                        e.step
+                    )?;
+                }
+                let (together, alone) = if split {
+                    ("together", "alone")
+                } else {
+                    ("from one vector", "each from a vector of its own")
+                };
+                let singles: Vec<usize> = e
+                    .pieces
+                    .iter()
+                    .filter(|p| p.len() == 1)
+                    .map(|p| p[0])
+                    .collect();
+                for p in e.pieces.iter().filter(|p| p.len() >= 2) {
+                    let list = token_list(r, p, max_tokens);
+                    writeln!(o, "    {} {together}: {list}", thousands(p.len()))?;
+                }
+                if !singles.is_empty() {
+                    let list = token_list(r, &singles, max_tokens);
+                    writeln!(o, "    {} {alone}: {list}", thousands(singles.len()))?;
+                }
+            }
             EventKind::Formed => writeln!(o, "step {}: a hole of {k} formed: {ids}", e.step)?,
         }
     }

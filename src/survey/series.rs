@@ -74,6 +74,21 @@ pub struct Event {
     pub kind: EventKind,
     /// The tokens concerned, ascending.
     pub token_ids: Vec<usize>,
+    /// For `split`: the hole's tokens by the vector they have now; for
+    /// `merged`: the new hole's tokens by the vector they had at the
+    /// previous step. Largest first (then by smallest id), each ascending;
+    /// absent for the other kinds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pieces: Vec<Vec<usize>>,
+}
+
+/// `groups` each sorted, largest first, then by their smallest id.
+fn ordered(mut groups: Vec<Vec<usize>>) -> Vec<Vec<usize>> {
+    for g in &mut groups {
+        g.sort_unstable();
+    }
+    groups.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+    groups
 }
 
 /// Per-token steps.
@@ -466,6 +481,7 @@ impl SeriesTracker {
                 step,
                 kind: EventKind::Evaporated,
                 token_ids: evaporated,
+                pieces: Vec::new(),
             });
         }
     }
@@ -478,30 +494,52 @@ impl SeriesTracker {
         let prev = |c: u32| self.prev_size[c as usize] as usize;
         let mut found = Vec::new();
         // Holes that tokens joined: where did their tokens come from?
-        let mut incoming: Vec<(u32, u32)> =
-            joined.iter().copied().zip(old.iter().copied()).collect();
+        let mut incoming: Vec<(u32, u32, usize)> = joined
+            .iter()
+            .zip(old)
+            .zip(moved)
+            .map(|((&j, &o), &t)| (j, o, t))
+            .collect();
         incoming.sort_unstable();
+        // The tokens of `c` that were in it at the previous step too.
+        let stayed = |c: u32| -> Vec<usize> {
+            p.members[c as usize]
+                .iter()
+                .map(|&t| t as usize)
+                .filter(|t| moved.binary_search(t).is_err())
+                .collect()
+        };
         for arrivals in incoming.chunk_by(|a, b| a.0 == b.0) {
             let c = arrivals[0].0;
             if p.size(c) < 2 {
                 continue;
             }
             // Tokens that stayed in `c` came from `c` as it was.
-            let stayed = p.size(c) - arrivals.len();
+            let stay = p.size(c) - arrivals.len();
             let mut from: Vec<u32> = arrivals
                 .iter()
-                .map(|&(_, o)| o)
+                .map(|&(_, o, _)| o)
                 .filter(|&o| prev(o) >= 2)
                 .collect();
-            if stayed > 0 && prev(c) >= 2 {
+            if stay > 0 && prev(c) >= 2 {
                 from.push(c);
             }
             from.sort_unstable();
             from.dedup();
             match from.len() {
-                0 => found.push((EventKind::Formed, p.sorted(c))),
+                0 => found.push((EventKind::Formed, p.sorted(c), Vec::new())),
                 1 => {}
-                _ => found.push((EventKind::Merged, p.sorted(c))),
+                _ => {
+                    // `arrivals` is sorted by the class each token left.
+                    let mut pieces: Vec<Vec<usize>> = arrivals
+                        .chunk_by(|a, b| a.1 == b.1)
+                        .map(|g| g.iter().map(|x| x.2).collect())
+                        .collect();
+                    if stay > 0 {
+                        pieces.push(stayed(c));
+                    }
+                    found.push((EventKind::Merged, p.sorted(c), ordered(pieces)));
+                }
             }
         }
         // Holes that tokens left: did they break into two holes or more?
@@ -521,29 +559,27 @@ impl SeriesTracker {
             let from = incoming.partition_point(|x| x.0 < c);
             let to = incoming.partition_point(|x| x.0 <= c);
             let stay = p.size(c) - (to - from);
-            let mut big = usize::from(stay >= 2);
-            big += leaving
-                .chunk_by(|a, b| a.1 == b.1)
-                .filter(|piece| piece.len() >= 2)
-                .count();
+            let parts = leaving.chunk_by(|a, b| a.1 == b.1);
+            let big = usize::from(stay >= 2) + parts.clone().filter(|g| g.len() >= 2).count();
             if big >= 2 {
-                let mut ids: Vec<usize> = p.members[c as usize]
-                    .iter()
-                    .map(|&t| t as usize)
-                    .filter(|t| moved.binary_search(t).is_err())
-                    .collect();
-                ids.extend(leaving.iter().map(|x| x.2));
+                let mut pieces: Vec<Vec<usize>> =
+                    parts.map(|g| g.iter().map(|x| x.2).collect()).collect();
+                if stay > 0 {
+                    pieces.push(stayed(c));
+                }
+                let mut ids: Vec<usize> = pieces.concat();
                 ids.sort_unstable();
-                found.push((EventKind::Split, ids));
+                found.push((EventKind::Split, ids, ordered(pieces)));
             }
         }
         found.sort();
         self.series
             .events
-            .extend(found.into_iter().map(|(kind, token_ids)| Event {
+            .extend(found.into_iter().map(|(kind, token_ids, pieces)| Event {
                 step,
                 kind,
                 token_ids,
+                pieces,
             }));
     }
 
@@ -735,8 +771,16 @@ mod tests {
             }
             let mut ev = Vec::new();
             if !gone.is_empty() {
-                ev.push((EventKind::Evaporated, gone));
+                ev.push((EventKind::Evaporated, gone, Vec::new()));
             }
+            // Tokens of `ids` by their value in `at`.
+            let by_value = |ids: &[usize], at: &Vec<f32>| -> Vec<Vec<usize>> {
+                let mut m: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+                for &t in ids {
+                    m.entry(at[t].to_bits()).or_default().push(t);
+                }
+                ordered(m.into_values().collect())
+            };
             let prev_class = classes(prev);
             let prev_hole_of = |t: usize| {
                 prev_class
@@ -748,9 +792,9 @@ mod tests {
                 from.sort_unstable();
                 from.dedup();
                 match from.len() {
-                    0 => ev.push((EventKind::Formed, h.to_vec())),
+                    0 => ev.push((EventKind::Formed, h.to_vec(), Vec::new())),
                     1 => {}
-                    _ => ev.push((EventKind::Merged, h.to_vec())),
+                    _ => ev.push((EventKind::Merged, h.to_vec(), by_value(h, prev))),
                 }
             }
             for g in prev_class.iter().filter(|c| c.len() >= 2) {
@@ -759,15 +803,16 @@ mod tests {
                     .filter(|c| c.iter().filter(|t| g.contains(t)).count() >= 2)
                     .count();
                 if big >= 2 {
-                    ev.push((EventKind::Split, g.clone()));
+                    ev.push((EventKind::Split, g.clone(), by_value(g, s)));
                 }
             }
             ev.sort();
             out.events
-                .extend(ev.into_iter().map(|(kind, token_ids)| Event {
+                .extend(ev.into_iter().map(|(kind, token_ids, pieces)| Event {
                     step,
                     kind,
                     token_ids,
+                    pieces,
                 }));
         }
         out.frozen = cores.into_iter().filter(|c| c.len() >= 2).collect();
