@@ -118,6 +118,16 @@ fn absorb(acc: ptr<function, Acc>, u: u32, v: u32, m: u32) {
     }
 }
 
+fn write_row(r: u32, acc: Acc) {
+    let o = 6u * r;
+    out[o] = acc.a;
+    out[o + 1u] = acc.b;
+    out[o + 2u] = acc.changed;
+    out[o + 3u] = acc.linf;
+    out[o + 4u] = acc.lo;
+    out[o + 5u] = acc.hi;
+}
+
 var<workgroup> s_a: array<u32, 256>;
 var<workgroup> s_b: array<u32, 256>;
 var<workgroup> s_changed: array<u32, 256>;
@@ -141,6 +151,13 @@ fn main(
             absorb(&acc, cur_unit(row0, m), prev_unit(row0, m), m);
         }
     }
+    if (tpr == 1u) {
+        // One thread per row (what CPU adapters run best): nothing to combine.
+        if (r < p.rows) {
+            write_row(r, acc);
+        }
+        return;
+    }
     s_a[t] = acc.a;
     s_b[t] = acc.b;
     s_changed[t] = acc.changed;
@@ -161,12 +178,6 @@ fn main(
         workgroupBarrier();
     }
     if (lane == 0u && r < p.rows) {
-        let o = 6u * r;
-        out[o] = s_a[t];
-        out[o + 1u] = s_b[t];
-        out[o + 2u] = s_changed[t];
-        out[o + 3u] = s_linf[t];
-        out[o + 4u] = s_lo[t];
-        out[o + 5u] = s_hi[t];
+        write_row(r, Acc(s_a[t], s_b[t], s_changed[t], s_linf[t], s_lo[t], s_hi[t]));
     }
 }

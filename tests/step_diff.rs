@@ -10,6 +10,7 @@ mod common;
 
 use common::*;
 use singularity_gpu::engine::cpu::CpuEngine;
+use singularity_gpu::engine::gpu::GpuEngine;
 use singularity_gpu::engine::hash::row_hash;
 use singularity_gpu::engine::{Engine, StepRows};
 use singularity_gpu::{Dtype, Error, GpuOptions};
@@ -167,6 +168,17 @@ fn gpu_matches_cpu_and_brute_force_for_every_dtype() {
     }) else {
         return;
     };
+    // Several threads per row (what hardware adapters get; CPU adapters such
+    // as lavapipe get one), their partial results combined in the workgroup.
+    let shared: Vec<GpuEngine> = [(None, 4), (Some(200), 32)]
+        .into_iter()
+        .filter_map(|(max_chunk_bytes, tpr)| {
+            fresh_gpu(GpuOptions {
+                max_chunk_bytes,
+                threads_per_row: Some(tpr),
+            })
+        })
+        .collect();
     let cpu = CpuEngine::new();
     for dtype in DTYPES {
         for (i, (rows, cols)) in shapes(dtype).into_iter().enumerate() {
@@ -195,6 +207,13 @@ fn gpu_matches_cpu_and_brute_force_for_every_dtype() {
                 &run(&chunked, &steps),
                 &want,
             );
+            for (k, g) in shared.iter().enumerate() {
+                compare(
+                    &format!("shared-row gpu {k} {what}"),
+                    &run(g, &steps),
+                    &want,
+                );
+            }
         }
     }
 }
@@ -225,6 +244,13 @@ fn signed_zero_flips_change_bytes_but_move_nothing() {
 #[test]
 fn f32_displacement_across_the_whole_range_fits() {
     let Some(gpu) = gpu() else { return };
+    // Several threads per row: their partial sums carry into the high word.
+    let Some(shared) = fresh_gpu(GpuOptions {
+        threads_per_row: Some(16),
+        ..GpuOptions::default()
+    }) else {
+        return;
+    };
     // −largest finite → +largest finite in every one of 64 columns: each
     // element 2·0x7f7fffff steps, their sum past 2³².
     let (rows, cols) = (2, 64);
@@ -236,12 +262,14 @@ fn f32_displacement_across_the_whole_range_fits() {
         .collect();
     let a = singularity_gpu::Matrix::new(Dtype::F32, rows, cols, &neg).unwrap();
     let b = singularity_gpu::Matrix::new(Dtype::F32, rows, cols, &pos).unwrap();
-    let mut d = gpu.step_differ(Dtype::F32, rows, cols).unwrap();
-    d.push(None, &a).unwrap();
-    let s = d.push(Some(&a), &b).unwrap();
-    let one = 2 * 0x7f7f_ffffu64;
-    assert_eq!(s.linf_steps, vec![one as u32; rows]);
-    assert_eq!(s.l1_steps, vec![one * cols as u64; rows]);
+    for engine in [gpu, &shared] {
+        let mut d = engine.step_differ(Dtype::F32, rows, cols).unwrap();
+        d.push(None, &a).unwrap();
+        let s = d.push(Some(&a), &b).unwrap();
+        let one = 2 * 0x7f7f_ffffu64;
+        assert_eq!(s.linf_steps, vec![one as u32; rows]);
+        assert_eq!(s.l1_steps, vec![one * cols as u64; rows]);
+    }
 }
 
 #[test]
