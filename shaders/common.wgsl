@@ -94,3 +94,29 @@ fn col_value(dtype: u32, c: u32, w: u32, w1: u32) -> f32 {
     }
     return half_to_f32((w >> (16u * (c & 1u))) & 0xffffu, dtype);
 }
+
+// The row hash of src/engine/hash.rs (row_stats.wgsl, step_diff.wgsl): each
+// unit u_m of a row adds mix_a(u_m ^ (SEED_A + m·STEP_A)) to lane a and
+// mix_b(u_m ^ (SEED_B + m·STEP_B)) to lane b; the host finishes the lanes.
+const SEED_A: u32 = 0x243f6a88u;
+const STEP_A: u32 = 0x9e3779b9u;
+const SEED_B: u32 = 0xb7e15162u;
+const STEP_B: u32 = 0x85ebca77u;
+
+fn mix_a(x0: u32) -> u32 {
+    var x = x0;
+    x ^= x >> 16u;
+    x *= 0x85ebca6bu;
+    x ^= x >> 13u;
+    x *= 0xc2b2ae35u;
+    return x ^ (x >> 16u);
+}
+
+fn mix_b(x0: u32) -> u32 {
+    var x = x0;
+    x ^= x >> 16u;
+    x *= 0x7feb352du;
+    x ^= x >> 15u;
+    x *= 0x846ca68bu;
+    return x ^ (x >> 16u);
+}

@@ -35,28 +35,7 @@ struct Params {
 // The same buffer as `data`, read 16 bytes at a time when rows allow it.
 @group(0) @binding(3) var<storage, read> data4: array<vec4<u32>>;
 
-const SEED_A: u32 = 0x243f6a88u;
-const STEP_A: u32 = 0x9e3779b9u;
-const SEED_B: u32 = 0xb7e15162u;
-const STEP_B: u32 = 0x85ebca77u;
-
-fn mix_a(x0: u32) -> u32 {
-    var x = x0;
-    x ^= x >> 16u;
-    x *= 0x85ebca6bu;
-    x ^= x >> 13u;
-    x *= 0xc2b2ae35u;
-    return x ^ (x >> 16u);
-}
-
-fn mix_b(x0: u32) -> u32 {
-    var x = x0;
-    x ^= x >> 16u;
-    x *= 0x7feb352du;
-    x ^= x >> 15u;
-    x *= 0x846ca68bu;
-    return x ^ (x >> 16u);
-}
+// SEED_*, STEP_*, mix_a and mix_b: shaders/common.wgsl.
 
 // Unit m of the row starting at byte `row0` (even): 4 bytes, the part past the
 // row's end zeroed.

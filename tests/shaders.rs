@@ -128,6 +128,7 @@ fn every_shader_validates_and_translates_to_msl_and_hlsl() {
         "row_stats.wgsl",
         "column_sums.wgsl",
         "pairwise_l2.wgsl",
+        "step_diff.wgsl",
     ] {
         assert!(
             names.iter().any(|n| n == expected),

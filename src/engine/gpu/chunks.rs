@@ -36,7 +36,8 @@ impl ChunkPlan {
         let cap = limit.min(MAX_CHUNK_BYTES).min(
             preferred
                 .unwrap_or(PREFERRED_CHUNK_BYTES)
-                .max(row_bytes as u64 + 8),
+                // At least one row, rounded up to a word, and the padding.
+                .max(row_bytes.div_ceil(4) as u64 * 4 + 8),
         );
         let usable = cap.saturating_sub(8) / 4 * 4;
         let rows_per_chunk = (usable / row_bytes.max(1) as u64) as usize;
@@ -198,19 +199,7 @@ impl Stream {
                 .map_err(|e| Error::Gpu(e.to_string()))?
                 .map_err(|e| Error::Gpu(e.to_string()))?;
         }
-        // The rows, then zeros up to a whole word and one word more (the
-        // kernels may read one word past a row that ends mid-word).
-        let copy = ((src.len() as u64 + 4).div_ceil(4) * 4).min(slot.staging.size());
-        {
-            let mut view = slot
-                .staging
-                .slice(..copy)
-                .get_mapped_range_mut()
-                .map_err(|e| Error::Gpu(e.to_string()))?;
-            let (body, mut pad) = view.slice(..).split_at(src.len());
-            par_copy(SendWriteOnly(body), src);
-            pad.fill(0);
-        }
+        let copy = write_padded(&slot.staging, src)?;
         slot.staging.unmap();
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(&slot.staging, 0, &slot.data, 0, copy);
@@ -245,6 +234,22 @@ impl Stream {
             *spare = keep;
         }
     }
+}
+
+/// Writes `src` into the mapped `staging` buffer (from several threads when
+/// large), then zeros up to a whole word and one word more (the kernels may
+/// read one word past a row that ends mid-word). Returns how many bytes to
+/// copy out of it, a multiple of 4.
+pub(super) fn write_padded(staging: &wgpu::Buffer, src: &[u8]) -> Result<u64> {
+    let copy = ((src.len() as u64 + 4).div_ceil(4) * 4).min(staging.size());
+    let mut view = staging
+        .slice(..copy)
+        .get_mapped_range_mut()
+        .map_err(|e| Error::Gpu(e.to_string()))?;
+    let (body, mut pad) = view.slice(..).split_at(src.len());
+    par_copy(SendWriteOnly(body), src);
+    pad.fill(0);
+    Ok(copy)
 }
 
 /// A write-only view of mapped memory handed to another thread.

@@ -7,7 +7,8 @@
 //! pairwise distances between black holes run in [`pairwise`]; the all-pairs
 //! kernels in [`nearest`] (nearest neighbours and threshold pairs, one tiled
 //! kernel) and [`project`], their rows gathered on the host and streamed in
-//! panels through the same [`chunks::Stream`].
+//! panels through the same [`chunks::Stream`]. A series of checkpoints is
+//! compared step by step in [`step_diff`], the previous step kept on the device.
 
 pub mod chunks;
 pub mod column_sums;
@@ -16,6 +17,7 @@ pub mod nearest;
 pub mod pairwise;
 pub mod project;
 pub mod row_stats;
+pub mod step_diff;
 
 use std::time::{Duration, Instant};
 
@@ -159,6 +161,7 @@ pub struct GpuEngine {
     pairwise: pairwise::PairwiseKernel,
     nearest: nearest::NearestKernel,
     project: project::ProjectKernel,
+    step_diff: step_diff::StepDiffKernel,
     opts: GpuOptions,
 }
 
@@ -170,6 +173,7 @@ impl GpuEngine {
         let pairwise = pairwise::PairwiseKernel::new(&ctx);
         let nearest = nearest::NearestKernel::new(&ctx);
         let project = project::ProjectKernel::new(&ctx);
+        let step_diff = step_diff::StepDiffKernel::new(&ctx);
         ctx.check()?;
         Ok(Self {
             ctx,
@@ -177,6 +181,7 @@ impl GpuEngine {
             pairwise,
             nearest,
             project,
+            step_diff,
             opts,
         })
     }
@@ -263,9 +268,20 @@ impl Engine for GpuEngine {
         rows: usize,
         cols: usize,
     ) -> Result<Box<dyn crate::engine::StepDiffer + '_>> {
-        // TODO(series): the on-device kernel (shaders/step_diff.wgsl).
-        Ok(Box::new(crate::engine::cpu::steps::CpuStepDiffer::new(
-            dtype, rows, cols,
-        )))
+        if rows == 0 || cols == 0 {
+            // No step of this shape can be pushed (a matrix has rows and
+            // columns); the CPU differ gives the same error for each.
+            return Ok(Box::new(crate::engine::cpu::steps::CpuStepDiffer::new(
+                dtype, rows, cols,
+            )));
+        }
+        Ok(Box::new(step_diff::GpuStepDiffer::new(
+            &self.ctx,
+            &self.step_diff,
+            dtype,
+            rows,
+            cols,
+            self.opts,
+        )?))
     }
 }

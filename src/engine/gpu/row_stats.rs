@@ -35,7 +35,7 @@ struct HashParams {
 /// and 64 threads per row were the fastest on 4096- and 16384-wide bf16 rows;
 /// 128 and 256 (seven or eight barrier steps to reduce) fell behind, by up to
 /// 4x on the wider rows.
-fn threads_per_row(units: u32) -> u32 {
+pub(super) fn threads_per_row(units: u32) -> u32 {
     units.div_ceil(4).next_power_of_two().clamp(1, 32)
 }
 
