@@ -325,9 +325,12 @@ fn contiguous_range(
 }
 
 /// The options the reader opens files with: limits on what a header may make
-/// it allocate.
+/// it allocate, and no chunk cache of its own: a slab covers whole chunks
+/// along axis 0, so each chunk is decoded for one slab only, and the slab is
+/// the one cache.
 fn options() -> OpenOptions {
     OpenOptions::default()
+        .with_chunk_cache_bytes(0)
         .with_max_object_header_bytes(1 << 20)
         .with_max_chunk_bytes(1 << 30)
 }

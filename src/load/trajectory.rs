@@ -29,7 +29,7 @@ pub fn open_trajectory(
     let (tensors, format, reader): (Vec<TensorDesc>, &'static str, OpenSteps) = if is_hdf5(path)? {
         let file = Hdf5File::open(path)?;
         let tensors = file.tensors().to_vec();
-        let open = move |i: usize| -> Result<Steps> { Ok(Steps::Hdf5(file.steps(i)?)) };
+        let open = move |i: usize| -> Result<Steps> { Ok(Steps::Hdf5(Box::new(file.steps(i)?))) };
         (tensors, hdf5::FORMAT, Box::new(open))
     } else {
         let file = SafetensorsFile::open(path)?;
@@ -196,7 +196,7 @@ enum Steps {
     /// The whole tensor in a memory map (safetensors).
     Mapped(Bytes),
     /// An HDF5 dataset (mapped when contiguous, else by slab).
-    Hdf5(Hdf5Steps),
+    Hdf5(Box<Hdf5Steps>),
 }
 
 /// A trajectory tensor opened for reading.
