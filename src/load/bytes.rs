@@ -29,6 +29,20 @@ impl Bytes {
         Self(Inner::Owned(bytes))
     }
 
+    /// `range` of these bytes: a narrower range of the same map when mapped
+    /// (zero-copy), else a copy; `None` when `range` does not lie inside.
+    pub fn slice(&self, range: Range<usize>) -> Option<Self> {
+        if range.start > range.end || range.end > self.len() {
+            return None;
+        }
+        match &self.0 {
+            Inner::Mapped { map, range: r } => {
+                Self::mapped(map.clone(), r.start + range.start..r.start + range.end)
+            }
+            Inner::Owned(v) => Some(Self::owned(v[range].to_vec())),
+        }
+    }
+
     /// True when the bytes are read in place from a memory map.
     pub fn is_mapped(&self) -> bool {
         matches!(self.0, Inner::Mapped { .. })

@@ -10,6 +10,7 @@
 
 pub mod bytes;
 pub mod gguf;
+pub mod hdf5;
 pub mod hf;
 pub mod npy;
 pub mod pickle;
@@ -579,6 +580,8 @@ pub enum Sniffed {
     Npy,
     /// A bare pickle (`\x80` then a protocol number): a legacy PyTorch file.
     Pickle,
+    /// `\x89HDF\r\n\x1a\n`: an HDF5 file, read only as a trajectory.
+    Hdf5,
     /// Anything else is read as safetensors (an 8-byte header length, then JSON).
     Safetensors,
 }
@@ -591,6 +594,8 @@ pub fn sniff(head: &[u8]) -> Sniffed {
         Sniffed::Gguf
     } else if head.starts_with(b"\x93NUMPY") {
         Sniffed::Npy
+    } else if head.starts_with(hdf5::SIGNATURE) {
+        Sniffed::Hdf5
     } else if head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
         Sniffed::Pickle
     } else {
@@ -668,6 +673,12 @@ pub fn open_file(path: &Path) -> Result<Box<dyn TensorSource>> {
         Sniffed::Npy => Box::new(npy::NpyFile::open(path)?),
         Sniffed::Gguf => Box::new(gguf::GgufFile::open(path)?),
         Sniffed::Zip => open_zip(path)?,
+        Sniffed::Hdf5 => {
+            return Err(Error::Input {
+                path: path.to_path_buf(),
+                reason: "an HDF5 file: use --trajectory FILE --key DATASET to read a [step, token, dim] dataset".into(),
+            })
+        }
         Sniffed::Pickle => {
             let reason = if pytorch::is_legacy(&head) {
                 "a legacy (pre-1.6) PyTorch file; re-save it with torch.save(..., _use_new_zipfile_serialization=True) or convert to safetensors"

@@ -1,21 +1,244 @@
 //! `--trajectory FILE --key W`: one 3-D tensor `[steps, tokens, dim]` read a
 //! step at a time.
+//!
+//! A safetensors file, or an HDF5 file as h5py writes it ([`super::hdf5`]).
+//! Step numbers are the indices along axis 0. Memory holds a few steps
+//! whatever their number: safetensors and contiguous HDF5 steps are ranges
+//! of one memory map; chunked HDF5 steps come from one decoded slab (the
+//! steps a chunk spans) at a time.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::series::{StepSelection, StepSource};
-use super::LoadOptions;
-use crate::error::{Error, Result};
+use super::hdf5::{self, Hdf5File, Hdf5Steps};
+use super::safetensors::SafetensorsFile;
+use super::series::{SeriesInfo, StepSelection, StepSource};
+use super::{
+    find_tokenizer, read_as, regular_file, Bytes, LoadOptions, StoredDtype, TensorDesc,
+    TensorSource, TokenNames,
+};
+use crate::error::{one_line, Error, Result};
 
 /// Opens the trajectory tensor `opts.key` of `path` (safetensors or HDF5),
 /// keeping the steps `sel` selects.
 pub fn open_trajectory(
     path: &Path,
-    _opts: &LoadOptions,
-    _sel: &StepSelection,
+    opts: &LoadOptions,
+    sel: &StepSelection,
 ) -> Result<Box<dyn StepSource>> {
-    Err(Error::Input {
+    regular_file(path)?;
+    let (tensors, format, reader): (Vec<TensorDesc>, &'static str, OpenSteps) = if is_hdf5(path)? {
+        let file = Hdf5File::open(path)?;
+        let tensors = file.tensors().to_vec();
+        let open = move |i: usize| -> Result<Steps> { Ok(Steps::Hdf5(Box::new(file.steps(i)?))) };
+        (tensors, hdf5::FORMAT, Box::new(open))
+    } else {
+        let file = SafetensorsFile::open(path)?;
+        let tensors = file.tensors().to_vec();
+        let open = move |i: usize| -> Result<Steps> { Ok(Steps::Mapped(file.data(i)?)) };
+        (tensors, super::safetensors::FORMAT, Box::new(open))
+    };
+    let index = choose_3d(path, &tensors, opts.key.as_deref())?;
+    let t = &tensors[index];
+    if !matches!(
+        t.dtype,
+        StoredDtype::F32
+            | StoredDtype::F16
+            | StoredDtype::BF16
+            | StoredDtype::F64
+            | StoredDtype::U16
+            | StoredDtype::I16
+    ) {
+        return Err(tensor_err(
+            path,
+            format!(
+                "tensor {:?} has dtype {}; a trajectory is F32, F16, BF16, F64, or U16/I16 with --as bf16|f16",
+                t.name, t.dtype
+            ),
+        ));
+    }
+    let dtype = read_as(path, t, opts.reinterpret)?;
+    let [n_steps, rows, cols] = t.shape[..] else {
+        return Err(tensor_err(path, format!("tensor {:?} is not 3-D", t.name)));
+    };
+    let step_bytes = rows
+        .checked_mul(cols)
+        .and_then(|n| n.checked_mul(dtype.size()))
+        .ok_or_else(|| tensor_err(path, format!("tensor {:?} is too large", t.name)))?;
+    let reader = reader(index)?;
+    if let Steps::Mapped(all) = &reader {
+        if Some(all.len()) != step_bytes.checked_mul(n_steps) {
+            return Err(tensor_err(
+                path,
+                format!(
+                    "tensor {:?}: data length {} does not match shape {:?}",
+                    t.name,
+                    all.len(),
+                    t.shape
+                ),
+            ));
+        }
+    }
+    let all_steps: Vec<u64> = (0..n_steps as u64).collect();
+    let steps: Vec<u64> = sel
+        .select(&all_steps)
+        .into_iter()
+        .map(|i| all_steps[i])
+        .collect();
+    let (tokens, notice) = find_tokenizer(opts.tokenizer.as_deref(), None, path.parent())?;
+    Ok(Box::new(Trajectory {
         path: path.to_path_buf(),
-        reason: "trajectories are not read yet".into(),
-    })
+        info: SeriesInfo {
+            tensor: t.name.clone(),
+            stored_dtype: t.dtype.to_string(),
+            format,
+            dtype,
+            rows,
+            cols,
+        },
+        steps,
+        step_bytes,
+        reader,
+        tokens,
+        notices: notice.into_iter().collect(),
+    }))
+}
+
+/// Opens the reader of tensor `i` of the file it captured.
+type OpenSteps = Box<dyn FnOnce(usize) -> Result<Steps>>;
+
+/// True when `path` starts with HDF5's signature.
+fn is_hdf5(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(8);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(8).read_to_end(&mut head))
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(head == hdf5::SIGNATURE)
+}
+
+fn tensor_err(path: &Path, reason: String) -> Error {
+    Error::Tensor {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// `--key` when given, else the only 3-D tensor; an error listing the 3-D
+/// tensors otherwise, or when the chosen one is not 3-D with rows and columns.
+pub fn choose_3d(path: &Path, tensors: &[TensorDesc], key: Option<&str>) -> Result<usize> {
+    let cubes: Vec<usize> = (0..tensors.len())
+        .filter(|&i| tensors[i].shape.len() == 3)
+        .collect();
+    let listing = || {
+        if cubes.is_empty() {
+            "the file holds no 3-D tensor".to_string()
+        } else {
+            let items: Vec<String> = cubes
+                .iter()
+                .map(|&i| {
+                    let t = &tensors[i];
+                    format!("{:?} {:?} {}", t.name, t.shape, t.dtype)
+                })
+                .collect();
+            format!("3-D tensors: {}", items.join(", "))
+        }
+    };
+    let index = match key {
+        Some(k) => {
+            let k = k.strip_prefix('/').unwrap_or(k);
+            tensors.iter().position(|t| t.name == k).ok_or_else(|| {
+                tensor_err(
+                    path,
+                    format!("no tensor named {:?}; {}", one_line(k), listing()),
+                )
+            })?
+        }
+        None => match cubes.as_slice() {
+            [only] => *only,
+            _ => {
+                return Err(tensor_err(
+                    path,
+                    format!(
+                        "no single 3-D tensor [step, token, dim] to read (pick one with --key); {}",
+                        listing()
+                    ),
+                ))
+            }
+        },
+    };
+    let t = &tensors[index];
+    if t.shape.len() != 3 {
+        return Err(tensor_err(
+            path,
+            format!(
+                "tensor {:?} has shape {:?}; a trajectory must be 3-D [step, token, dim]",
+                t.name, t.shape
+            ),
+        ));
+    }
+    if t.shape[1] == 0 || t.shape[2] == 0 {
+        return Err(tensor_err(
+            path,
+            format!(
+                "tensor {:?} has shape {:?}: no tokens or no dimensions to survey",
+                t.name, t.shape
+            ),
+        ));
+    }
+    Ok(index)
+}
+
+/// Where the steps' bytes come from.
+enum Steps {
+    /// The whole tensor in a memory map (safetensors).
+    Mapped(Bytes),
+    /// An HDF5 dataset (mapped when contiguous, else by slab).
+    Hdf5(Box<Hdf5Steps>),
+}
+
+/// A trajectory tensor opened for reading.
+struct Trajectory {
+    path: PathBuf,
+    info: SeriesInfo,
+    steps: Vec<u64>,
+    step_bytes: usize,
+    reader: Steps,
+    tokens: Option<TokenNames>,
+    notices: Vec<String>,
+}
+
+impl StepSource for Trajectory {
+    fn info(&self) -> &SeriesInfo {
+        &self.info
+    }
+    fn steps(&self) -> &[u64] {
+        &self.steps
+    }
+    fn inputs(&self) -> Vec<PathBuf> {
+        vec![self.path.clone()]
+    }
+    fn tokens(&self) -> Option<&TokenNames> {
+        self.tokens.as_ref()
+    }
+    fn notices(&self) -> Vec<String> {
+        self.notices.clone()
+    }
+    fn read(&mut self, i: usize) -> Result<Bytes> {
+        let step = self.steps.get(i).copied().ok_or_else(|| {
+            tensor_err(
+                &self.path,
+                format!("step number {i} asked for; {} selected", self.steps.len()),
+            )
+        })? as usize;
+        let size = self.step_bytes;
+        match &mut self.reader {
+            Steps::Mapped(all) => all
+                .slice(step * size..(step + 1) * size)
+                .ok_or_else(|| tensor_err(&self.path, format!("step {step} outside the tensor"))),
+            Steps::Hdf5(h) => h.step(step),
+        }
+    }
 }

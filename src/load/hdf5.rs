@@ -1,0 +1,453 @@
+//! HDF5 files (as h5py writes them), memory-mapped, for trajectories.
+//!
+//! The file's structure (superblock, object headers, groups, chunk indexes,
+//! filters) is parsed by the pure-Rust `hdf5-reader` crate, which checks
+//! every address against the file and every decoded size against limits
+//! before allocating (see README, "Reading HDF5", for why this crate). This
+//! module lists the datasets as format-neutral [`TensorDesc`]s and reads one
+//! 3-D dataset a step (an index along axis 0) at a time:
+//!
+//! - contiguous storage: zero-copy ranges of the file's memory map;
+//! - chunked or compact storage: one *slab* at a time, the steps one chunk
+//!   spans along axis 0, so that each chunk is decompressed once when the
+//!   steps are read in order, and memory holds one slab whatever the number
+//!   of steps.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hdf5_reader::error::{Error as H5Error, Result as H5Result};
+use hdf5_reader::messages::layout::DataLayout;
+use hdf5_reader::messages::HdfMessage;
+use hdf5_reader::{
+    ByteOrder, Dataset, Datatype, H5Type, Hdf5File as Reader, OpenOptions, SliceInfo, SliceInfoElem,
+};
+use memmap2::Mmap;
+
+use super::{map_file, Bytes, StoredDtype, TensorDesc};
+use crate::error::{one_line, Error, Result};
+
+/// The format's name in messages.
+pub const FORMAT: &str = "hdf5";
+
+/// The signature at the start of an HDF5 file (h5py writes it at offset 0).
+pub const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
+
+/// Groups nested deeper than this are not listed (a file may link a group
+/// into itself).
+const MAX_DEPTH: usize = 16;
+
+/// Datasets listed at most (a file is a trajectory, not an archive).
+const MAX_DATASETS: usize = 4096;
+
+/// A slab larger than this is not read whole: steps are read one by one.
+const MAX_SLAB_BYTES: usize = 256 << 20;
+
+/// deflate expands at most about 1032 times; no chunked dataset holds more
+/// decoded bytes than this many times the file's length.
+const MAX_EXPANSION: usize = 1100;
+
+/// An open, memory-mapped HDF5 file and its datasets.
+pub struct Hdf5File {
+    path: PathBuf,
+    map: Arc<Mmap>,
+    reader: Reader,
+    /// Every dataset, named by its path without the leading `/` (`run/W`).
+    tensors: Vec<TensorDesc>,
+    datasets: Vec<Dataset>,
+}
+
+/// The map, lent to the reader without copying.
+struct MapOwner(Arc<Mmap>);
+
+impl AsRef<[u8]> for MapOwner {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Hdf5File {
+    /// Opens and maps `path`, and lists its datasets.
+    pub fn open(path: &Path) -> Result<Self> {
+        let map = map_file(path, FORMAT)?;
+        let reader = Reader::from_owner(MapOwner(map.clone()), options())
+            .map_err(|e| format_error(path, &e))?;
+        let (tensors, datasets) = list(&reader).map_err(|e| format_error(path, &e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            map,
+            reader,
+            tensors,
+            datasets,
+        })
+    }
+
+    /// Every dataset in the file.
+    pub fn tensors(&self) -> &[TensorDesc] {
+        &self.tensors
+    }
+
+    /// A reader of dataset `index` (a 3-D dataset of a little-endian 2-, 4- or
+    /// 8-byte type), one step at a time.
+    pub fn steps(&self, index: usize) -> Result<Hdf5Steps> {
+        let fail = |reason: String| Error::Format {
+            path: self.path.clone(),
+            format: FORMAT,
+            reason,
+        };
+        let (t, ds) = self
+            .tensors
+            .get(index)
+            .zip(self.datasets.get(index))
+            .ok_or_else(|| fail(format!("no dataset number {index}")))?;
+        let layout = StepLayout::of(t, self.map.len()).map_err(fail)?;
+        let contiguous = contiguous_range(&self.reader, ds, self.map.len(), layout.total)
+            .and_then(|r| Bytes::mapped(self.map.clone(), r));
+        let slab_steps = match ds.chunks() {
+            Some(c) => c.first().map_or(1, |&n| (n as usize).max(1)),
+            None => layout.steps.max(1),
+        };
+        let slab_steps = if slab_steps.saturating_mul(layout.step_bytes) > MAX_SLAB_BYTES {
+            1
+        } else {
+            slab_steps.min(layout.steps.max(1))
+        };
+        Ok(Hdf5Steps {
+            path: self.path.clone(),
+            name: t.name.clone(),
+            dataset: ds.clone(),
+            layout,
+            contiguous,
+            slab_steps,
+            slab: None,
+        })
+    }
+}
+
+/// Reads one 3-D dataset a step at a time.
+pub struct Hdf5Steps {
+    path: PathBuf,
+    name: String,
+    dataset: Dataset,
+    layout: StepLayout,
+    /// The whole dataset, when it is stored contiguously in the file.
+    contiguous: Option<Bytes>,
+    /// Steps per slab: the chunk's extent along axis 0.
+    slab_steps: usize,
+    /// The last slab decoded: its number and its bytes.
+    slab: Option<(usize, Vec<u8>)>,
+}
+
+impl Hdf5Steps {
+    /// True when steps are ranges of the file's memory map.
+    pub fn is_mapped(&self) -> bool {
+        self.contiguous.is_some()
+    }
+
+    /// The bytes of step `step` (an index along axis 0), little-endian,
+    /// row-major.
+    pub fn step(&mut self, step: usize) -> Result<Bytes> {
+        let fail = |reason: String| Error::Format {
+            path: self.path.clone(),
+            format: FORMAT,
+            reason,
+        };
+        let size = self.layout.step_bytes;
+        if step >= self.layout.steps {
+            return Err(fail(format!(
+                "dataset {:?} has {} steps; step {step} asked for",
+                self.name, self.layout.steps
+            )));
+        }
+        if let Some(all) = &self.contiguous {
+            return all
+                .slice(step * size..(step + 1) * size)
+                .ok_or_else(|| fail("step outside the dataset".into()));
+        }
+        let slab = step / self.slab_steps;
+        if self.slab.as_ref().is_none_or(|(n, _)| *n != slab) {
+            self.slab = None;
+            let first = slab * self.slab_steps;
+            let end = (first + self.slab_steps).min(self.layout.steps);
+            let bytes = read_steps(&self.dataset, first, end, &self.layout).map_err(|e| {
+                fail(format!(
+                    "dataset {:?}, steps {first}..{end}: {}",
+                    self.name,
+                    one_line(&e.to_string())
+                ))
+            })?;
+            self.slab = Some((slab, bytes));
+        }
+        let start = (step - slab * self.slab_steps) * size;
+        self.slab
+            .as_ref()
+            .and_then(|(_, b)| b.get(start..start + size))
+            .map(|b| Bytes::owned(b.to_vec()))
+            .ok_or_else(|| fail("slab shorter than its steps".into()))
+    }
+}
+
+/// Shape and sizes of a 3-D dataset, checked.
+#[derive(Clone, Copy, Debug)]
+struct StepLayout {
+    steps: usize,
+    rows: usize,
+    cols: usize,
+    elem: usize,
+    step_bytes: usize,
+    total: usize,
+}
+
+impl StepLayout {
+    fn of(t: &TensorDesc, file_len: usize) -> std::result::Result<Self, String> {
+        let [steps, rows, cols] = t.shape[..] else {
+            return Err(format!(
+                "dataset {:?} has shape {:?}, not 3-D",
+                t.name, t.shape
+            ));
+        };
+        let elem = elem_size(&t.dtype)
+            .ok_or_else(|| format!("dataset {:?} has dtype {}", t.name, t.dtype))?;
+        let too_big = || {
+            format!(
+                "dataset {:?} declares shape {:?} of {}, more than a file of {file_len} bytes can hold",
+                t.name, t.shape, t.dtype
+            )
+        };
+        let step_bytes = rows
+            .checked_mul(cols)
+            .and_then(|n| n.checked_mul(elem))
+            .ok_or_else(too_big)?;
+        let total = step_bytes.checked_mul(steps).ok_or_else(too_big)?;
+        if total > file_len.saturating_mul(MAX_EXPANSION) {
+            return Err(too_big());
+        }
+        Ok(Self {
+            steps,
+            rows,
+            cols,
+            elem,
+            step_bytes,
+            total,
+        })
+    }
+}
+
+/// Steps `first..end` of `ds`, decoded by the crate (chunks inflated,
+/// unshuffled, fill values where no chunk was written).
+fn read_steps(ds: &Dataset, first: usize, end: usize, l: &StepLayout) -> H5Result<Vec<u8>> {
+    let range = |a: usize, b: usize| SliceInfoElem::Slice {
+        start: a as u64,
+        end: b as u64,
+        step: 1,
+    };
+    let sel = SliceInfo {
+        selections: vec![range(first, end), range(0, l.rows), range(0, l.cols)],
+    };
+    Ok(match l.elem {
+        2 => flatten(ds.read_slice::<Raw<2>>(&sel)?.into_raw_vec_and_offset().0),
+        4 => flatten(ds.read_slice::<Raw<4>>(&sel)?.into_raw_vec_and_offset().0),
+        _ => flatten(ds.read_slice::<Raw<8>>(&sel)?.into_raw_vec_and_offset().0),
+    })
+}
+
+fn flatten<const N: usize>(v: Vec<Raw<N>>) -> Vec<u8> {
+    v.into_iter().flat_map(|r| r.0).collect()
+}
+
+/// One element's little-endian bytes, whatever its numeric type: the
+/// engines decode bits themselves (`--as` decides for U16).
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct Raw<const N: usize>([u8; N]);
+
+impl<const N: usize> H5Type for Raw<N> {
+    fn hdf5_type() -> Datatype {
+        Datatype::FixedPoint {
+            size: N as u8,
+            signed: false,
+            byte_order: ByteOrder::LittleEndian,
+        }
+    }
+
+    fn from_bytes(bytes: &[u8], dtype: &Datatype) -> H5Result<Self> {
+        if !Self::native_copy_compatible(dtype) {
+            return Err(H5Error::TypeMismatch {
+                expected: format!("a little-endian {N}-byte number"),
+                actual: format!("{dtype:?}"),
+            });
+        }
+        bytes
+            .get(..N)
+            .and_then(|b| b.try_into().ok())
+            .map(Raw)
+            .ok_or_else(|| H5Error::InvalidData(format!("expected {N} bytes")))
+    }
+
+    fn element_size(_dtype: &Datatype) -> usize {
+        N
+    }
+
+    fn native_copy_compatible(dtype: &Datatype) -> bool {
+        // Raw holds bytes as stored; only little-endian storage is what the
+        // engines read (checked when the dataset was listed).
+        cfg!(target_endian = "little")
+            && matches!(dtype,
+                Datatype::FixedPoint { size, byte_order: ByteOrder::LittleEndian, .. }
+                | Datatype::FloatingPoint { size, byte_order: ByteOrder::LittleEndian }
+                    if *size as usize == N)
+    }
+}
+
+/// The byte range of a contiguously stored dataset of `total` bytes, when it
+/// lies inside `file`.
+fn contiguous_range(
+    reader: &Reader,
+    ds: &Dataset,
+    file_len: usize,
+    total: usize,
+) -> Option<std::ops::Range<usize>> {
+    if !cfg!(target_endian = "little") {
+        return None;
+    }
+    let header = reader.get_or_parse_header(ds.address()).ok()?;
+    header.messages.iter().find_map(|m| match m {
+        HdfMessage::DataLayout(l) => match &l.layout {
+            DataLayout::Contiguous { address, size } => {
+                let start = usize::try_from(*address).ok()?;
+                let end = start.checked_add(total)?;
+                (*size == total as u64 && end <= file_len).then_some(start..end)
+            }
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// The options the reader opens files with: limits on what a header may make
+/// it allocate, and no chunk cache of its own: a slab covers whole chunks
+/// along axis 0, so each chunk is decoded for one slab only, and the slab is
+/// the one cache.
+fn options() -> OpenOptions {
+    OpenOptions::default()
+        .with_chunk_cache_bytes(0)
+        .with_max_object_header_bytes(1 << 20)
+        .with_max_chunk_bytes(1 << 30)
+}
+
+/// Every dataset under the root group, depth first, and its description.
+fn list(reader: &Reader) -> H5Result<(Vec<TensorDesc>, Vec<Dataset>)> {
+    let mut tensors = Vec::new();
+    let mut datasets = Vec::new();
+    let mut todo = vec![(reader.root_group()?, String::new(), 0usize)];
+    while let Some((group, prefix, depth)) = todo.pop() {
+        let (groups, sets) = group.members()?;
+        for ds in sets {
+            if datasets.len() >= MAX_DATASETS {
+                break;
+            }
+            tensors.push(TensorDesc {
+                name: format!("{prefix}{}", ds.name()),
+                dtype: stored_dtype(ds.dtype()),
+                shape: ds.shape().iter().map(|&n| n as usize).collect(),
+            });
+            datasets.push(ds);
+        }
+        if depth < MAX_DEPTH {
+            for g in groups.into_iter().rev() {
+                let name = format!("{prefix}{}/", g.name());
+                todo.push((g, name, depth + 1));
+            }
+        }
+    }
+    Ok((tensors, datasets))
+}
+
+/// The dtype names the loaders share; big-endian and other types by name.
+fn stored_dtype(d: &Datatype) -> StoredDtype {
+    match d {
+        Datatype::FloatingPoint {
+            size,
+            byte_order: ByteOrder::LittleEndian,
+        } => match size {
+            2 => StoredDtype::F16,
+            4 => StoredDtype::F32,
+            8 => StoredDtype::F64,
+            n => StoredDtype::Other(format!("{n}-byte float")),
+        },
+        Datatype::FixedPoint {
+            size: 2,
+            signed,
+            byte_order: ByteOrder::LittleEndian,
+        } => {
+            if *signed {
+                StoredDtype::I16
+            } else {
+                StoredDtype::U16
+            }
+        }
+        Datatype::FixedPoint {
+            size,
+            signed,
+            byte_order: ByteOrder::LittleEndian,
+        } => StoredDtype::Other(format!(
+            "{}{}",
+            if *signed { "I" } else { "U" },
+            8 * *size as u32
+        )),
+        Datatype::FixedPoint { size, .. } | Datatype::FloatingPoint { size, .. } => {
+            StoredDtype::Other(format!("big-endian {size}-byte number"))
+        }
+        other => StoredDtype::Other(
+            format!("{other:?}")
+                .split([' ', '{', '('])
+                .next()
+                .unwrap_or("unknown")
+                .to_string(),
+        ),
+    }
+}
+
+/// Bytes per element of the dtypes a step can be read as.
+fn elem_size(d: &StoredDtype) -> Option<usize> {
+    match d {
+        StoredDtype::F16 | StoredDtype::BF16 | StoredDtype::U16 | StoredDtype::I16 => Some(2),
+        StoredDtype::F32 => Some(4),
+        StoredDtype::F64 => Some(8),
+        _ => None,
+    }
+}
+
+fn format_error(path: &Path, e: &H5Error) -> Error {
+    Error::Format {
+        path: path.to_path_buf(),
+        format: FORMAT,
+        reason: one_line(&e.to_string()),
+    }
+}
+
+/// Opens HDF5 bytes held in memory and reads every step of every 3-D
+/// dataset of a 2-, 4- or 8-byte type: the fuzz target's entry point.
+/// Returns the number of bytes read.
+pub fn read_all(data: &[u8]) -> std::result::Result<usize, String> {
+    let reader = Reader::from_bytes(data).map_err(|e| e.to_string())?;
+    let (tensors, datasets) = list(&reader).map_err(|e| e.to_string())?;
+    let mut read = 0;
+    for (t, ds) in tensors.iter().zip(&datasets) {
+        let Ok(layout) = StepLayout::of(t, data.len()) else {
+            continue;
+        };
+        if let Some(r) = contiguous_range(&reader, ds, data.len(), layout.total) {
+            read += data.get(r).map_or(0, <[u8]>::len);
+            continue;
+        }
+        for step in 0..layout.steps.min(64) {
+            let bytes = read_steps(ds, step, step + 1, &layout).map_err(|e| e.to_string())?;
+            if bytes.len() != layout.step_bytes {
+                return Err(format!("step {step}: {} bytes", bytes.len()));
+            }
+            read += bytes.len();
+        }
+    }
+    Ok(read)
+}
