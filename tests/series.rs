@@ -555,3 +555,42 @@ fn series_with_file_is_an_error() {
     let out = run("cpu", &a);
     expect_error(&out, &["--series", "--file"]);
 }
+
+#[test]
+fn bad_step_selections_and_lists_are_one_line_errors() {
+    // --steps without a series, a reversed range, EVERY of 0, a selection
+    // that keeps nothing.
+    let file = run_dir().join(step_file(0));
+    let mut a = args(["--file"]);
+    a.push(file.clone().into());
+    a.extend(args(["--steps", "::2"]));
+    expect_error(&run("cpu", &a), &["--steps"]);
+    expect_error(
+        &run("cpu", &folder_args(&["--steps", "9:3"])),
+        &["START is after END"],
+    );
+    expect_error(&run("cpu", &folder_args(&["--steps", "::0"])), &["EVERY"]);
+    expect_error(
+        &run("cpu", &folder_args(&["--steps", "1000:2000"])),
+        &["selects none"],
+    );
+
+    // A listed file without a step number; two files of the same step.
+    let dir = TempDir::new().unwrap();
+    let key = "model.embed_tokens.weight";
+    let plain = dir.path().join("model.safetensors");
+    std::fs::write(&plain, safetensors(key, "BF16", &[4, 2])).unwrap();
+    let mut a = args(["--series"]);
+    a.push(file.clone().into());
+    a.push(plain.clone().into());
+    expect_error(
+        &run("cpu", &a),
+        &[&plain.display().to_string(), "no step number"],
+    );
+    let twin = dir.path().join("ckpt_000.safetensors");
+    std::fs::write(&twin, safetensors(key, "BF16", &[256, 8])).unwrap();
+    let mut a = args(["--series"]);
+    a.push(file.into());
+    a.push(twin.into());
+    expect_error(&run("cpu", &a), &["step 0 twice"]);
+}
