@@ -235,6 +235,36 @@ fn compute_only(engine: &dyn Engine, map: &Arc<memmap2::Mmap>, a: &Args) -> Seri
         .expect("survey the mapped steps")
 }
 
+/// The engine alone: every step compared with the one before, in the
+/// batches the series driver uses, nothing surveyed.
+fn engine_only(engine: &dyn Engine, map: &memmap2::Mmap, a: &Args) -> usize {
+    let offset = 8 + u64::from_le_bytes(map[..8].try_into().unwrap_or([0; 8])) as usize;
+    let sb = a.n * a.d * 2;
+    let step = |t: usize| {
+        singularity_gpu::Matrix::new(
+            Dtype::BF16,
+            a.n,
+            a.d,
+            &map[offset + t * sb..offset + (t + 1) * sb],
+        )
+        .expect("step")
+    };
+    let mut differ = engine.step_differ(Dtype::BF16, a.n, a.d).expect("differ");
+    let batch = ((32 << 20) / sb).clamp(1, 64);
+    let mut moved = 0;
+    let mut t = 0;
+    while t < a.steps {
+        let k = batch.min(a.steps - t);
+        let ms: Vec<_> = (t..t + k).map(step).collect();
+        let prev = t.checked_sub(1).map(step);
+        for r in differ.push_many(prev.as_ref(), &ms).expect("push") {
+            moved += r.changed.map_or(0, |c| c.iter().filter(|&&x| x).count());
+        }
+        t += k;
+    }
+    moved
+}
+
 fn main() {
     let a = parse_args();
     let (steps, n, d) = (a.steps, a.n, a.d);
@@ -275,6 +305,8 @@ fn main() {
 
     let mut reference: Option<SeriesReport> = None;
     if a.cpu {
+        let (t, _) = time(a.reps, || engine_only(&CpuEngine, &map, &a));
+        line("CPU engine only (steps from the map, nothing surveyed)", t);
         let (t, _) = time(a.reps, || compute_only(&CpuEngine, &map, &a));
         line("CPU engine + survey only (steps from the map)", t);
         let (t, r) = time(a.reps, || run(&CpuEngine, &path));

@@ -53,6 +53,9 @@ pub fn has_displacement(dtype: Dtype) -> bool {
 /// cheaper than one per row.
 const BLOCK_BYTES: usize = 4096;
 
+/// Rows of a step one task of a batch takes through every step of it.
+const BAND_BYTES: usize = 64 << 10;
+
 /// Per-row outputs for a range of rows of one step.
 struct RowsOut<'o> {
     changed: &'o mut [bool],
@@ -193,9 +196,11 @@ impl StepDiffer for CpuStepDiffer {
         Ok(out)
     }
 
-    /// The steps of the batch compared with their predecessors in parallel
-    /// (one task a step: small steps cost a task each instead of a
-    /// fork-join each), then the hashes of unchanged rows carried forward.
+    /// The steps of the batch compared with their predecessors, tiled: each
+    /// rayon task takes a band of rows (about 64 KiB of a step) through
+    /// every step of the batch in order, so the previous step's band is
+    /// still in cache when the next step's is compared, and carries the
+    /// hashes of unchanged rows forward itself.
     fn push_many(&mut self, prev: Option<&Matrix>, steps: &[Matrix]) -> Result<Vec<StepRows>> {
         let mut out = Vec::with_capacity(steps.len());
         let mut rest = steps;
@@ -206,31 +211,81 @@ impl StepDiffer for CpuStepDiffer {
             out.push(self.push(None, head)?);
             rest = tail;
         }
-        for m in steps {
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        for m in rest {
             self.check(m)?;
         }
         let before: Vec<&Matrix> = match prev.filter(|_| out.is_empty()) {
-            Some(p) => std::iter::once(p).chain(steps).collect(),
+            Some(p) => {
+                self.check(p)?;
+                std::iter::once(p).chain(rest).collect()
+            }
             None => steps.iter().collect(),
         };
-        if let Some(p) = prev {
-            self.check(p)?;
-        }
-        let mut rows: Vec<StepRows> = (0..rest.len()).map(|_| self.blank()).collect();
-        rows.par_iter_mut().enumerate().for_each(|(k, r)| {
+        // Each task allocates (and zeroes) its own step's outputs.
+        let this = &*self;
+        let mut rows: Vec<StepRows> = (0..rest.len())
+            .into_par_iter()
+            .map(|_| this.blank())
+            .collect();
+        let band = (BAND_BYTES / rest[0].row_bytes().max(1)).max(1);
+        let bands = self.rows.div_ceil(band);
+        // outs[b][k]: band b of step k.
+        let mut outs: Vec<Vec<RowsOut>> = (0..bands).map(|_| Vec::new()).collect();
+        for r in &mut rows {
             let changed = r.changed.as_mut().map_or(&mut [][..], |c| c.as_mut_slice());
-            let o = RowsOut {
-                changed,
-                hashes: &mut r.hashes,
-                linf: &mut r.linf_steps,
-                l1: &mut r.l1_steps,
-            };
-            diff_rows(before[k], &rest[k], 0, o);
-        });
-        for mut r in rows {
-            self.carry_hashes(&mut r);
-            out.push(r);
+            let mut linf = r.linf_steps.chunks_mut(band);
+            let mut l1 = r.l1_steps.chunks_mut(band);
+            for ((o, h), c) in outs
+                .iter_mut()
+                .zip(r.hashes.chunks_mut(band))
+                .zip(changed.chunks_mut(band))
+            {
+                o.push(RowsOut {
+                    changed: c,
+                    hashes: h,
+                    linf: linf.next().unwrap_or(&mut []),
+                    l1: l1.next().unwrap_or(&mut []),
+                });
+            }
         }
+        let carried = &self.hashes;
+        outs.into_par_iter().enumerate().for_each(|(b, band_outs)| {
+            let first = b * band;
+            let mut last: Vec<u64> = carried[first..(first + band).min(carried.len())].to_vec();
+            for (k, o) in band_outs.into_iter().enumerate() {
+                let RowsOut {
+                    changed,
+                    hashes,
+                    linf,
+                    l1,
+                } = o;
+                diff_rows(
+                    before[k],
+                    &rest[k],
+                    first,
+                    RowsOut {
+                        changed: &mut *changed,
+                        hashes: &mut *hashes,
+                        linf,
+                        l1,
+                    },
+                );
+                for ((h, &c), l) in hashes.iter_mut().zip(changed.iter()).zip(&mut last) {
+                    if c {
+                        *l = *h;
+                    } else {
+                        *h = *l;
+                    }
+                }
+            }
+        });
+        if let Some(r) = rows.last() {
+            self.hashes.clone_from(&r.hashes);
+        }
+        out.extend(rows);
         Ok(out)
     }
 }
@@ -346,9 +401,9 @@ mod tests {
 
     #[test]
     fn a_batch_gives_the_rows_of_steps_pushed_one_by_one() {
-        // 9 steps of 300 rows × 3 f16 (6-byte rows: blocks end mid-row),
-        // each changing a few rows from the one before.
-        let (n, d) = (300, 3);
+        // 9 steps of 25,000 rows × 3 f16 (6-byte rows: blocks end mid-row;
+        // three bands of rows), each changing a few rows from the one before.
+        let (n, d) = (25_000, 3);
         let mut z = 7u64;
         let mut next = move || {
             z = z
@@ -359,7 +414,7 @@ mod tests {
         let mut steps: Vec<Vec<u8>> = vec![(0..n * d * 2).map(|_| next() as u8).collect()];
         for _ in 1..9 {
             let mut s = steps.last().unwrap().clone();
-            for _ in 0..next() % 6 {
+            for _ in 0..next() % 40 {
                 let k = next() % s.len();
                 s[k] ^= 1 << (next() % 8);
             }
@@ -380,6 +435,8 @@ mod tests {
                 let mut got = many.push_many(None, &ms[..split]).unwrap();
                 got.extend(many.push_many(Some(&ms[split - 1]), &ms[split..]).unwrap());
                 assert_eq!(got, want, "{dtype} split at {split}");
+                // No previous step: the series starts over.
+                assert_eq!(many.push_many(None, &ms).unwrap(), want, "{dtype} again");
             }
             // And the definition, row by row.
             for k in 1..ms.len() {
