@@ -252,7 +252,11 @@ fn read_steps(ds: &Dataset, first: usize, end: usize, l: &StepLayout) -> H5Resul
 }
 
 fn flatten<const N: usize>(v: Vec<Raw<N>>) -> Vec<u8> {
-    v.into_iter().flat_map(|r| r.0).collect()
+    // Collected in place (same layout), then viewed as bytes.
+    v.into_iter()
+        .map(|r| r.0)
+        .collect::<Vec<[u8; N]>>()
+        .into_flattened()
 }
 
 /// One element's little-endian bytes, whatever its numeric type: the
