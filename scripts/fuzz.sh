@@ -32,6 +32,7 @@ case $target in
   gguf) seed tests/fixtures/gguf/*.gguf ;;
   npy) seed tests/fixtures/npy/*.npy ;;
   zip) seed tests/fixtures/npy/*.npz tests/fixtures/torch/*.pt tests/fixtures/torch/*.zip ;;
+  hdf5) seed tests/fixtures/trajectory/*.h5 ;;
   pickle) seed tests/fixtures/torch/*.pkl; pickles "$corpus" ;;
 esac
 [ -d "tests/fuzz/$target" ] && seed tests/fuzz/"$target"/*

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use singularity_gpu::load::{gguf, npy, pickle, pytorch, quant, safetensors, zip};
+use singularity_gpu::load::{gguf, hdf5, npy, pickle, pytorch, quant, safetensors, zip};
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -105,6 +105,15 @@ fn pickle_inputs() {
                     .any(|v| matches!(v, pickle::Value::Global { .. })),
                 "{name}: a global got through"
             );
+        }
+    }
+}
+
+#[test]
+fn hdf5_inputs() {
+    for (name, data) in inputs("hdf5") {
+        if let Err(e) = hdf5::read_all(&data) {
+            assert!(!e.starts_with("step "), "{name}: {e}");
         }
     }
 }

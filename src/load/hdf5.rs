@@ -120,6 +120,7 @@ impl Hdf5File {
             contiguous,
             slab_steps,
             slab: None,
+            slabs_read: 0,
         })
     }
 }
@@ -136,12 +137,20 @@ pub struct Hdf5Steps {
     slab_steps: usize,
     /// The last slab decoded: its number and its bytes.
     slab: Option<(usize, Vec<u8>)>,
+    /// Slabs decoded so far.
+    slabs_read: usize,
 }
 
 impl Hdf5Steps {
     /// True when steps are ranges of the file's memory map.
     pub fn is_mapped(&self) -> bool {
         self.contiguous.is_some()
+    }
+
+    /// How many slabs were decoded so far (each chunk is decoded with the
+    /// one slab that holds it).
+    pub fn slabs_read(&self) -> usize {
+        self.slabs_read
     }
 
     /// The bytes of step `step` (an index along axis 0), little-endian,
@@ -177,6 +186,7 @@ impl Hdf5Steps {
                 ))
             })?;
             self.slab = Some((slab, bytes));
+            self.slabs_read += 1;
         }
         let start = (step - slab * self.slab_steps) * size;
         self.slab
@@ -252,7 +262,11 @@ fn read_steps(ds: &Dataset, first: usize, end: usize, l: &StepLayout) -> H5Resul
 }
 
 fn flatten<const N: usize>(v: Vec<Raw<N>>) -> Vec<u8> {
-    v.into_iter().flat_map(|r| r.0).collect()
+    // Collected in place (same layout), then viewed as bytes.
+    v.into_iter()
+        .map(|r| r.0)
+        .collect::<Vec<[u8; N]>>()
+        .into_flattened()
 }
 
 /// One element's little-endian bytes, whatever its numeric type: the
@@ -450,4 +464,62 @@ pub fn read_all(data: &[u8]) -> std::result::Result<usize, String> {
         }
     }
     Ok(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/trajectory")
+            .join(name)
+    }
+
+    #[test]
+    fn steps_read_in_order_decode_each_slab_once() {
+        // chunks (4, 3, 2) over 9 steps: slabs 0..4, 4..8, 8..9.
+        let file = Hdf5File::open(&fixture("gzip_shuffle_u16.h5")).unwrap();
+        let mut steps = file.steps(0).unwrap();
+        assert!(!steps.is_mapped());
+        for s in 0..9 {
+            assert_eq!(steps.step(s).unwrap().len(), 5 * 3 * 2);
+        }
+        assert_eq!(steps.slabs_read(), 3);
+        assert!(steps.step(9).is_err());
+    }
+
+    #[test]
+    fn contiguous_steps_are_mapped() {
+        let file = Hdf5File::open(&fixture("f32_contiguous.h5")).unwrap();
+        let mut steps = file.steps(0).unwrap();
+        assert!(steps.is_mapped());
+        assert!(steps.step(8).unwrap().is_mapped());
+        assert_eq!(steps.slabs_read(), 0);
+    }
+
+    #[test]
+    fn datasets_in_groups_are_named_by_path() {
+        let file = Hdf5File::open(&fixture("nested.h5")).unwrap();
+        let mut names: Vec<&str> = file.tensors().iter().map(|t| t.name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["run/V", "run/W", "run/bias"]);
+    }
+
+    #[test]
+    fn a_shape_too_large_for_the_file_is_refused_before_reading() {
+        let t = TensorDesc {
+            name: "W".into(),
+            dtype: StoredDtype::F32,
+            shape: vec![1 << 20, 1 << 20, 1 << 20],
+        };
+        assert!(StepLayout::of(&t, 4096)
+            .unwrap_err()
+            .contains("more than a file"));
+        let t = TensorDesc {
+            shape: vec![usize::MAX, 2, 2],
+            ..t
+        };
+        assert!(StepLayout::of(&t, 4096).is_err());
+    }
 }
