@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::engine::{self, DeviceChoice, Engine, GpuOptions};
+use crate::engine::{self, DeviceChoice, Engine, GpuOptions, StepRows};
 use crate::error::{Error, Result};
 use crate::load::series::{open_series, SeriesInfo, StepSelection, StepSource};
 use crate::load::trajectory::open_trajectory;
@@ -107,35 +107,60 @@ pub fn survey_source(
             ))
         })
     }
-    let mut prev: Option<Bytes> = None;
+    // A batch is surveyed (on a thread of its own) while the engine compares
+    // the next one: the survey is sequential, the engine uses every core.
+    let mut pending: Option<(usize, Vec<Bytes>, Vec<StepRows>)> = None;
     let mut i = 0;
-    while i < steps.len() {
+    while i < steps.len() || pending.is_some() {
         let k = batch.min(steps.len() - i);
         let t = Instant::now();
         let bufs = (i..i + k)
             .map(|j| source.read(j))
             .collect::<Result<Vec<Bytes>>>()?;
         timings.read += ms(t);
-        let mats = bufs
-            .iter()
-            .zip(&steps[i..i + k])
-            .map(|(b, &step)| view(&info, step, b))
-            .collect::<Result<Vec<Matrix>>>()?;
-        let before = prev
-            .as_ref()
-            .map(|b| view(&info, steps[i - 1], b))
-            .transpose()?;
-        let t = Instant::now();
-        let rows = differ.push_many(before.as_ref(), &mats)?;
-        timings.diff += ms(t);
-        let t = Instant::now();
-        for ((m, r), &step) in mats.iter().zip(&rows).zip(&steps[i..i + k]) {
-            tracker.push(step, m, r);
+        let tracker = &mut tracker;
+        let (rows, survey_ms) = std::thread::scope(|scope| -> Result<_> {
+            let survey = pending.as_ref().map(|(start, bufs, rows)| {
+                let steps = &steps[*start..*start + bufs.len()];
+                let info = &info;
+                scope.spawn(move || -> Result<f64> {
+                    let t = Instant::now();
+                    for ((b, r), &step) in bufs.iter().zip(rows).zip(steps) {
+                        tracker.push(step, &view(info, step, b)?, r);
+                    }
+                    Ok(ms(t))
+                })
+            });
+            let mats = bufs
+                .iter()
+                .zip(&steps[i..i + k])
+                .map(|(b, &step)| view(&info, step, b))
+                .collect::<Result<Vec<Matrix>>>()?;
+            let before = match &pending {
+                Some((start, bufs, _)) => bufs
+                    .last()
+                    .map(|b| view(&info, steps[start + bufs.len() - 1], b))
+                    .transpose()?,
+                None => None,
+            };
+            let t = Instant::now();
+            let rows = if mats.is_empty() {
+                Vec::new()
+            } else {
+                differ.push_many(before.as_ref(), &mats)?
+            };
+            timings.diff += ms(t);
+            let survey_ms = match survey {
+                Some(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))?,
+                None => 0.0,
+            };
+            Ok((rows, survey_ms))
+        })?;
+        timings.survey += survey_ms;
+        if let Some((_, done, _)) = &pending {
+            bar.inc(done.len() as u64);
         }
-        timings.survey += ms(t);
-        bar.inc(k as u64);
-        drop(mats);
-        prev = bufs.into_iter().last();
+        pending = (k > 0).then_some((i, bufs, rows));
         i += k;
     }
     bar.finish();
@@ -198,4 +223,97 @@ pub fn survey_source(
             TokenDisplay::Ids
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::Dtype;
+    use crate::engine::cpu::steps::CpuStepDiffer;
+    use crate::engine::cpu::CpuEngine;
+    use crate::engine::StepDiffer;
+    use crate::load::series::SeriesInfo;
+    use crate::load::TokenNames;
+
+    /// Steps held in memory.
+    struct Steps {
+        info: SeriesInfo,
+        numbers: Vec<u64>,
+        data: Vec<Vec<u8>>,
+    }
+
+    impl StepSource for Steps {
+        fn info(&self) -> &SeriesInfo {
+            &self.info
+        }
+        fn steps(&self) -> &[u64] {
+            &self.numbers
+        }
+        fn inputs(&self) -> Vec<PathBuf> {
+            Vec::new()
+        }
+        fn tokens(&self) -> Option<&TokenNames> {
+            None
+        }
+        fn read(&mut self, i: usize) -> Result<Bytes> {
+            Ok(Bytes::owned(self.data[i].clone()))
+        }
+    }
+
+    #[test]
+    fn batches_and_the_overlapped_survey_give_the_series_of_one_step_at_a_time() {
+        // 200 steps (four batches of at most 64), 12 tokens × 1 f32, a few
+        // tokens moving among three values each step.
+        let (n, count) = (12, 200);
+        let mut z = 99u64;
+        let mut next = move || {
+            z = z
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (z >> 33) as usize
+        };
+        let mut v = vec![1f32; n];
+        let mut data = Vec::new();
+        for _ in 0..count {
+            for _ in 0..next() % 3 {
+                v[next() % n] = (next() % 3) as f32;
+            }
+            data.push(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
+        }
+        let info = SeriesInfo {
+            tensor: "W".into(),
+            stored_dtype: "F32".into(),
+            format: "test",
+            dtype: Dtype::F32,
+            rows: n,
+            cols: 1,
+        };
+        let numbers: Vec<u64> = (0..count as u64).map(|s| s * 5).collect();
+        let mut source = Steps {
+            info,
+            numbers: numbers.clone(),
+            data: data.clone(),
+        };
+        let got = survey_source(&CpuEngine, &mut source, "trajectory", false, Instant::now())
+            .unwrap()
+            .series;
+
+        let mut differ = CpuStepDiffer::new(Dtype::F32, n, 1);
+        let mut tracker = SeriesTracker::new(n);
+        for (k, b) in data.iter().enumerate() {
+            let m = Matrix::new(Dtype::F32, n, 1, b).unwrap();
+            let prev = k
+                .checked_sub(1)
+                .map(|j| Matrix::new(Dtype::F32, n, 1, &data[j]).unwrap());
+            let rows = differ.push(prev.as_ref(), &m).unwrap();
+            tracker.push(numbers[k], &m, &rows);
+        }
+        let want = tracker.finish();
+        assert_eq!(got, want);
+        assert!(
+            got.events.len() > 10,
+            "the series has events: {:?}",
+            got.events.len()
+        );
+    }
 }

@@ -20,6 +20,8 @@ pub const SERIES_SCHEMA: &str = "singularity-gpu-series/1";
 pub const TIMELINE_ROWS: usize = 50;
 
 /// Wall-clock time of each stage, in milliseconds, summed over the steps.
+/// The survey of one batch of steps runs while the engine compares the next
+/// batch, so `diff` and `survey` overlap: their sum can exceed `total`.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct SeriesTimings {
     /// Reading (and decompressing) the steps.
