@@ -574,6 +574,17 @@ fn bad_step_selections_and_lists_are_one_line_errors() {
         &run("cpu", &folder_args(&["--steps", "1000:2000"])),
         &["selects none"],
     );
+    // The same for a trajectory, and a trajectory of no steps at all.
+    expect_error(
+        &run("cpu", &trajectory_args("run.h5", &["--steps", "1000:2000"])),
+        &["selects none"],
+    );
+    let empty = TempDir::new().unwrap();
+    let none = empty.path().join("none.safetensors");
+    std::fs::write(&none, safetensors("W", "F32", &[0, 4, 3])).unwrap();
+    let mut a = args(["--trajectory"]);
+    a.push(none.into());
+    expect_error(&run("cpu", &a), &["no steps"]);
 
     // A listed file without a step number; two files of the same step.
     let dir = TempDir::new().unwrap();

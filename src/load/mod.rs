@@ -954,6 +954,16 @@ fn input_only_keys() -> Vec<&'static str> {
 /// folder, a hub cache entry) and loads the tensor `opts` asks for. Only
 /// the files that hold the chosen tensors are opened.
 pub fn open(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
+    open_with(path, opts, true)
+}
+
+/// [`open`] without looking for a tokenizer: the later steps of a series,
+/// whose token strings come from the first step.
+pub(crate) fn open_tensor(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
+    open_with(path, opts, false)
+}
+
+fn open_with(path: &Path, opts: &LoadOptions, tokenizer: bool) -> Result<Loaded> {
     let (input, model_dir) = resolve(path, opts.revision.as_deref())?;
     let mut model = Model {
         input,
@@ -1003,6 +1013,10 @@ pub fn open(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
     };
     if opts.unembedding {
         loaded.role = Role::OutputHead;
+    }
+    if !tokenizer {
+        loaded.model_dir = model_dir;
+        return Ok(loaded);
     }
     let own = model
         .opened

@@ -310,7 +310,7 @@ impl StepSource for FileSeries {
             .files
             .get(i)
             .ok_or_else(|| Error::Usage(format!("step {i} of a series of {}", self.files.len())))?;
-        let loaded = super::open(&c.path, &self.opts)?;
+        let loaded = super::open_tensor(&c.path, &self.opts)?;
         let i0 = &self.info;
         if (loaded.dtype, loaded.rows, loaded.cols) != (i0.dtype, i0.rows, i0.cols)
             || loaded.info.name != i0.tensor

@@ -84,6 +84,19 @@ pub fn open_trajectory(
         .into_iter()
         .map(|i| all_steps[i])
         .collect();
+    if steps.is_empty() {
+        return Err(tensor_err(
+            path,
+            if n_steps == 0 {
+                format!("tensor {:?} has no steps (shape {:?})", t.name, t.shape)
+            } else {
+                format!(
+                    "--steps selects none of the {n_steps} steps (0–{})",
+                    n_steps - 1
+                )
+            },
+        ));
+    }
     let (tokens, notice) = find_tokenizer(opts.tokenizer.as_deref(), None, path.parent())?;
     Ok(Box::new(Trajectory {
         path: path.to_path_buf(),
