@@ -115,6 +115,23 @@ fn token(r: &SeriesReport, id: usize) -> String {
     }
 }
 
+/// `n noun`, with the noun in the plural unless `n` is 1.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
+/// A mean with thousands separators and one decimal.
+fn decimal(x: f64) -> String {
+    let s = format!("{x:.1}");
+    match s.split_once('.') {
+        Some((int, frac)) if x.abs() < 1e15 => match int.parse::<usize>() {
+            Ok(i) => format!("{}.{frac}", thousands(i)),
+            Err(_) => s.clone(),
+        },
+        _ => s.clone(),
+    }
+}
+
 /// At most `max` tokens, then how many more.
 fn token_list(r: &SeriesReport, ids: &[usize], max: usize) -> String {
     let shown: Vec<String> = ids.iter().take(max).map(|&id| token(r, id)).collect();
@@ -147,8 +164,7 @@ fn row(o: &mut String, r: &SeriesReport, p: &StepSummary) -> std::fmt::Result {
     let (linf, l1) = match p.displacement {
         Some(d) => (
             thousands(d.max_linf_steps as usize),
-            d.mean_l1_steps
-                .map_or_else(|| "–".into(), |x| format!("{x:.1}")),
+            d.mean_l1_steps.map_or_else(|| "–".into(), decimal),
         ),
         None => ("–".into(), "–".into()),
     };
@@ -186,8 +202,8 @@ fn write_text(o: &mut String, r: &SeriesReport, max_tokens: usize) -> std::fmt::
         "trajectory" => writeln!(o, "Trajectory: {} ({})", r.inputs[0], r.format)?,
         _ => writeln!(
             o,
-            "Series: {} checkpoints, {} … {} ({})",
-            thousands(r.inputs.len()),
+            "Series: {}, {} … {} ({})",
+            count(r.inputs.len(), "checkpoint", "checkpoints"),
             r.inputs.first().map_or("", String::as_str),
             r.inputs.last().map_or("", String::as_str),
             r.format
@@ -200,12 +216,12 @@ fn write_text(o: &mut String, r: &SeriesReport, max_tokens: usize) -> std::fmt::
     };
     writeln!(
         o,
-        "Tensor: {}, {}{stored}, {} tokens × {} dims; {} steps from {first} to {last}",
+        "Tensor: {}, {}{stored}, {} × {}; {} from {first} to {last}",
         r.tensor,
         r.dtype,
-        thousands(n),
-        thousands(d),
-        thousands(steps)
+        count(n, "token", "tokens"),
+        count(d, "dim", "dims"),
+        count(steps, "step", "steps")
     )?;
     writeln!(o, "Device: {} ({})", r.device.adapter, r.device.backend)?;
     if let Some(t) = &r.tokenizer {
@@ -251,19 +267,23 @@ fn write_text(o: &mut String, r: &SeriesReport, max_tokens: usize) -> std::fmt::
                 let sizes: Vec<String> = e.pieces.iter().map(|p| thousands(p.len())).collect();
                 let sizes = sizes.join(" + ");
                 let split = e.kind == EventKind::Split;
+                if split && e.pieces.iter().all(|p| p.len() == 1) {
+                    writeln!(o, "step {}: a hole of {k} broke apart: {ids}", e.step)?;
+                    continue;
+                }
                 if split {
                     writeln!(o, "step {}: a hole of {k} split into {sizes}", e.step)?;
                 } else {
                     writeln!(
                         o,
-                        "step {}: tokens of different holes merged into a hole of {k} (by their previous vector: {sizes})",
+                        "step {}: holes merged into a hole of {k} (by their previous vector: {sizes})",
                         e.step
                     )?;
                 }
                 let (together, alone) = if split {
                     ("together", "alone")
                 } else {
-                    ("from one vector", "each from a vector of its own")
+                    ("were together", "came one by one")
                 };
                 let singles: Vec<usize> = e
                     .pieces
@@ -290,17 +310,17 @@ fn write_text(o: &mut String, r: &SeriesReport, max_tokens: usize) -> std::fmt::
     let never = s.tokens.first_moved.iter().filter(|f| f.is_none()).count();
     writeln!(
         o,
-        "{} tokens evaporated from the holes of step {first}; {} are still frozen together in {} hole(s); {} tokens never moved",
-        thousands(evaporated),
-        thousands(frozen),
-        thousands(s.frozen.len()),
-        thousands(never)
+        "{} evaporated from the holes of step {first}; {} still frozen together in {}; {} never moved",
+        count(evaporated, "token", "tokens"),
+        count(frozen, "token", "tokens"),
+        count(s.frozen.len(), "hole", "holes"),
+        count(never, "token", "tokens")
     )?;
     for core in &s.frozen {
         writeln!(
             o,
-            "  frozen: {} tokens: {}",
-            thousands(core.len()),
+            "  frozen: {}: {}",
+            count(core.len(), "token", "tokens"),
             token_list(r, core, max_tokens)
         )?;
     }

@@ -12,12 +12,15 @@
 //!   step is the hole; at each later step it is the largest set of the
 //!   previous core's tokens that still share one vector (on a tie, the set
 //!   holding the smallest id). A hole that moves as one keeps its core.
-//! - Events between two consecutive steps, for holes that had a token move:
-//!   `evaporated` (the tokens whose `evaporated_at` is this step, one event
-//!   per step), `formed` (a hole whose tokens were all alone at the previous
-//!   step), `merged` (a hole whose tokens come from two or more holes of the
-//!   previous step), `split` (a hole of the previous step whose tokens now
-//!   sit in two or more holes; its tokens are listed).
+//! - Events between two consecutive steps: `evaporated` (the tokens whose
+//!   `evaporated_at` is this step, one event per step); for a hole now, its
+//!   tokens grouped by the vector they had at the previous step: no group of
+//!   two or more (none of them were together) is `formed`, two groups or
+//!   more is `merged`; for a hole at the previous step, its tokens grouped by
+//!   their vector now: anything but exactly one group of two or more (the
+//!   hole going on, maybe without some single tokens) is `split`, whether it
+//!   broke into holes or into single tokens. So the number of holes never
+//!   changes without an event.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -514,32 +517,26 @@ impl SeriesTracker {
             if p.size(c) < 2 {
                 continue;
             }
-            // Tokens that stayed in `c` came from `c` as it was.
+            // The hole's tokens by the class they were in: those that stayed
+            // in `c`, and the arrivals by the class each left (`arrivals` is
+            // sorted by it). A piece of two or more was together already.
             let stay = p.size(c) - arrivals.len();
-            let mut from: Vec<u32> = arrivals
-                .iter()
-                .map(|&(_, o, _)| o)
-                .filter(|&o| prev(o) >= 2)
-                .collect();
-            if stay > 0 && prev(c) >= 2 {
-                from.push(c);
-            }
-            from.sort_unstable();
-            from.dedup();
-            match from.len() {
+            let from = arrivals.chunk_by(|a, b| a.1 == b.1);
+            let big = usize::from(stay >= 2) + from.clone().filter(|g| g.len() >= 2).count();
+            let pieces = || {
+                let mut pieces: Vec<Vec<usize>> = from
+                    .clone()
+                    .map(|g| g.iter().map(|x| x.2).collect())
+                    .collect();
+                if stay > 0 {
+                    pieces.push(stayed(c));
+                }
+                ordered(pieces)
+            };
+            match big {
                 0 => found.push((EventKind::Formed, p.sorted(c), Vec::new())),
                 1 => {}
-                _ => {
-                    // `arrivals` is sorted by the class each token left.
-                    let mut pieces: Vec<Vec<usize>> = arrivals
-                        .chunk_by(|a, b| a.1 == b.1)
-                        .map(|g| g.iter().map(|x| x.2).collect())
-                        .collect();
-                    if stay > 0 {
-                        pieces.push(stayed(c));
-                    }
-                    found.push((EventKind::Merged, p.sorted(c), ordered(pieces)));
-                }
+                _ => found.push((EventKind::Merged, p.sorted(c), pieces())),
             }
         }
         // Holes that tokens left: did they break into two holes or more?
@@ -561,7 +558,9 @@ impl SeriesTracker {
             let stay = p.size(c) - (to - from);
             let parts = leaving.chunk_by(|a, b| a.1 == b.1);
             let big = usize::from(stay >= 2) + parts.clone().filter(|g| g.len() >= 2).count();
-            if big >= 2 {
+            // One piece of two or more: the hole goes on (the tokens that left
+            // alone evaporated from it); none, or two or more: it broke up.
+            if big != 1 {
                 let mut pieces: Vec<Vec<usize>> =
                     parts.map(|g| g.iter().map(|x| x.2).collect()).collect();
                 if stay > 0 {
@@ -694,6 +693,29 @@ mod tests {
     }
 
     #[test]
+    fn a_token_landing_on_a_lone_one_forms_a_hole_and_a_hole_of_two_that_parts_splits() {
+        let s = run(&[
+            vec![1.0, 1.0, 1.0, 5.0],
+            vec![1.0, 1.0, 5.0, 5.0], // 2 leaves the hole for lone 3
+            vec![1.0, 1.0, 5.0, 7.0], // 3 leaves 2
+        ]);
+        let ev: Vec<(u64, EventKind, Vec<usize>, Vec<Vec<usize>>)> = s
+            .events
+            .iter()
+            .map(|e| (e.step, e.kind, e.token_ids.clone(), e.pieces.clone()))
+            .collect();
+        use EventKind::*;
+        assert_eq!(
+            ev,
+            vec![
+                (10, Evaporated, vec![2], vec![]),
+                (10, Formed, vec![2, 3], vec![]),
+                (20, Split, vec![2, 3], vec![vec![2], vec![3]]),
+            ]
+        );
+    }
+
+    #[test]
     fn a_core_that_falls_apart_keeps_its_smallest_token() {
         let s = run(&[vec![0.0, 0.0, 0.0], vec![1.0, 2.0, 3.0]]);
         assert_eq!(s.tokens.evaporated_at, vec![None, Some(10), Some(10)]);
@@ -782,28 +804,22 @@ mod tests {
                 ordered(m.into_values().collect())
             };
             let prev_class = classes(prev);
-            let prev_hole_of = |t: usize| {
-                prev_class
-                    .iter()
-                    .position(|c| c.len() >= 2 && c.contains(&t))
-            };
+            // A hole now: how many groups of ≥ 2 of its tokens were together
+            // at the previous step? None: formed; two or more: merged.
             for h in &holes {
-                let mut from: Vec<usize> = h.iter().filter_map(|&t| prev_hole_of(t)).collect();
-                from.sort_unstable();
-                from.dedup();
-                match from.len() {
+                let pieces = by_value(h, prev);
+                match pieces.iter().filter(|p| p.len() >= 2).count() {
                     0 => ev.push((EventKind::Formed, h.to_vec(), Vec::new())),
                     1 => {}
-                    _ => ev.push((EventKind::Merged, h.to_vec(), by_value(h, prev))),
+                    _ => ev.push((EventKind::Merged, h.to_vec(), pieces)),
                 }
             }
+            // A hole before: its tokens by their vector now; anything but
+            // exactly one group of ≥ 2 is a split.
             for g in prev_class.iter().filter(|c| c.len() >= 2) {
-                let big = now
-                    .iter()
-                    .filter(|c| c.iter().filter(|t| g.contains(t)).count() >= 2)
-                    .count();
-                if big >= 2 {
-                    ev.push((EventKind::Split, g.clone(), by_value(g, s)));
+                let pieces = by_value(g, s);
+                if pieces.iter().filter(|p| p.len() >= 2).count() != 1 {
+                    ev.push((EventKind::Split, g.clone(), pieces));
                 }
             }
             ev.sort();
@@ -861,6 +877,18 @@ mod tests {
             let mut got = run(&steps);
             got.per_step.iter_mut().for_each(|p| p.displacement = None);
             assert_eq!(got, reference(&steps), "trial {trial}: {steps:?}");
+            // The number of holes never changes without an event.
+            for w in got.per_step.windows(2) {
+                if w[0].black_holes != w[1].black_holes {
+                    assert!(
+                        got.events.iter().any(|e| e.step == w[1].step),
+                        "trial {trial}: holes {} → {} at step {} with no event",
+                        w[0].black_holes,
+                        w[1].black_holes,
+                        w[1].step
+                    );
+                }
+            }
         }
     }
 }
