@@ -699,18 +699,19 @@ mod tests {
             vec![1.0, 1.0, 5.0, 5.0], // 2 leaves the hole for lone 3
             vec![1.0, 1.0, 5.0, 7.0], // 3 leaves 2
         ]);
-        let ev: Vec<(u64, EventKind, Vec<usize>, Vec<Vec<usize>>)> = s
-            .events
-            .iter()
-            .map(|e| (e.step, e.kind, e.token_ids.clone(), e.pieces.clone()))
-            .collect();
+        let event = |step, kind, token_ids: Vec<usize>, pieces: Vec<Vec<usize>>| Event {
+            step,
+            kind,
+            token_ids,
+            pieces,
+        };
         use EventKind::*;
         assert_eq!(
-            ev,
+            s.events,
             vec![
-                (10, Evaporated, vec![2], vec![]),
-                (10, Formed, vec![2, 3], vec![]),
-                (20, Split, vec![2, 3], vec![vec![2], vec![3]]),
+                event(10, Evaporated, vec![2], vec![]),
+                event(10, Formed, vec![2, 3], vec![]),
+                event(20, Split, vec![2, 3], vec![vec![2], vec![3]]),
             ]
         );
     }
