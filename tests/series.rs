@@ -605,3 +605,72 @@ fn bad_step_selections_and_lists_are_one_line_errors() {
     a.push(twin.into());
     expect_error(&run("cpu", &a), &["step 0 twice"]);
 }
+
+#[test]
+fn a_series_folder_skips_entries_that_hold_no_checkpoint() {
+    // Two steps of the run beside what real run folders hold: logs, a
+    // config, an event file with a timestamp, a trajectory, a folder of
+    // text; and a step named with a dtype tag before its extension.
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    for n in [0u64, 1] {
+        std::fs::copy(run_dir().join(step_file(n)), d.join(step_file(n))).unwrap();
+    }
+    std::fs::copy(
+        run_dir().join(step_file(2)),
+        d.join("step_2.bf16.safetensors"),
+    )
+    .unwrap();
+    std::fs::write(d.join("notes_v2.txt"), "lr 3e-4\n").unwrap();
+    std::fs::write(d.join("config.json"), "{}").unwrap();
+    std::fs::write(d.join("events.out.tfevents.1700000000.host"), [0u8; 64]).unwrap();
+    std::fs::copy(fixtures().join("run.h5"), d.join("trajectory_v1.h5")).unwrap();
+    std::fs::create_dir(d.join("logs3")).unwrap();
+    std::fs::write(d.join("logs3/train.log"), "step 3\n").unwrap();
+    let out = run("cpu", &{
+        let mut a = series_of(d);
+        a.push("--json".into());
+        a
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(as_u64s(&doc["series"]["steps"]), vec![0, 1, 2]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for skipped in [
+        "notes_v2.txt",
+        "events.out.tfevents",
+        "trajectory_v1.h5",
+        "logs3",
+    ] {
+        assert!(
+            stderr.contains(skipped),
+            "{skipped} named as skipped:\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("config.json"),
+        "no number, not worth a note:\n{stderr}"
+    );
+}
+
+#[test]
+fn one_tensor_flags_are_refused_with_a_series() {
+    let mut a = args(["--trajectory"]);
+    a.push(fixtures().join("run.h5").into());
+    a.extend(args(["--key", "W", "--as", "bf16", "--unembedding"]));
+    expect_error(&run("cpu", &a), &["--trajectory", "--unembedding"]);
+    expect_error(
+        &run("cpu", &folder_args(&["--nearest"])),
+        &["--series", "--nearest"],
+    );
+    let missing = Path::new("/nonexistent/series");
+    expect_error(
+        &run("cpu", &series_of(missing)),
+        &["no such file or folder"],
+    );
+}

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Bytes, LoadOptions, TokenNames};
+use super::{Bytes, LoadOptions, Sniffed, TokenNames};
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 
@@ -112,18 +112,55 @@ impl StepSelection {
     }
 }
 
-/// The step number in a file name: its last run of ASCII digits
-/// (`checkpoint_step_01000.pt` → 1000), or `None` when it has none or the
-/// number does not fit in 64 bits.
+/// Dot-separated name parts that say what a file is, not which step: the
+/// extensions of the formats we read and the dtype tags put before them
+/// (`step_100.fp16.safetensors` is step 100, not 16).
+const NOT_A_STEP: &[&str] = &[
+    "safetensors",
+    "pt",
+    "pth",
+    "bin",
+    "ckpt",
+    "gguf",
+    "npy",
+    "npz",
+    "h5",
+    "hdf5",
+    "fp16",
+    "fp32",
+    "bf16",
+    "f16",
+    "f32",
+    "f64",
+    "fp64",
+    "int8",
+    "int4",
+    "q8_0",
+    "q4_0",
+    "q4_k",
+    "q6_k",
+];
+
+/// The step number in a file name: its last run of ASCII digits once the
+/// extension and dtype tags are set aside (`checkpoint_step_01000.pt` →
+/// 1000, `step_100.fp16.safetensors` → 100), or `None` when it has none or
+/// the number does not fit in 64 bits.
 pub fn step_number(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_string_lossy();
-    let bytes = name.as_bytes();
+    let mut stem: &str = &name;
+    while let Some((rest, last)) = stem.rsplit_once('.') {
+        if rest.is_empty() || !NOT_A_STEP.contains(&last.to_ascii_lowercase().as_str()) {
+            break;
+        }
+        stem = rest;
+    }
+    let bytes = stem.as_bytes();
     let end = bytes.iter().rposition(u8::is_ascii_digit)? + 1;
     let start = bytes[..end]
         .iter()
         .rposition(|b| !b.is_ascii_digit())
         .map_or(0, |p| p + 1);
-    name[start..end].parse().ok()
+    stem[start..end].parse().ok()
 }
 
 /// The options a series passes on to each file it opens.
@@ -164,50 +201,111 @@ pub struct FileSeries {
     first: Option<Bytes>,
 }
 
-/// The checkpoints `paths` name: one folder stands for its entries whose
-/// names hold a step number (files in any supported format, and model
-/// folders such as `checkpoint-500/`); two paths or more are the
-/// checkpoints themselves (files or model folders), each name holding a
-/// step number. Ordered by step number, never by name.
-fn checkpoints(paths: &[PathBuf]) -> Result<Vec<Checkpoint>> {
+/// Whether the file at `path` starts like a checkpoint in a format we read
+/// (judged by its first bytes; an HDF5 file is a trajectory, not a step).
+fn holds_checkpoint(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    if meta.is_dir() {
+        // A model folder: any entry that starts like a checkpoint.
+        return std::fs::read_dir(path).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().is_file() && holds_checkpoint(&e.path()))
+        });
+    }
+    let mut head = Vec::with_capacity(16);
+    let read = std::fs::File::open(path).and_then(|f| f.take(16).read_to_end(&mut head));
+    if read.is_err() {
+        return false;
+    }
+    match super::sniff(&head) {
+        Sniffed::Zip | Sniffed::Gguf | Sniffed::Npy | Sniffed::Pickle => true,
+        Sniffed::Hdf5 => false,
+        // Safetensors: an 8-byte header length that fits the file, then JSON.
+        Sniffed::Safetensors => {
+            head.len() > 8
+                && head[8] == b'{'
+                && u64::from_le_bytes(head[..8].try_into().unwrap_or([0xff; 8]))
+                    .checked_add(8)
+                    .is_some_and(|end| end <= meta.len())
+        }
+    }
+}
+
+/// The checkpoints `paths` name, and notes on what was skipped: one folder
+/// stands for its entries whose names hold a step number and that hold a
+/// checkpoint in a format we read (files, and model folders such as
+/// `checkpoint-500/`); two paths or more are the checkpoints themselves
+/// (files or model folders), each name holding a step number. Ordered by
+/// step number, never by name.
+fn checkpoints(paths: &[PathBuf]) -> Result<(Vec<Checkpoint>, Vec<String>)> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::Io { path, source }
     };
     let mut found = Vec::new();
+    let mut notices = Vec::new();
     if let [dir] = paths {
         if dir.is_dir() {
+            let mut skipped = Vec::new();
             for entry in std::fs::read_dir(dir).map_err(io(dir))? {
                 let path = entry.map_err(io(dir))?.path();
-                let hidden = path
+                let name = path
                     .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-                if hidden {
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if name.starts_with('.') {
                     continue;
                 }
-                if let Some(step) = step_number(&path) {
+                let Some(step) = step_number(&path) else {
+                    if name.bytes().any(|b| b.is_ascii_digit()) {
+                        skipped.push(name);
+                    }
+                    continue;
+                };
+                if holds_checkpoint(&path) {
                     found.push(Checkpoint { step, path });
+                } else {
+                    skipped.push(name);
                 }
             }
             if found.is_empty() {
                 return Err(series_error(
                     dir,
-                    "no file in this folder has a step number in its name (like step_1000.safetensors)",
+                    "no file in this folder is a checkpoint with a step number in its name (like step_1000.safetensors)",
+                ));
+            }
+            if !skipped.is_empty() {
+                skipped.sort();
+                let shown: Vec<&str> = skipped.iter().take(5).map(String::as_str).collect();
+                let more = skipped.len().saturating_sub(5);
+                notices.push(format!(
+                    "note: {}: skipped {} with a number in the name that {} no checkpoint we read: {}{}",
+                    crate::error::one_line(&dir.display().to_string()),
+                    if skipped.len() == 1 { "1 entry".to_string() } else { format!("{} entries", skipped.len()) },
+                    if skipped.len() == 1 { "holds" } else { "hold" },
+                    crate::error::one_line(&shown.join(", ")),
+                    if more > 0 { format!(" and {more} more") } else { String::new() }
                 ));
             }
         }
     }
     if found.is_empty() {
         for path in paths {
-            let step = step_number(path).ok_or_else(|| {
-                series_error(
-                    path,
-                    "no step number in the file name (like step_1000.safetensors)",
-                )
-            })?;
-            if !path.exists() {
+            if std::fs::metadata(path).is_err() {
                 return Err(series_error(path, "no such file or folder"));
             }
+            let step = step_number(path).ok_or_else(|| {
+                let what = if path.is_dir() {
+                    "no step number in the folder's name: give a folder alone to take its numbered checkpoints, or list checkpoint files (or model folders) whose names hold their step"
+                } else {
+                    "no step number in the file name (like step_1000.safetensors)"
+                };
+                series_error(path, what)
+            })?;
             found.push(Checkpoint {
                 step,
                 path: path.clone(),
@@ -225,7 +323,7 @@ fn checkpoints(paths: &[PathBuf]) -> Result<Vec<Checkpoint>> {
             ),
         ));
     }
-    Ok(found)
+    Ok((found, notices))
 }
 
 /// Opens a series of checkpoint files (see [`checkpoints`]), keeping the
@@ -236,7 +334,7 @@ pub fn open_series(
     opts: &LoadOptions,
     sel: &StepSelection,
 ) -> Result<Box<dyn StepSource>> {
-    let all = checkpoints(paths)?;
+    let (all, mut notices) = checkpoints(paths)?;
     let numbers: Vec<u64> = all.iter().map(|c| c.step).collect();
     let files: Vec<Checkpoint> = sel
         .select(&numbers)
@@ -267,7 +365,7 @@ pub fn open_series(
         cols: loaded.cols,
     };
     let tokens = loaded.tokens.clone();
-    let notices = loaded.notices.clone();
+    notices.extend(loaded.notices.iter().cloned());
     Ok(Box::new(FileSeries {
         info,
         steps: files.iter().map(|c| c.step).collect(),
@@ -347,6 +445,9 @@ mod tests {
         assert_eq!(n("checkpoint_step_01000.pt"), Some(1000));
         assert_eq!(n("ckpt-2-of-3_step10.bin"), Some(10));
         assert_eq!(n("model.safetensors"), None);
+        assert_eq!(n("step_100.fp16.safetensors"), Some(100));
+        assert_eq!(n("checkpoint-500"), Some(500));
+        assert_eq!(n("run.v2.step_7.BF16.GGUF"), Some(7));
         assert_eq!(n("x_99999999999999999999999.pt"), None);
     }
 
