@@ -5,7 +5,7 @@
 # benches). Prepare them with scripts/device_prepare.sh. Writes the tables to
 # $OUT/bench.md, $OUT/formats.md and $OUT/allpairs.md. RUN_SURVEY=0 skips the exact-survey
 # tables (measured before) to keep a short lease for the all-pairs ones;
-# RUN_FORMATS=0 and RUN_ALLPAIRS=0 skip those.
+# RUN_FORMATS=0, RUN_SERIES=0 and RUN_ALLPAIRS=0 skip those ($OUT/series.md).
 set -u
 BIN=${BIN:-.devbin}
 OUTDIR=${OUT:-/tmp/sg-out}
@@ -22,7 +22,7 @@ ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -2
 lscpu | grep -E "^Model name|^CPU\(s\)"
 echo "== GPU tests (CI=true: no adapter fails)"
-for t in parity notebook gpu_pairs geometry hash_known; do
+for t in parity notebook gpu_pairs geometry hash_known step_diff; do
   [ -x "$BIN/$t" ] || continue
   CI=true "$BIN/$t" 2>&1 | grep -E "^test |test result|panicked|skipping"
 done
@@ -37,6 +37,10 @@ fi
 if [ "${RUN_FORMATS:-1}" = 1 ] && [ -x "$BIN/formats" ]; then
 echo "== formats benchmark (load + survey per input format, CPU and GPU)"
 "$BIN/formats" --reps "${REPS:-5}" --gpu --data /tmp/bench-data 2>&1 | tee "$OUTDIR/formats.md"
+fi
+if [ "${RUN_SERIES:-1}" = 1 ] && [ -x "$BIN/series" ]; then
+echo "== series benchmark (10,001 x 3,699 x 64 bf16 trajectory, CPU and GPU)"
+"$BIN/series" --reps "${REPS:-3}" --gpu --data /tmp/bench-data 2>&1 | tee "$OUTDIR/series.md"
 fi
 [ "${RUN_ALLPAIRS:-1}" = 1 ] || exit 0
 echo "== all-pairs benchmark (bounded: ALLPAIRS_TIMEOUT seconds; rows also go to stderr as they finish)"
