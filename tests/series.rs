@@ -627,6 +627,29 @@ fn a_series_folder_skips_entries_that_hold_no_checkpoint() {
     std::fs::copy(fixtures().join("run.h5"), d.join("trajectory_v1.h5")).unwrap();
     std::fs::create_dir(d.join("logs3")).unwrap();
     std::fs::write(d.join("logs3/train.log"), "step 3\n").unwrap();
+    // Files that start like a format we read but hold no step: pickled
+    // arguments, a zip of logs, a 1-D array of losses.
+    std::fs::write(d.join("args_7.bin"), b"\x80\x02}q\x00.").unwrap();
+    {
+        use std::io::Write;
+        let f = std::fs::File::create(d.join("logs_2024.zip")).unwrap();
+        let mut z = zip::ZipWriter::new(f);
+        let o = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        z.start_file("train.log", o).unwrap();
+        z.write_all(b"step 1 loss 5.5\n").unwrap();
+        z.finish().unwrap();
+    }
+    let mut losses = b"\x93NUMPY\x01\x00".to_vec();
+    let mut h = b"{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }".to_vec();
+    while !(10 + h.len() + 1).is_multiple_of(64) {
+        h.push(b' ');
+    }
+    h.push(b'\n');
+    losses.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    losses.extend_from_slice(&h);
+    losses.extend_from_slice(&[0u8; 12]);
+    std::fs::write(d.join("losses_300.npy"), losses).unwrap();
     let out = run("cpu", &{
         let mut a = series_of(d);
         a.push("--json".into());

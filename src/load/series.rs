@@ -122,24 +122,39 @@ const NOT_A_STEP: &[&str] = &[
     "bin",
     "ckpt",
     "gguf",
+    "ggml",
     "npy",
     "npz",
     "h5",
     "hdf5",
     "fp16",
     "fp32",
+    "fp64",
     "bf16",
     "f16",
     "f32",
     "f64",
-    "fp64",
+    "bfloat16",
+    "float16",
+    "float32",
+    "float64",
+    "half",
     "int8",
     "int4",
-    "q8_0",
-    "q4_0",
-    "q4_k",
-    "q6_k",
+    "nf4",
+    "fp8",
 ];
+
+/// Whether a dot-separated name part is a tag rather than a step: a known
+/// extension or dtype, or a GGUF quantization (`Q4_K_M`, `IQ4_XS`, `Q8_0`).
+fn is_tag(part: &str) -> bool {
+    let p = part.to_ascii_lowercase();
+    let quant = p
+        .strip_prefix("iq")
+        .or_else(|| p.strip_prefix('q'))
+        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()) && r.len() <= 6);
+    NOT_A_STEP.contains(&p.as_str()) || quant
+}
 
 /// The step number in a file name: its last run of ASCII digits once the
 /// extension and dtype tags are set aside (`checkpoint_step_01000.pt` →
@@ -149,7 +164,7 @@ pub fn step_number(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_string_lossy();
     let mut stem: &str = &name;
     while let Some((rest, last)) = stem.rsplit_once('.') {
-        if rest.is_empty() || !NOT_A_STEP.contains(&last.to_ascii_lowercase().as_str()) {
+        if rest.is_empty() || !is_tag(last) {
             break;
         }
         stem = rest;
@@ -222,8 +237,18 @@ fn holds_checkpoint(path: &Path) -> bool {
         return false;
     }
     match super::sniff(&head) {
-        Sniffed::Zip | Sniffed::Gguf | Sniffed::Npy | Sniffed::Pickle => true,
-        Sniffed::Hdf5 => false,
+        Sniffed::Gguf => true,
+        // A torch.save checkpoint or an .npz, not any zip (logs, archives).
+        Sniffed::Zip => super::map_file(path, "zip").is_ok_and(|map| {
+            super::zip::entries(&map)
+                .is_ok_and(|e| !matches!(super::zip_contents(&e), super::ZipContents::Unknown))
+        }),
+        // A matrix, not a saved array of losses.
+        Sniffed::Npy => super::map_file(path, ".npy")
+            .is_ok_and(|map| super::npy::parse(&map).is_ok_and(|n| n.shape.len() == 2)),
+        // A bare pickle is a legacy torch file or pickled arguments: no step
+        // we read. An HDF5 file is a trajectory.
+        Sniffed::Pickle | Sniffed::Hdf5 => false,
         // Safetensors: an 8-byte header length that fits the file, then JSON.
         Sniffed::Safetensors => {
             head.len() > 8
@@ -280,8 +305,8 @@ fn checkpoints(paths: &[PathBuf]) -> Result<(Vec<Checkpoint>, Vec<String>)> {
             }
             if !skipped.is_empty() {
                 skipped.sort();
-                let shown: Vec<&str> = skipped.iter().take(5).map(String::as_str).collect();
-                let more = skipped.len().saturating_sub(5);
+                let shown: Vec<&str> = skipped.iter().take(10).map(String::as_str).collect();
+                let more = skipped.len().saturating_sub(10);
                 notices.push(format!(
                     "note: {}: skipped {} with a number in the name that {} no checkpoint we read: {}{}",
                     crate::error::one_line(&dir.display().to_string()),
@@ -448,6 +473,9 @@ mod tests {
         assert_eq!(n("step_100.fp16.safetensors"), Some(100));
         assert_eq!(n("checkpoint-500"), Some(500));
         assert_eq!(n("run.v2.step_7.BF16.GGUF"), Some(7));
+        assert_eq!(n("model-step100.Q4_K_M.gguf"), Some(100));
+        assert_eq!(n("step_200.bfloat16.safetensors"), Some(200));
+        assert_eq!(n("step_300.IQ4_XS.gguf"), Some(300));
         assert_eq!(n("x_99999999999999999999999.pt"), None);
     }
 

@@ -310,12 +310,23 @@ fn write_text(o: &mut String, r: &SeriesReport, max_tokens: usize) -> std::fmt::
     let never = s.tokens.first_moved.iter().filter(|f| f.is_none()).count();
     writeln!(
         o,
-        "{} evaporated from the holes of step {first}; {} still frozen together in {}; {} never moved",
+        "{} evaporated from the holes of step {first}; {} still frozen together in the cores of {} of them; {} never moved",
         count(evaporated, "token", "tokens"),
         count(frozen, "token", "tokens"),
-        count(s.frozen.len(), "hole", "holes"),
+        thousands(s.frozen.len()),
         count(never, "token", "tokens")
     )?;
+    // Tokens that started in a hole and neither evaporated nor stay frozen:
+    // the last of a core that fell apart into single tokens.
+    let started = s.per_step.first().map_or(0, |p| p.tokens_in_holes);
+    let last = started.saturating_sub(evaporated + frozen);
+    if last > 0 {
+        writeln!(
+            o,
+            "{} the last of a core that fell apart into single tokens (the core rule keeps its smallest id; not counted as evaporated)",
+            if last == 1 { "1 token is".to_string() } else { format!("{} tokens are", thousands(last)) }
+        )?;
+    }
     for core in &s.frozen {
         writeln!(
             o,
