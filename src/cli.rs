@@ -29,17 +29,6 @@ const SERIES_CONFLICTS: &[&str] = &[
     "revision",
 ];
 
-/// A trajectory is one tensor: no output head to choose either.
-const TRAJECTORY_CONFLICTS: &[&str] = &[
-    "nearest",
-    "near_l2",
-    "near_rel",
-    "near_ulp",
-    "numeric_equality",
-    "revision",
-    "unembedding",
-];
-
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum DeviceArg {
     /// A hardware GPU if there is one, else the CPU (with a notice on stderr)
@@ -95,7 +84,8 @@ pub struct Cli {
 
     /// A training trajectory: one 3-D tensor [steps, tokens, dim] (choose it
     /// with --key) in a safetensors or HDF5 file; uint16 bit patterns with --as
-    #[arg(long, value_name = "FILE", conflicts_with_all = TRAJECTORY_CONFLICTS)]
+    // A trajectory is one tensor: no output head to choose either.
+    #[arg(long, value_name = "FILE", conflicts_with_all = SERIES_CONFLICTS, conflicts_with = "unembedding")]
     pub trajectory: Option<PathBuf>,
 
     /// With --series or --trajectory: the steps START:END (inclusive) and
