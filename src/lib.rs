@@ -30,11 +30,12 @@ pub mod engine;
 pub mod error;
 pub mod load;
 pub mod matrix;
-pub mod pairs;
 pub mod progress;
 pub mod report;
-pub mod series;
+pub mod run;
 pub mod survey;
+
+pub use run::{pairs, series};
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -11,8 +11,8 @@ use clap::Parser;
 
 use singularity_gpu::pairs::{NearThreshold, PairOptions};
 use singularity_gpu::report::json::JsonExporter;
-use singularity_gpu::report::series as series_report;
 use singularity_gpu::report::text::TextExporter;
+use singularity_gpu::report::timeline as series_report;
 use singularity_gpu::report::Exporter;
 use singularity_gpu::series::{SeriesInput, SeriesOptions};
 use singularity_gpu::{Equality, GpuOptions, GroupOptions, LoadOptions, SurveyOptions};

@@ -9,18 +9,19 @@
 //! sized only after it was checked against the file).
 
 pub mod bytes;
-pub mod gguf;
-pub mod hdf5;
-pub mod hf;
-pub mod npy;
-pub mod pickle;
-pub mod pytorch;
-pub mod quant;
-pub mod safetensors;
-pub mod series;
-pub mod tokenizer;
-pub mod trajectory;
-pub mod zip;
+pub mod container;
+pub mod format;
+pub mod hub;
+pub mod steps;
+pub mod vocab;
+
+pub use container::{pickle, zip};
+pub use format::gguf::{self, quant};
+pub use format::{hdf5, npy, pytorch, safetensors};
+pub use hub as hf;
+pub use steps as series;
+pub use steps::trajectory;
+pub use vocab::tokenizer;
 
 use std::fmt;
 use std::fs::File;

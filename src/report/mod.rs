@@ -3,8 +3,10 @@
 
 pub mod allpairs;
 pub mod json;
-pub mod series;
 pub mod text;
+pub mod timeline;
+
+pub use timeline as series;
 
 use std::collections::BTreeMap;
 

@@ -17,8 +17,8 @@ pub mod group;
 pub mod lattice;
 pub mod near;
 pub mod nearest;
-pub mod series;
 pub mod stats;
+pub mod tracker;
 
 pub use geometry::{geometry, Geometry, MAX_PAIRWISE_REPRESENTATIVES};
 pub use group::{group_rows, Group, GroupOptions, Grouping};

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
-use super::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
 use crate::error::{one_line, Error, Result};
+use crate::load::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
 
 /// The format's name in messages.
 pub const FORMAT: &str = "NumPy .npy";
@@ -383,7 +383,10 @@ enum Member {
     Mapped { npy: Npy, base: usize },
     /// Compressed: described from its first bytes when the archive was
     /// opened, inflated only when its tensor is read.
-    Deflated { npy: Npy, entry: super::zip::Entry },
+    Deflated {
+        npy: Npy,
+        entry: crate::load::container::zip::Entry,
+    },
 }
 
 /// An `.npz` archive (np.savez, np.savez_compressed): one tensor per `.npy`
@@ -397,7 +400,11 @@ pub struct NpzFile {
 
 impl NpzFile {
     /// Reads every member's header from an archive whose directory was read.
-    pub fn from_zip(path: &Path, map: Arc<Mmap>, entries: &[super::zip::Entry]) -> Result<Self> {
+    pub fn from_zip(
+        path: &Path,
+        map: Arc<Mmap>,
+        entries: &[crate::load::container::zip::Entry],
+    ) -> Result<Self> {
         let err = |reason: String| Error::Format {
             path: path.to_path_buf(),
             format: NPZ_FORMAT,
@@ -408,8 +415,8 @@ impl NpzFile {
         for e in entries {
             let name = e.name.strip_suffix(".npy").unwrap_or(&e.name).to_string();
             let in_member = |r: String| err(format!("member {:?}: {r}", one_line(&e.name)));
-            let member = if e.method == super::zip::STORED {
-                let range = super::zip::stored_range(&map, e).map_err(&err)?;
+            let member = if e.method == crate::load::container::zip::STORED {
+                let range = crate::load::container::zip::stored_range(&map, e).map_err(&err)?;
                 let npy = parse(&map[range.clone()]).map_err(in_member)?;
                 Member::Mapped {
                     npy,
@@ -417,7 +424,8 @@ impl NpzFile {
                 }
             } else {
                 let total = usize::try_from(e.uncompressed_size).unwrap_or(usize::MAX);
-                let head = super::zip::inflate_prefix(&map, e, MAX_HEADER + 16).map_err(&err)?;
+                let head = crate::load::container::zip::inflate_prefix(&map, e, MAX_HEADER + 16)
+                    .map_err(&err)?;
                 let npy = parse_prefix(&head, total).map_err(in_member)?;
                 Member::Deflated {
                     npy,
@@ -459,13 +467,11 @@ impl TensorSource for NpzFile {
             Some(Member::Deflated { npy, entry }) => {
                 // Sized by the declared size, which inflate checks against
                 // the cap and against what deflate can make of the member.
-                let buf =
-                    super::zip::inflate(&self.map, entry, MAX_INFLATED).map_err(|reason| {
-                        Error::Format {
-                            path: self.path.clone(),
-                            format: NPZ_FORMAT,
-                            reason,
-                        }
+                let buf = crate::load::container::zip::inflate(&self.map, entry, MAX_INFLATED)
+                    .map_err(|reason| Error::Format {
+                        path: self.path.clone(),
+                        format: NPZ_FORMAT,
+                        reason,
                     })?;
                 buf.get(npy.data.clone()).map(|raw| {
                     let fortran_2d = npy.fortran && npy.shape.len() == 2;

@@ -1,7 +1,7 @@
 //! A checkpoint series end to end: steps read one at a time
-//! ([`load::series`]), each compared with the one before on the engine
+//! ([`load::steps`]), each compared with the one before on the engine
 //! ([`Engine::step_differ`]), followed by the survey
-//! ([`survey::series`]), and dressed as a [`SeriesReport`].
+//! ([`survey::tracker`]), and dressed as a [`SeriesReport`].
 //!
 //! Memory holds one batch of steps (as many as fit in 32 MB, at most 64,
 //! at least one) and the step before it, plus what a source caches (one
@@ -14,14 +14,14 @@ use std::time::Instant;
 
 use crate::engine::{self, DeviceChoice, Engine, GpuOptions, StepRows};
 use crate::error::{Error, Result};
-use crate::load::series::{open_series, SeriesInfo, StepSelection, StepSource};
-use crate::load::trajectory::open_trajectory;
+use crate::load::steps::trajectory::open_trajectory;
+use crate::load::steps::{open_series, SeriesInfo, StepSelection, StepSource};
 use crate::load::{Bytes, LoadOptions};
 use crate::matrix::Matrix;
 use crate::progress::Progress;
-use crate::report::series::{SeriesReport, SeriesTimings, SERIES_SCHEMA};
+use crate::report::timeline::{SeriesReport, SeriesTimings, SERIES_SCHEMA};
 use crate::report::{TokenDisplay, TokenizerInfo};
-use crate::survey::series::SeriesTracker;
+use crate::survey::tracker::SeriesTracker;
 
 /// What a series is read from.
 #[derive(Clone, Debug)]
@@ -232,7 +232,7 @@ mod tests {
     use crate::engine::cpu::steps::CpuStepDiffer;
     use crate::engine::cpu::CpuEngine;
     use crate::engine::StepDiffer;
-    use crate::load::series::SeriesInfo;
+    use crate::load::steps::SeriesInfo;
     use crate::load::TokenNames;
 
     /// Steps held in memory.

@@ -11,7 +11,7 @@ use super::text::thousands;
 use super::{TokenDisplay, TokenizerInfo};
 use crate::engine::DeviceInfo;
 use crate::load::tokenizer::quoted;
-use crate::survey::series::{EventKind, Series, StepSummary};
+use crate::survey::tracker::{EventKind, Series, StepSummary};
 
 /// The JSON schema name of a series report.
 pub const SERIES_SCHEMA: &str = "singularity-gpu-series/1";

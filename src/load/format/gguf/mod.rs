@@ -12,6 +12,8 @@
 //! bytes are then a range of the map (zero-copy); quantized ones are decoded
 //! by [`super::quant`] when loaded.
 
+pub mod quant;
+
 use std::collections::HashSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -19,8 +21,8 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
-use super::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
 use crate::error::{one_line, Error, Result};
+use crate::load::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
 
 /// The format's name in messages.
 pub const FORMAT: &str = "GGUF";
@@ -73,10 +75,10 @@ impl TensorSource for GgufFile {
     fn format(&self) -> &'static str {
         FORMAT
     }
-    fn vocab(&self) -> Option<Result<super::Vocab>> {
+    fn vocab(&self) -> Option<Result<crate::load::Vocab>> {
         let t = self.tokens()?;
         Some(
-            super::Vocab::from_gguf(&t.model, t.tokens, t.token_types.as_deref()).map_err(
+            crate::load::Vocab::from_gguf(&t.model, t.tokens, t.token_types.as_deref()).map_err(
                 |reason| Error::Format {
                     path: self.path.clone(),
                     format: FORMAT,

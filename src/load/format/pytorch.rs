@@ -3,7 +3,7 @@
 //! The archive holds `<prefix>/data.pkl` (a pickle of the saved object, whose
 //! tensors refer by persistent id to storages), one STORED member per storage
 //! at `<prefix>/data/<key>`, and `<prefix>/byteorder`. The pickle is read by
-//! our own inert machine ([`super::pickle`]): only the globals on [`allowed`]
+//! our own inert machine ([`crate::load::container::pickle`]): only the globals on [`allowed`]
 //! are accepted, and none is ever called; anything else (`os.system`,
 //! `builtins.eval`, …) refuses the file by name. Tensors are then found
 //! anywhere in the nested dicts and lists and named by their path
@@ -22,10 +22,10 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
-use super::pickle::{self, Id, Pickle, Value};
-use super::zip::{self, Entry};
-use super::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
 use crate::error::{one_line, Error, Result};
+use crate::load::container::pickle::{self, Id, Pickle, Value};
+use crate::load::container::zip::{self, Entry};
+use crate::load::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
 
 /// The format's name in messages.
 pub const FORMAT: &str = "PyTorch";

@@ -1,7 +1,7 @@
 //! `--trajectory FILE --key W`: one 3-D tensor `[steps, tokens, dim]` read a
 //! step at a time.
 //!
-//! A safetensors file, or an HDF5 file as h5py writes it ([`super::hdf5`]).
+//! A safetensors file, or an HDF5 file as h5py writes it ([`crate::load::format::hdf5`]).
 //! Step numbers are the indices along axis 0. Memory holds a few steps
 //! whatever their number: safetensors and contiguous HDF5 steps are ranges
 //! of one memory map; chunked HDF5 steps come from one decoded slab (the
@@ -9,14 +9,14 @@
 
 use std::path::{Path, PathBuf};
 
-use super::hdf5::{self, Hdf5File, Hdf5Steps};
-use super::safetensors::SafetensorsFile;
-use super::series::{SeriesInfo, StepSelection, StepSource};
-use super::{
+use super::{SeriesInfo, StepSelection, StepSource};
+use crate::error::{one_line, Error, Result};
+use crate::load::format::hdf5::{self, Hdf5File, Hdf5Steps};
+use crate::load::format::safetensors::SafetensorsFile;
+use crate::load::{
     find_tokenizer, read_as, regular_file, Bytes, LoadOptions, StoredDtype, TensorDesc,
     TensorSource, TokenNames,
 };
-use crate::error::{one_line, Error, Result};
 
 /// Opens the trajectory tensor `opts.key` of `path` (safetensors or HDF5),
 /// keeping the steps `sel` selects.
@@ -35,7 +35,11 @@ pub fn open_trajectory(
         let file = SafetensorsFile::open(path)?;
         let tensors = file.tensors().to_vec();
         let open = move |i: usize| -> Result<Steps> { Ok(Steps::Mapped(file.data(i)?)) };
-        (tensors, super::safetensors::FORMAT, Box::new(open))
+        (
+            tensors,
+            crate::load::format::safetensors::FORMAT,
+            Box::new(open),
+        )
     };
     let index = choose_3d(path, &tensors, opts.key.as_deref())?;
     let t = &tensors[index];

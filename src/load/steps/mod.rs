@@ -3,13 +3,15 @@
 //!
 //! Two kinds of input give the same [`StepSource`]: a list of checkpoint
 //! files, one per step ([`open_series`]), and one trajectory tensor
-//! `W[step, token, dim]` ([`trajectory::open_trajectory`](super::trajectory)).
+//! `W[step, token, dim]` ([`trajectory::open_trajectory`](trajectory)).
 
 use std::path::{Path, PathBuf};
 
-use super::{Bytes, LoadOptions, Sniffed, TokenNames};
+pub mod trajectory;
+
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
+use crate::load::{Bytes, LoadOptions, Sniffed, TokenNames};
 
 /// What every step of a series shares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -236,16 +238,21 @@ fn holds_checkpoint(path: &Path) -> bool {
     if read.is_err() {
         return false;
     }
-    match super::sniff(&head) {
+    match crate::load::sniff(&head) {
         Sniffed::Gguf => true,
         // A torch.save checkpoint or an .npz, not any zip (logs, archives).
-        Sniffed::Zip => super::map_file(path, "zip").is_ok_and(|map| {
-            super::zip::entries(&map)
-                .is_ok_and(|e| !matches!(super::zip_contents(&e), super::ZipContents::Unknown))
+        Sniffed::Zip => crate::load::map_file(path, "zip").is_ok_and(|map| {
+            crate::load::container::zip::entries(&map).is_ok_and(|e| {
+                !matches!(
+                    crate::load::zip_contents(&e),
+                    crate::load::ZipContents::Unknown
+                )
+            })
         }),
         // A matrix, not a saved array of losses.
-        Sniffed::Npy => super::map_file(path, ".npy")
-            .is_ok_and(|map| super::npy::parse(&map).is_ok_and(|n| n.shape.len() == 2)),
+        Sniffed::Npy => crate::load::map_file(path, ".npy").is_ok_and(|map| {
+            crate::load::format::npy::parse(&map).is_ok_and(|n| n.shape.len() == 2)
+        }),
         // A bare pickle is a legacy torch file or pickled arguments: no step
         // we read. An HDF5 file is a trajectory.
         Sniffed::Pickle | Sniffed::Hdf5 => false,
@@ -380,7 +387,7 @@ pub fn open_series(
     };
     let mut first_opts = step_load_options(opts);
     first_opts.tokenizer = opts.tokenizer.clone();
-    let loaded = super::open(&head.path, &first_opts)?;
+    let loaded = crate::load::open(&head.path, &first_opts)?;
     let info = SeriesInfo {
         tensor: loaded.info.name.clone(),
         stored_dtype: loaded.info.stored_dtype.clone(),
@@ -433,7 +440,7 @@ impl StepSource for FileSeries {
             .files
             .get(i)
             .ok_or_else(|| Error::Usage(format!("step {i} of a series of {}", self.files.len())))?;
-        let loaded = super::open_tensor(&c.path, &self.opts)?;
+        let loaded = crate::load::open_tensor(&c.path, &self.opts)?;
         let i0 = &self.info;
         if (loaded.dtype, loaded.rows, loaded.cols) != (i0.dtype, i0.rows, i0.cols)
             || loaded.info.name != i0.tensor

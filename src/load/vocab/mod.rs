@@ -1,0 +1,3 @@
+//! Token strings: tokenizer files read and decoded.
+
+pub mod tokenizer;
