@@ -25,7 +25,7 @@ use hdf5_reader::{
 use memmap2::Mmap;
 
 use crate::error::{one_line, Error, Result};
-use crate::load::{map_file, Bytes, StoredDtype, TensorDesc};
+use crate::load::source::{map_file, Bytes, StoredDtype, TensorDesc};
 
 /// The format's name in messages.
 pub const FORMAT: &str = "hdf5";

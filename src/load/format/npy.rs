@@ -14,7 +14,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 
 use crate::error::{one_line, Error, Result};
-use crate::load::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
+use crate::load::source::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
 
 /// The format's name in messages.
 pub const FORMAT: &str = "NumPy .npy";

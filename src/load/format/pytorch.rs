@@ -25,7 +25,7 @@ use memmap2::Mmap;
 use crate::error::{one_line, Error, Result};
 use crate::load::container::pickle::{self, Id, Pickle, Value};
 use crate::load::container::zip::{self, Entry};
-use crate::load::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
+use crate::load::source::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
 
 /// The format's name in messages.
 pub const FORMAT: &str = "PyTorch";

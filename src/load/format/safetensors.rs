@@ -13,7 +13,7 @@ use memmap2::Mmap;
 use safetensors::tensor::{Dtype as StDtype, SafeTensorError, SafeTensors};
 
 use crate::error::{one_line, Error, Result};
-use crate::load::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
+use crate::load::source::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
 
 /// An open, memory-mapped safetensors file whose header was checked.
 pub struct SafetensorsFile {

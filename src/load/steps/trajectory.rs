@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 
 use super::{SeriesInfo, StepSelection, StepSource};
 use crate::error::{one_line, Error, Result};
+use crate::load::choose::read_as;
 use crate::load::format::hdf5::{self, Hdf5File, Hdf5Steps};
 use crate::load::format::safetensors::SafetensorsFile;
-use crate::load::{
-    find_tokenizer, read_as, regular_file, Bytes, LoadOptions, StoredDtype, TensorDesc,
-    TensorSource, TokenNames,
-};
+use crate::load::model::LoadOptions;
+use crate::load::source::{regular_file, Bytes, StoredDtype, TensorDesc, TensorSource};
+use crate::load::vocab::{find_tokenizer, TokenNames};
 
 /// Opens the trajectory tensor `opts.key` of `path` (safetensors or HDF5),
 /// keeping the steps `sel` selects.

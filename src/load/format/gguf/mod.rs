@@ -22,7 +22,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 
 use crate::error::{one_line, Error, Result};
-use crate::load::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
+use crate::load::source::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
 
 /// The format's name in messages.
 pub const FORMAT: &str = "GGUF";
@@ -75,16 +75,15 @@ impl TensorSource for GgufFile {
     fn format(&self) -> &'static str {
         FORMAT
     }
-    fn vocab(&self) -> Option<Result<crate::load::Vocab>> {
+    fn vocab(&self) -> Option<Result<crate::load::vocab::Vocab>> {
         let t = self.tokens()?;
         Some(
-            crate::load::Vocab::from_gguf(&t.model, t.tokens, t.token_types.as_deref()).map_err(
-                |reason| Error::Format {
+            crate::load::vocab::Vocab::from_gguf(&t.model, t.tokens, t.token_types.as_deref())
+                .map_err(|reason| Error::Format {
                     path: self.path.clone(),
                     format: FORMAT,
                     reason: format!("its tokenizer.ggml.tokens: {}", one_line(&reason)),
-                },
-            ),
+                }),
         )
     }
     fn path(&self) -> &Path {

@@ -11,7 +11,7 @@
 use half::f16;
 use rayon::prelude::*;
 
-use crate::load::StoredDtype;
+use crate::load::source::StoredDtype;
 
 /// The shape of one block of a quantized type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,7 +139,7 @@ pub fn dequantize(
 }
 
 /// Like [`dequantize`], but the values come back as little-endian f32
-/// bytes (what a [`crate::load::Bytes`] the engines read holds), written in place
+/// bytes (what a [`crate::load::source::Bytes`] the engines read holds), written in place
 /// without an intermediate `Vec<f32>`.
 pub fn dequantize_le_bytes(
     dtype: &StoredDtype,

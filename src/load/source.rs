@@ -1,0 +1,231 @@
+//! The types and traits every format implements: a format describes its
+//! tensors ([`TensorDesc`], with the [`StoredDtype`] named the same way
+//! whatever the format) and hands back a tensor's stored bytes as [`Bytes`],
+//! a range of a memory map (zero-copy, the usual case) or a buffer of its own
+//! (a copy, sized only after it was checked against the file). The formats
+//! depend on this module alone.
+
+use std::fmt;
+use std::fs::File;
+use std::ops::{Deref, Range};
+use std::path::Path;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::error::{one_line, Error, Result};
+use crate::load::vocab::Vocab;
+
+/// A tensor's element type as stored in a file, named the same way whatever
+/// the format (`F32`, `BF16`, `U16`, `Q4_K`, …).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(non_camel_case_types)] // Q4_K and Q6_K spelled as ggml spells them.
+pub enum StoredDtype {
+    F64,
+    F32,
+    F16,
+    BF16,
+    U16,
+    I16,
+    /// ggml block quantizations (GGUF), read as F32 through [`quant`].
+    Q8_0,
+    Q4_0,
+    Q4_K,
+    Q6_K,
+    /// Anything else, by the name the format gives it (`I64`, `Q5_K`, `<c8`).
+    Other(String),
+}
+
+impl StoredDtype {
+    /// A ggml block quantization: read as F32 values, while two rows are the
+    /// same vector when their stored blocks are equal.
+    pub fn is_quantized(&self) -> bool {
+        matches!(
+            self,
+            StoredDtype::Q8_0 | StoredDtype::Q4_0 | StoredDtype::Q4_K | StoredDtype::Q6_K
+        )
+    }
+}
+
+impl fmt::Display for StoredDtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            StoredDtype::F64 => "F64",
+            StoredDtype::F32 => "F32",
+            StoredDtype::F16 => "F16",
+            StoredDtype::BF16 => "BF16",
+            StoredDtype::U16 => "U16",
+            StoredDtype::I16 => "I16",
+            StoredDtype::Q8_0 => "Q8_0",
+            StoredDtype::Q4_0 => "Q4_0",
+            StoredDtype::Q4_K => "Q4_K",
+            StoredDtype::Q6_K => "Q6_K",
+            StoredDtype::Other(s) => return f.write_str(&one_line(s)),
+        };
+        f.write_str(s)
+    }
+}
+
+/// What a format says of one tensor before any of its bytes is read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorDesc {
+    /// The name `--key` takes (a dotted path for nested checkpoints).
+    pub name: String,
+    pub dtype: StoredDtype,
+    /// Dimensions, outermost first (rows, then columns, for a matrix).
+    pub shape: Vec<usize>,
+}
+
+impl TensorDesc {
+    /// True for a 2-D tensor.
+    pub fn is_matrix(&self) -> bool {
+        self.shape.len() == 2
+    }
+}
+
+/// An opened file of named tensors, already validated.
+pub trait TensorSource {
+    /// The format's name, as messages give it (`safetensors`, `GGUF`, …).
+    fn format(&self) -> &'static str;
+    /// The file the tensors are read from.
+    fn path(&self) -> &Path;
+    /// Every tensor in the file.
+    fn tensors(&self) -> &[TensorDesc];
+    /// True when tensors `a` and `b` are views of the same stored data (a
+    /// checkpoint that saved tied weights once).
+    fn same_data(&self, _a: usize, _b: usize) -> bool {
+        false
+    }
+    /// The file's own vocabulary (GGUF's `tokenizer.ggml.tokens`), if any.
+    fn vocab(&self) -> Option<Result<Vocab>> {
+        None
+    }
+    /// The stored bytes of tensor `index` (an index into [`Self::tensors`]),
+    /// row-major and little-endian, exactly as long as its dtype and shape say.
+    fn data(&self, index: usize) -> Result<Bytes>;
+}
+
+/// Bytes a loader hands back: borrowed from a memory map (zero-copy) or
+/// owned (a dequantized, decompressed, byte-swapped or gathered copy).
+#[derive(Clone)]
+pub struct Bytes(Inner);
+
+#[derive(Clone)]
+enum Inner {
+    Mapped { map: Arc<Mmap>, range: Range<usize> },
+    Owned(Vec<u8>),
+}
+
+impl Bytes {
+    /// `range` of `map`; `None` when the range does not lie inside the map.
+    pub fn mapped(map: Arc<Mmap>, range: Range<usize>) -> Option<Self> {
+        (range.start <= range.end && range.end <= map.len())
+            .then_some(Self(Inner::Mapped { map, range }))
+    }
+
+    /// A buffer of its own.
+    pub fn owned(bytes: Vec<u8>) -> Self {
+        Self(Inner::Owned(bytes))
+    }
+
+    /// `range` of these bytes: a narrower range of the same map when mapped
+    /// (zero-copy), else a copy; `None` when `range` does not lie inside.
+    pub fn slice(&self, range: Range<usize>) -> Option<Self> {
+        if range.start > range.end || range.end > self.len() {
+            return None;
+        }
+        match &self.0 {
+            Inner::Mapped { map, range: r } => {
+                Self::mapped(map.clone(), r.start + range.start..r.start + range.end)
+            }
+            Inner::Owned(v) => Some(Self::owned(v[range].to_vec())),
+        }
+    }
+
+    /// True when the bytes are read in place from a memory map.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.0, Inner::Mapped { .. })
+    }
+}
+
+impl Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Inner::Mapped { map, range } => &map[range.clone()],
+            Inner::Owned(v) => v,
+        }
+    }
+}
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.is_mapped() { "mapped" } else { "owned" };
+        write!(f, "Bytes({kind}, {} bytes)", self.len())
+    }
+}
+
+/// An error unless `path` is a regular file (after symlinks): a FIFO would
+/// block the read, a device would never end.
+pub(crate) fn regular_file(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.is_file() {
+        return Ok(());
+    }
+    Err(Error::Input {
+        path: path.to_path_buf(),
+        reason: if meta.is_dir() {
+            "a folder where a file was expected".into()
+        } else {
+            "not a regular file (a pipe, socket or device)".into()
+        },
+    })
+}
+
+/// The whole of a small file (an index, a ref, a tokenizer): an error unless
+/// it is a regular file of at most `max` bytes, read without trusting the
+/// size the file system reports.
+pub(crate) fn read_small(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    regular_file(path)?;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    File::open(path)
+        .map_err(io)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > max {
+        return Err(Error::Input {
+            path: path.to_path_buf(),
+            reason: format!("{what} larger than the {max} bytes read"),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Maps `path` read-only, for a reader of `format`.
+pub(crate) fn map_file(path: &Path, format: &'static str) -> Result<Arc<Mmap>> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    if file.metadata().map_err(io)?.is_dir() {
+        return Err(Error::Format {
+            path: path.to_path_buf(),
+            format,
+            reason: "it is a directory".into(),
+        });
+    }
+    // SAFETY: the map is read-only; like every mmap-based reader we rely on the
+    // file not being truncated by another process while we read it.
+    let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+    Ok(Arc::new(map))
+}

@@ -1,0 +1,293 @@
+//! `--series`: a folder of checkpoints, or the checkpoint files, one per
+//! step, ordered by the step number in each name.
+
+use std::path::{Path, PathBuf};
+
+use super::{step_number, SeriesInfo, StepSelection, StepSource};
+use crate::error::{Error, Result};
+use crate::load::container::zip;
+use crate::load::format::npy;
+use crate::load::model::{open, open_tensor, LoadOptions};
+use crate::load::resolve::{sniff, zip_contents, Sniffed, ZipContents};
+use crate::load::source::{map_file, Bytes};
+use crate::load::vocab::TokenNames;
+
+/// The options a series passes on to each file it opens.
+pub fn step_load_options(opts: &LoadOptions) -> LoadOptions {
+    LoadOptions {
+        unembedding: opts.unembedding,
+        key: opts.key.clone(),
+        reinterpret: opts.reinterpret,
+        revision: None,
+        tokenizer: None,
+    }
+}
+
+/// An error about the series as a whole (no one file to name).
+pub(crate) fn series_error(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Input {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// One checkpoint of a series.
+#[derive(Clone, Debug)]
+struct Checkpoint {
+    step: u64,
+    path: PathBuf,
+}
+
+/// `--series`: one checkpoint file (or model folder) per step.
+pub struct FileSeries {
+    info: SeriesInfo,
+    files: Vec<Checkpoint>,
+    steps: Vec<u64>,
+    tokens: Option<TokenNames>,
+    notices: Vec<String>,
+    opts: LoadOptions,
+    /// The first step's bytes, read when the series was opened.
+    first: Option<Bytes>,
+}
+
+/// Whether the file at `path` starts like a checkpoint in a format we read
+/// (judged by its first bytes; an HDF5 file is a trajectory, not a step).
+fn holds_checkpoint(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    if meta.is_dir() {
+        // A model folder: any entry that starts like a checkpoint.
+        return std::fs::read_dir(path).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().is_file() && holds_checkpoint(&e.path()))
+        });
+    }
+    let mut head = Vec::with_capacity(16);
+    let read = std::fs::File::open(path).and_then(|f| f.take(16).read_to_end(&mut head));
+    if read.is_err() {
+        return false;
+    }
+    match sniff(&head) {
+        Sniffed::Gguf => true,
+        // A torch.save checkpoint or an .npz, not any zip (logs, archives).
+        Sniffed::Zip => map_file(path, "zip").is_ok_and(|map| {
+            zip::entries(&map).is_ok_and(|e| !matches!(zip_contents(&e), ZipContents::Unknown))
+        }),
+        // A matrix, not a saved array of losses.
+        Sniffed::Npy => map_file(path, ".npy")
+            .is_ok_and(|map| npy::parse(&map).is_ok_and(|n| n.shape.len() == 2)),
+        // A bare pickle is a legacy torch file or pickled arguments: no step
+        // we read. An HDF5 file is a trajectory.
+        Sniffed::Pickle | Sniffed::Hdf5 => false,
+        // Safetensors: an 8-byte header length that fits the file, then JSON.
+        Sniffed::Safetensors => {
+            head.len() > 8
+                && head[8] == b'{'
+                && u64::from_le_bytes(head[..8].try_into().unwrap_or([0xff; 8]))
+                    .checked_add(8)
+                    .is_some_and(|end| end <= meta.len())
+        }
+    }
+}
+
+/// The checkpoints `paths` name, and notes on what was skipped: one folder
+/// stands for its entries whose names hold a step number and that hold a
+/// checkpoint in a format we read (files, and model folders such as
+/// `checkpoint-500/`); two paths or more are the checkpoints themselves
+/// (files or model folders), each name holding a step number. Ordered by
+/// step number, never by name.
+fn checkpoints(paths: &[PathBuf]) -> Result<(Vec<Checkpoint>, Vec<String>)> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    let mut found = Vec::new();
+    let mut notices = Vec::new();
+    if let [dir] = paths {
+        if dir.is_dir() {
+            let mut skipped = Vec::new();
+            for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+                let path = entry.map_err(io(dir))?.path();
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let Some(step) = step_number(&path) else {
+                    if name.bytes().any(|b| b.is_ascii_digit()) {
+                        skipped.push(name);
+                    }
+                    continue;
+                };
+                if holds_checkpoint(&path) {
+                    found.push(Checkpoint { step, path });
+                } else {
+                    skipped.push(name);
+                }
+            }
+            if found.is_empty() {
+                return Err(series_error(
+                    dir,
+                    "no file in this folder is a checkpoint with a step number in its name (like step_1000.safetensors)",
+                ));
+            }
+            if !skipped.is_empty() {
+                skipped.sort();
+                let shown: Vec<&str> = skipped.iter().take(10).map(String::as_str).collect();
+                let more = skipped.len().saturating_sub(10);
+                notices.push(format!(
+                    "note: {}: skipped {} with a number in the name that {} no checkpoint we read: {}{}",
+                    crate::error::one_line(&dir.display().to_string()),
+                    if skipped.len() == 1 { "1 entry".to_string() } else { format!("{} entries", skipped.len()) },
+                    if skipped.len() == 1 { "holds" } else { "hold" },
+                    crate::error::one_line(&shown.join(", ")),
+                    if more > 0 { format!(" and {more} more") } else { String::new() }
+                ));
+            }
+        }
+    }
+    if found.is_empty() {
+        for path in paths {
+            if std::fs::metadata(path).is_err() {
+                return Err(series_error(path, "no such file or folder"));
+            }
+            let step = step_number(path).ok_or_else(|| {
+                let what = if path.is_dir() {
+                    "no step number in the folder's name: give a folder alone to take its numbered checkpoints, or list checkpoint files (or model folders) whose names hold their step"
+                } else {
+                    "no step number in the file name (like step_1000.safetensors)"
+                };
+                series_error(path, what)
+            })?;
+            found.push(Checkpoint {
+                step,
+                path: path.clone(),
+            });
+        }
+    }
+    found.sort_by(|a, b| a.step.cmp(&b.step).then_with(|| a.path.cmp(&b.path)));
+    if let Some(w) = found.windows(2).find(|w| w[0].step == w[1].step) {
+        return Err(series_error(
+            &w[1].path,
+            format!(
+                "step {} twice: {} and this one; give one file per step",
+                w[1].step,
+                w[0].path.display()
+            ),
+        ));
+    }
+    Ok((found, notices))
+}
+
+/// Opens a series of checkpoint files (see [`checkpoints`]), keeping the
+/// steps `sel` selects. The first step is read now: it fixes the tensor,
+/// shape and dtype that every other step must have.
+pub fn open_series(
+    paths: &[PathBuf],
+    opts: &LoadOptions,
+    sel: &StepSelection,
+) -> Result<Box<dyn StepSource>> {
+    let (all, mut notices) = checkpoints(paths)?;
+    let numbers: Vec<u64> = all.iter().map(|c| c.step).collect();
+    let files: Vec<Checkpoint> = sel
+        .select(&numbers)
+        .into_iter()
+        .map(|i| all[i].clone())
+        .collect();
+    let Some(head) = files.first() else {
+        let what = paths.first().map_or(Path::new("."), |p| p.as_path());
+        return Err(series_error(
+            what,
+            format!(
+                "--steps selects none of the {} steps ({}–{})",
+                numbers.len(),
+                numbers.first().copied().unwrap_or(0),
+                numbers.last().copied().unwrap_or(0)
+            ),
+        ));
+    };
+    let mut first_opts = step_load_options(opts);
+    first_opts.tokenizer = opts.tokenizer.clone();
+    let loaded = open(&head.path, &first_opts)?;
+    let info = SeriesInfo {
+        tensor: loaded.info.name.clone(),
+        stored_dtype: loaded.info.stored_dtype.clone(),
+        format: loaded.info.format,
+        dtype: loaded.dtype,
+        rows: loaded.rows,
+        cols: loaded.cols,
+    };
+    let tokens = loaded.tokens.clone();
+    notices.extend(loaded.notices.iter().cloned());
+    Ok(Box::new(FileSeries {
+        info,
+        steps: files.iter().map(|c| c.step).collect(),
+        files,
+        tokens,
+        notices,
+        opts: step_load_options(opts),
+        first: Some(loaded.into_data()),
+    }))
+}
+
+impl StepSource for FileSeries {
+    fn info(&self) -> &SeriesInfo {
+        &self.info
+    }
+
+    fn steps(&self) -> &[u64] {
+        &self.steps
+    }
+
+    fn inputs(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|c| c.path.clone()).collect()
+    }
+
+    fn tokens(&self) -> Option<&TokenNames> {
+        self.tokens.as_ref()
+    }
+
+    fn notices(&self) -> Vec<String> {
+        self.notices.clone()
+    }
+
+    fn read(&mut self, i: usize) -> Result<Bytes> {
+        if i == 0 {
+            if let Some(first) = self.first.take() {
+                return Ok(first);
+            }
+        }
+        let c = self
+            .files
+            .get(i)
+            .ok_or_else(|| Error::Usage(format!("step {i} of a series of {}", self.files.len())))?;
+        let loaded = open_tensor(&c.path, &self.opts)?;
+        let i0 = &self.info;
+        if (loaded.dtype, loaded.rows, loaded.cols) != (i0.dtype, i0.rows, i0.cols)
+            || loaded.info.name != i0.tensor
+        {
+            return Err(series_error(
+                &c.path,
+                format!(
+                    "step {} has {} {} of {}×{}, but the series has {} {} of {}×{} (from {})",
+                    c.step,
+                    loaded.info.name,
+                    loaded.dtype,
+                    loaded.rows,
+                    loaded.cols,
+                    i0.tensor,
+                    i0.dtype,
+                    i0.rows,
+                    i0.cols,
+                    self.files[0].path.display()
+                ),
+            ));
+        }
+        Ok(loaded.into_data())
+    }
+}
