@@ -12,6 +12,7 @@
 
 use rayon::prelude::*;
 
+use super::ms;
 use crate::engine::approx::{ErrorModel, MAX_F32_COLUMNS, MAX_F32_SAFE_NORM};
 use crate::engine::{Engine, VectorSet};
 use crate::error::{Error, Result};
@@ -58,10 +59,6 @@ pub struct PairsAnalysis {
     pub nearest_ms: f64,
     pub near_ms: f64,
     pub lattice_ms: f64,
-}
-
-fn ms(since: std::time::Instant) -> f64 {
-    (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// Runs the requested all-pairs geometry; `groups` are the exact survey's

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use super::ms;
 use crate::engine::{self, DeviceChoice, Engine, GpuOptions, StepRows};
 use crate::error::{Error, Result};
 use crate::load::steps::trajectory::open_trajectory;
@@ -49,10 +50,6 @@ pub struct SeriesOptions {
 const BATCH_BYTES: usize = 32 << 20;
 /// Steps in one batch at most.
 const MAX_BATCH: usize = 64;
-
-fn ms(since: Instant) -> f64 {
-    (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
-}
 
 /// Opens the input's steps.
 pub fn open(input: &SeriesInput, opts: &SeriesOptions) -> Result<Box<dyn StepSource>> {

@@ -1,0 +1,288 @@
+//! One matrix end to end: load → engine (hashes, norms) → survey (groups,
+//! geometry, all-pairs) → a [`Report`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use super::ms;
+use super::pairs;
+use crate::engine::{self, DeviceChoice, Engine, Equality, GpuOptions};
+use crate::error::Result;
+use crate::load::{self, LoadOptions};
+use crate::matrix::Matrix;
+use crate::progress::Progress;
+use crate::report::{self, GroupReport, Report, Timings};
+use crate::survey::{self, DuplicateCounts, GroupOptions, Grouping, SizeSummary};
+
+/// Everything a survey can be asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct SurveyOptions {
+    pub load: LoadOptions,
+    pub device: DeviceChoice,
+    pub gpu: GpuOptions,
+    pub group: GroupOptions,
+    /// All-pairs geometry: `--nearest` and the near-singularity thresholds
+    /// (the lattice of black holes is always computed).
+    pub pairs: pairs::PairOptions,
+    /// Show a progress bar on stderr (only for long inputs on a terminal).
+    pub progress: bool,
+}
+
+/// The outcome of surveying one matrix, before it is dressed as a [`Report`].
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    pub grouping: Grouping,
+    /// Unique and duplicate rows, counted and as fractions.
+    pub counts: DuplicateCounts,
+    /// Group-size statistics; `None` without groups.
+    pub sizes: Option<SizeSummary>,
+    pub geometry: survey::Geometry,
+    pub norms: Vec<f64>,
+    /// The number of black holes when there were more than
+    /// [`survey::MAX_PAIRWISE_REPRESENTATIVES`] (no pairwise distances then).
+    pub pairwise_skipped: Option<usize>,
+    pub timings: Timings,
+}
+
+/// Runs the engine and the survey over a matrix already in memory.
+pub fn analyze(
+    engine: &dyn Engine,
+    m: &Matrix,
+    group: GroupOptions,
+    progress: &Progress,
+) -> Result<Analysis> {
+    analyze_stored(engine, m, None, group, progress)
+}
+
+/// [`analyze`] for a matrix whose rows are identical only when their stored
+/// bytes are (`identity`: every row's stored bytes, for a quantized tensor
+/// whose dequantized values `m` holds).
+pub fn analyze_stored(
+    engine: &dyn Engine,
+    m: &Matrix,
+    identity: Option<&[u8]>,
+    group: GroupOptions,
+    progress: &Progress,
+) -> Result<Analysis> {
+    let t = Instant::now();
+    let stats = engine.row_stats(m, group.equality, progress)?;
+    progress.finish();
+    let hash_ms = ms(t);
+
+    let t = Instant::now();
+    let mut grouping = survey::group_rows(m, &stats.hashes, &stats.has_nan, group);
+    if let Some(stored) = identity.filter(|s| s.len() % m.rows == 0) {
+        grouping = survey::group::refine_by_stored(grouping, stored, stored.len() / m.rows);
+    }
+    let counts = DuplicateCounts::of(m.rows, grouping.n_unique);
+    let sizes = SizeSummary::of(&grouping.groups);
+    let group_ms = ms(t);
+
+    let t = Instant::now();
+    let reps: Vec<usize> = grouping.groups.iter().map(|g| g.representative()).collect();
+    let (pairwise, skipped) = if reps.len() > survey::MAX_PAIRWISE_REPRESENTATIVES {
+        (None, Some(reps.len()))
+    } else {
+        (Some(engine.pairwise_l2(m, &reps)?), None)
+    };
+    let geometry = survey::geometry(
+        &stats.norms,
+        &stats.column_sums,
+        &grouping.groups,
+        pairwise.as_deref(),
+    );
+    let geometry_ms = ms(t);
+    Ok(Analysis {
+        grouping,
+        counts,
+        sizes,
+        geometry,
+        norms: stats.norms,
+        pairwise_skipped: skipped,
+        timings: Timings {
+            load: 0.0,
+            hash: hash_ms,
+            group: group_ms,
+            geometry: geometry_ms,
+            total: hash_ms + group_ms + geometry_ms,
+            ..Default::default()
+        },
+    })
+}
+
+/// The token strings of a report.
+struct TokenSection {
+    info: report::TokenizerInfo,
+    strings: BTreeMap<usize, String>,
+    special: Vec<usize>,
+    padding_rows: Vec<usize>,
+}
+
+impl TokenSection {
+    /// The strings of `ids` (every grouped id, and every id the all-pairs
+    /// sections name), and the rows past the vocabulary.
+    fn of(t: &load::TokenNames, ids: impl Iterator<Item = usize>, rows: usize) -> Self {
+        let mut strings = BTreeMap::new();
+        let mut special = Vec::new();
+        for id in ids {
+            if strings.contains_key(&id) {
+                continue;
+            }
+            if let Some(tok) = t.vocab.get(id) {
+                strings.insert(id, tok.text.clone());
+                if tok.special {
+                    special.push(id);
+                }
+            }
+        }
+        special.sort_unstable();
+        let size = t.vocab.vocab_size();
+        Self {
+            info: report::TokenizerInfo {
+                path: t.path.display().to_string(),
+                kind: t.vocab.kind,
+                vocab_size: size,
+            },
+            strings,
+            special,
+            padding_rows: (size.min(rows)..rows).collect(),
+        }
+    }
+}
+
+/// Surveys the embedding matrix of the input at `path` (see [`load::open`]). Nothing is printed:
+/// a notice for the user (such as `--device auto` falling back to the CPU)
+/// comes back in [`Report::notices`].
+pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
+    let start = Instant::now();
+    let loaded = load::open(path, &opts.load)?;
+    let load_ms = ms(start);
+    let (engine, notice) = engine::select(opts.device, opts.gpu)?;
+    let mut report = survey_loaded(engine.as_ref(), path, &loaded, opts, load_ms, start)?;
+    report.notices.splice(0..0, notice);
+    Ok(report)
+}
+
+/// [`survey_file`] on an engine the caller opened once (opening a GPU
+/// device costs a few hundred milliseconds: a caller surveying many files
+/// keeps one); `opts.device` and `opts.gpu` are not used.
+pub fn survey_file_with(engine: &dyn Engine, path: &Path, opts: &SurveyOptions) -> Result<Report> {
+    let start = Instant::now();
+    let loaded = load::open(path, &opts.load)?;
+    survey_loaded(engine, path, &loaded, opts, ms(start), start)
+}
+
+/// Surveys a loaded matrix; `start` is when loading began.
+fn survey_loaded(
+    engine: &dyn Engine,
+    path: &Path,
+    loaded: &load::Loaded,
+    opts: &SurveyOptions,
+    load_ms: f64,
+    start: Instant,
+) -> Result<Report> {
+    let info = &loaded.info;
+    let m = loaded.matrix();
+    let mut notices: Vec<String> = loaded.notices.clone();
+    if let Some(t) = &loaded.tokens {
+        let size = t.vocab.vocab_size();
+        if size > loaded.rows {
+            notices.push(format!(
+                "note: the tokenizer {} has {size} tokens, more than the matrix's {} rows: is it this model's tokenizer?",
+                t.path.display(),
+                loaded.rows
+            ));
+        }
+    }
+    let progress = if opts.progress {
+        Progress::for_bytes(m.bytes.len() as u64, "hashing rows")
+    } else {
+        Progress::hidden()
+    };
+    let a = analyze_stored(
+        engine,
+        &m,
+        loaded.identity.as_deref(),
+        opts.group,
+        &progress,
+    )?;
+    let n = m.rows;
+    let groups: Vec<GroupReport> = a
+        .grouping
+        .groups
+        .iter()
+        .map(|g| GroupReport {
+            size: g.ids.len(),
+            token_ids: g.ids.clone(),
+            norm: survey::defined(a.norms[g.representative()]),
+        })
+        .collect();
+    let pa = pairs::analyze_pairs(engine, &m, &a.grouping.groups, opts.pairs, opts.progress)?;
+    let holes = a.grouping.groups.len();
+    let tokens = loaded.tokens.as_ref().map(|t| {
+        let grouped = a.grouping.groups.iter().flat_map(|g| g.ids.iter().copied());
+        let nearest = pa.nearest.iter().flat_map(|nn| {
+            let isolated = nn.most_isolated.iter().chain(&nn.least_isolated);
+            let gap = nn.gap.iter().flat_map(|g| g.tokens.iter().copied());
+            isolated.flat_map(|x| [x.token_id, x.nearest]).chain(gap)
+        });
+        let near = pa.near.iter().flat_map(|nr| {
+            nr.components.iter().flat_map(|c| {
+                let outside = c.nearest_outside.iter().map(|x| x.token_id);
+                c.token_ids.iter().copied().chain(outside)
+            })
+        });
+        TokenSection::of(t, grouped.chain(nearest).chain(near), n)
+    });
+    let numeric = opts.group.equality == Equality::Numeric;
+    Ok(Report {
+        schema: report::SCHEMA,
+        file: path.display().to_string(),
+        format: info.format,
+        tensor_file: (info.file != path).then(|| info.file.display().to_string()),
+        tensor: info.name.clone(),
+        role: loaded.role,
+        tied: loaded.tied,
+        dtype: m.dtype.name().to_string(),
+        stored_dtype: info.stored_dtype.clone(),
+        shape: [n, m.cols],
+        memory_bytes: (n * m.cols * m.dtype.size()) as u64,
+        device: engine.device(),
+        equality: opts.group.equality,
+        n_unique: a.counts.n_unique,
+        n_duplicate: a.counts.n_duplicate,
+        uniqueness: a.counts.uniqueness,
+        duplicate_fraction: a.counts.duplicate_fraction,
+        dedup_ratio: a.counts.dedup_ratio,
+        group_sizes: a.sizes,
+        groups,
+        pairwise_skipped: a.pairwise_skipped,
+        geometry: a.geometry,
+        lattice: pa.lattice,
+        lattice_skipped: (holes > survey::lattice::MAX_LATTICE_HOLES).then_some(holes),
+        nearest: pa.nearest,
+        near: pa.near,
+        nan_rows: numeric.then(|| a.grouping.nan_rows.clone()),
+        notices,
+        token_display: if loaded.tokens.is_some() {
+            report::TokenDisplay::Strings
+        } else if loaded.byte_vocabulary() {
+            report::TokenDisplay::Bytes
+        } else {
+            report::TokenDisplay::Ids
+        },
+        tokenizer: tokens.as_ref().map(|t| t.info.clone()),
+        tokens: tokens.as_ref().map(|t| t.strings.clone()),
+        special_tokens: tokens.as_ref().map(|t| t.special.clone()),
+        padding_rows: tokens.map(|t| t.padding_rows),
+        timings_ms: Timings {
+            load: load_ms,
+            lattice: pa.lattice_ms,
+            nearest: pa.nearest_ms,
+            near: pa.near_ms,
+            total: ms(start),
+            ..a.timings
+        },
+    })
+}
