@@ -12,7 +12,7 @@ fn non_negative(s: &str) -> Result<f64, String> {
     }
 }
 
-use singularity_gpu::load::steps::StepSelection;
+use singularity_gpu::types::StepSelection;
 use singularity_gpu::{DeviceChoice, Dtype};
 
 fn steps_spec(s: &str) -> Result<StepSelection, String> {

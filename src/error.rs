@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub(crate) use crate::text::one_line;
+
 /// Everything that can go wrong in a survey.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -43,20 +45,6 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         !matches!(self, Error::Gpu(_))
     }
-}
-
-/// `s` with its control characters (newlines included) escaped, so that a
-/// message holding a file name or a string from a file header stays one line.
-pub(crate) fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 /// Shorthand used throughout the library.

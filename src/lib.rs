@@ -25,6 +25,7 @@
 //! assert_eq!(a.geometry.black_hole_norms.mean, Some(5f64.sqrt()));
 //! ```
 
+pub mod approx;
 pub mod dtype;
 pub mod engine;
 pub mod error;
@@ -34,6 +35,8 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod survey;
+pub mod text;
+pub mod types;
 
 pub use run::survey::{
     analyze, analyze_stored, survey_file, survey_file_with, Analysis, SurveyOptions,

@@ -1,27 +1,16 @@
 //! The heavy kernels behind one trait, with two implementations: [`cpu`]
 //! (rayon; the reference and the fallback) and [`gpu`] (wgpu + WGSL).
 
-pub mod approx;
 pub mod cpu;
 pub mod gpu;
 pub mod hash;
 
-use serde::Serialize;
+pub use crate::approx;
+pub use crate::types::{DeviceInfo, DeviceKind, Equality, StepRows};
 
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
 use crate::progress::Progress;
-
-/// How rows are compared.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Equality {
-    /// Rows are equal when their bytes are equal (+0.0 ≠ −0.0; NaNs by bit pattern).
-    #[default]
-    Bitwise,
-    /// The notebook's `torch.unique` semantics: −0.0 == +0.0; rows holding a NaN
-    /// equal nothing and are reported apart.
-    Numeric,
-}
 
 /// Per-row results of one pass over the matrix, plus the column sums.
 #[derive(Clone, Debug, Default)]
@@ -35,24 +24,6 @@ pub struct RowStats {
     pub has_nan: Vec<bool>,
     /// Sum of each column over all rows (for the centroid).
     pub column_sums: Vec<f64>,
-}
-
-/// Which kind of device ran the kernels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceKind {
-    Gpu,
-    Cpu,
-}
-
-/// The device as reported in the survey.
-#[derive(Clone, Debug, Serialize)]
-pub struct DeviceInfo {
-    pub kind: DeviceKind,
-    /// Adapter name (for the CPU path, the thread count).
-    pub adapter: String,
-    /// Graphics backend (Vulkan, Metal, Dx12, Gl) or "rayon".
-    pub backend: String,
 }
 
 /// The all-pairs kernels work on a set of *distinct vectors*: one row of the
@@ -112,26 +83,6 @@ impl Top2 {
         }
         self
     }
-}
-
-/// One step of a series compared with the step before, row by row (see
-/// [`Engine::step_differ`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StepRows {
-    /// Bitwise row hashes of this step ([`hash`]).
-    pub hashes: Vec<u64>,
-    /// Per row: whether its bytes differ from the previous step's; `None`
-    /// at the first step.
-    pub changed: Option<Vec<bool>>,
-    /// Per row: the largest distance in steps of the dtype
-    /// ([`Dtype::steps_between`](crate::dtype::Dtype::steps_between)) between
-    /// an element and the same element at the previous step; 0 for a row
-    /// that did not change. Empty at the first step and for F64 (whose
-    /// steps do not fit the kernels' integers).
-    pub linf_steps: Vec<u32>,
-    /// Per row: the sum of those distances over the row's elements; empty
-    /// likewise.
-    pub l1_steps: Vec<u64>,
 }
 
 /// Compares each step of a series with the one before, keeping what it

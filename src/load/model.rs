@@ -17,6 +17,7 @@ use crate::load::resolve::{open_file, resolve, Input};
 use crate::load::source::{Bytes, TensorSource};
 use crate::load::vocab::{find_tokenizer, TokenNames};
 use crate::matrix::Matrix;
+pub use crate::types::{Role, Tied};
 
 /// How the user asked for the tensor to be chosen and read.
 #[derive(Clone, Debug, Default)]
@@ -71,28 +72,6 @@ pub struct Loaded {
     pub tokens: Option<TokenNames>,
     /// Lines for the user about how the input was read.
     pub notices: Vec<String>,
-}
-
-/// Which matrix of the model was surveyed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// The token embedding (the default).
-    InputEmbedding,
-    /// The output head, the unembedding (`--unembedding`).
-    OutputHead,
-}
-
-/// How the output head relates to the input embedding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tied {
-    /// One tensor: the file stores no separate head, or both names share storage.
-    SameTensor,
-    /// Two tensors with the same dtype, shape and bytes.
-    BitIdentical,
-    /// Two tensors that differ.
-    Untied,
 }
 
 impl Loaded {

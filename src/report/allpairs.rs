@@ -4,7 +4,7 @@
 
 use std::fmt::{Result, Write};
 
-use super::text::{sci, thousands};
+use super::fmt::{sci, sci2, thousands};
 use crate::survey::lattice::Lattice;
 use crate::survey::near::Near;
 use crate::survey::nearest::Nearest;
@@ -16,18 +16,6 @@ const RULE: &str =
 pub const MAX_LATTICE_SHOWN: usize = 64;
 /// Width of the histogram bars.
 const BAR: usize = 40;
-
-/// `1.00e-04`: three significant digits, Python's `{:.2e}`.
-fn sci2(x: f64) -> String {
-    let s = format!("{x:.2e}");
-    match s.split_once('e') {
-        Some((m, e)) => {
-            let e: i32 = e.parse().unwrap_or(0);
-            format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
-        }
-        None => s,
-    }
-}
 
 fn header(o: &mut String, title: &str) -> Result {
     writeln!(o, "\n{RULE}\n{title}\n{RULE}\n")

@@ -2,6 +2,7 @@
 //! Every number is computed before rendering; renderers only format.
 
 pub mod allpairs;
+pub mod fmt;
 pub mod json;
 pub mod text;
 pub mod timeline;
@@ -12,13 +13,11 @@ use std::collections::BTreeMap;
 
 use serde::{Serialize, Serializer};
 
-use crate::engine::{DeviceInfo, Equality};
-use crate::load::tokenizer::VocabKind;
-use crate::load::{Role, Tied};
 use crate::survey::lattice::Lattice;
 use crate::survey::near::Near;
 use crate::survey::nearest::Nearest;
 use crate::survey::{Geometry, SizeSummary};
+use crate::types::{DeviceInfo, Equality, Role, Tied, VocabKind};
 
 /// The JSON schema identifier.
 pub const SCHEMA: &str = "singularity-gpu/1";

@@ -2,10 +2,10 @@
 
 use std::fmt::Write;
 
+use super::fmt::{fixed, sci_or, thousands};
 use super::{allpairs, Exporter, Report, TokenDisplay};
-use crate::engine::Equality;
-use crate::load::tokenizer::{quoted, VocabKind};
-use crate::load::{Role, Tied};
+use crate::text::quoted;
+use crate::types::{Equality, Role, Tied, VocabKind};
 
 /// Renders the report as text.
 pub struct TextExporter {
@@ -17,42 +17,6 @@ const RULE: &str =
     "================================================================================";
 const THIN: &str =
     "--------------------------------------------------------------------------------";
-
-/// `1234567` → `1,234,567` (Python's `{:,}`).
-pub fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Python's `{:.6e}`: `7.529632e+00`.
-pub fn sci(x: f64) -> String {
-    let s = format!("{x:.6e}");
-    match s.split_once('e') {
-        Some((m, e)) => {
-            let e: i32 = e.parse().unwrap_or(0);
-            format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
-        }
-        None => s,
-    }
-}
-
-fn fixed(x: Option<f64>, digits: usize) -> String {
-    match x {
-        Some(v) => format!("{v:.digits$}"),
-        None => "n/a".into(),
-    }
-}
-
-fn sci_or(x: Option<f64>) -> String {
-    x.map(sci).unwrap_or_else(|| "n/a".into())
-}
 
 /// Python's `repr` of a one-character (or `\xNN`) string, as a list element.
 fn py_repr(s: &str) -> String {
@@ -368,12 +332,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn formats_like_python() {
-        assert_eq!(thousands(151936), "151,936");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(sci(7.529632), "7.529632e+00");
-        assert_eq!(sci(0.00012345), "1.234500e-04");
+    fn bytes_print_as_python_reprs() {
         assert_eq!(py_repr(&byte_char(0)), r"'\\x00'");
         assert_eq!(py_repr(&byte_char(39)), "\"'\"");
         assert_eq!(py_repr(&byte_char(92)), r"'\\'");

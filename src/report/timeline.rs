@@ -7,11 +7,11 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::text::thousands;
+use super::fmt::{count, decimal, thousands};
 use super::{TokenDisplay, TokenizerInfo};
-use crate::engine::DeviceInfo;
-use crate::load::tokenizer::quoted;
 use crate::survey::tracker::{EventKind, Series, StepSummary};
+use crate::text::quoted;
+use crate::types::DeviceInfo;
 
 /// The JSON schema name of a series report.
 pub const SERIES_SCHEMA: &str = "singularity-gpu-series/1";
@@ -112,23 +112,6 @@ fn token(r: &SeriesReport, id: usize) -> String {
         }
         TokenDisplay::Bytes => format!("{id} \\x{id:02x}"),
         TokenDisplay::Ids => id.to_string(),
-    }
-}
-
-/// `n noun`, with the noun in the plural unless `n` is 1.
-fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{} {}", thousands(n), if n == 1 { one } else { many })
-}
-
-/// A mean with thousands separators and one decimal.
-fn decimal(x: f64) -> String {
-    let s = format!("{x:.1}");
-    match s.split_once('.') {
-        Some((int, frac)) if x.abs() < 1e15 => match int.parse::<usize>() {
-            Ok(i) => format!("{}.{frac}", thousands(i)),
-            Err(_) => s.clone(),
-        },
-        _ => s.clone(),
     }
 }
 

@@ -13,7 +13,7 @@
 use rayon::prelude::*;
 
 use super::ms;
-use crate::engine::approx::{ErrorModel, MAX_F32_COLUMNS, MAX_F32_SAFE_NORM};
+use crate::approx::{ErrorModel, MAX_F32_COLUMNS, MAX_F32_SAFE_NORM};
 use crate::engine::{Engine, VectorSet};
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;

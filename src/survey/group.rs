@@ -9,8 +9,8 @@ use std::cmp::Ordering;
 use rayon::prelude::*;
 
 use crate::dtype::Dtype;
-use crate::engine::Equality;
 use crate::matrix::Matrix;
+use crate::types::Equality;
 
 /// A set of ≥ 2 rows with identical vectors.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::nearest::{centroid_and_radius, exact_distance, Distinct};
-use crate::engine::approx::ErrorModel;
+use crate::approx::ErrorModel;
 use crate::matrix::Matrix;
 
 /// Components larger than this many distinct vectors get no diameter (it

@@ -28,8 +28,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use serde::Serialize;
 
 use super::group::{group_rows, GroupOptions};
-use crate::engine::StepRows;
 use crate::matrix::Matrix;
+use crate::types::StepRows;
 
 /// The per-step numbers.
 #[derive(Clone, Debug, PartialEq, Serialize)]

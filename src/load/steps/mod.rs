@@ -16,6 +16,7 @@ use crate::dtype::Dtype;
 use crate::error::Result;
 use crate::load::source::Bytes;
 use crate::load::vocab::TokenNames;
+pub use crate::types::StepSelection;
 
 /// What every step of a series shares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,70 +53,6 @@ pub trait StepSource {
     /// `dtype`, row-major. Called for i = 0, 1, 2, … in order; a source may
     /// rely on that (to decompress a chunk of several steps once).
     fn read(&mut self, i: usize) -> Result<Bytes>;
-}
-
-/// `--steps`: which of the available steps to survey.
-///
-/// `START:END[:EVERY]`, every part optional: the steps whose numbers lie in
-/// `START..=END` (both inclusive), then every `EVERY`-th of those, counting
-/// from the first. `::10` takes every tenth step, `1000:5000` a range.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StepSelection {
-    pub start: Option<u64>,
-    pub end: Option<u64>,
-    /// Keep every `every`-th step (1 = all).
-    pub every: Option<u64>,
-}
-
-impl StepSelection {
-    /// Parses `START:END[:EVERY]`.
-    pub fn parse(s: &str) -> std::result::Result<Self, String> {
-        let bad = || {
-            format!(
-                "expected START:END[:EVERY] (each part optional, e.g. ::10 or 100:500), got {s:?}"
-            )
-        };
-        let parts: Vec<&str> = s.split(':').collect();
-        if parts.len() < 2 || parts.len() > 3 {
-            return Err(bad());
-        }
-        let num = |p: &str| -> std::result::Result<Option<u64>, String> {
-            let p = p.trim();
-            if p.is_empty() {
-                Ok(None)
-            } else {
-                p.parse::<u64>().map(Some).map_err(|_| bad())
-            }
-        };
-        let sel = Self {
-            start: num(parts[0])?,
-            end: num(parts[1])?,
-            every: match parts.get(2) {
-                Some(p) => num(p)?,
-                None => None,
-            },
-        };
-        if sel.every == Some(0) {
-            return Err(format!("--steps {s:?}: EVERY must be at least 1"));
-        }
-        if let (Some(a), Some(b)) = (sel.start, sel.end) {
-            if a > b {
-                return Err(format!("--steps {s:?}: START is after END"));
-            }
-        }
-        Ok(sel)
-    }
-
-    /// The positions (indices into `steps`, ascending) of the selected steps.
-    pub fn select(&self, steps: &[u64]) -> Vec<usize> {
-        let every = self.every.unwrap_or(1).max(1) as usize;
-        (0..steps.len())
-            .filter(|&i| {
-                self.start.is_none_or(|a| steps[i] >= a) && self.end.is_none_or(|b| steps[i] <= b)
-            })
-            .step_by(every)
-            .collect()
-    }
 }
 
 /// Dot-separated name parts that say what a file is, not which step: the

@@ -26,24 +26,11 @@ use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::text::quoted;
+pub use crate::types::VocabKind;
+
 /// SentencePiece's word-boundary mark, which stands for a space.
 const META_SPACE: char = '\u{2581}';
-
-/// How token strings were decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum VocabKind {
-    /// GPT-2's byte-to-char table undone, bytes read as UTF-8.
-    ByteLevelBpe,
-    /// `▁` read as a space, ASCII byte-fallback tokens read as their byte.
-    #[serde(rename = "sentencepiece")]
-    SentencePiece,
-    /// BERT's vocabulary, tokens as they are.
-    #[serde(rename = "wordpiece")]
-    WordPiece,
-    /// Any other vocabulary, tokens as they are.
-    Plain,
-}
 
 /// One token as a person reads it.
 #[derive(Clone, Debug)]
@@ -253,58 +240,6 @@ impl Vocab {
     pub fn get(&self, id: usize) -> Option<&Token> {
         self.tokens.get(&u32::try_from(id).ok()?)
     }
-}
-
-/// `s` in double quotes with `\\`, `\"`, `\n`, `\t`, `\r` escaped, and every
-/// other control, invisible or non-space whitespace character written
-/// `\u{..}` (lowercase hex), so that a token's text reads unambiguously on
-/// one line.
-pub fn quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if invisible(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Characters that print as nothing, or as a blank that looks like a space:
-/// controls, whitespace other than U+0020, and the format characters,
-/// fillers and selectors that render invisibly.
-fn invisible(c: char) -> bool {
-    ((c.is_control() || c.is_whitespace()) && c != ' ')
-        || matches!(
-            c,
-            '\u{AD}'
-                | '\u{34F}'
-                | '\u{61C}'
-                | '\u{115F}'
-                | '\u{1160}'
-                | '\u{17B4}'
-                | '\u{17B5}'
-                | '\u{180B}'..='\u{180F}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2060}'..='\u{206F}'
-                | '\u{3164}'
-                | '\u{FE00}'..='\u{FE0F}'
-                | '\u{FEFF}'
-                | '\u{FFA0}'
-                | '\u{FFF0}'..='\u{FFFB}'
-                | '\u{1D173}'..='\u{1D17A}'
-                | '\u{E0000}'..='\u{E0FFF}'
-        )
 }
 
 /// A `tokenizer.json` as far as reading token strings needs it; other
@@ -930,18 +865,5 @@ mod tests {
         let e = Vocab::from_gguf("llama", toks(&["a", "b"]), Some(&[1])).unwrap_err();
         assert!(e.contains("1 entries") && e.contains("has 2"), "{e}");
         assert!(Vocab::from_gguf("llama", vec![], None).is_err());
-    }
-
-    #[test]
-    fn quoting_escapes_what_does_not_read() {
-        assert_eq!(quoted("a b"), "\"a b\"");
-        assert_eq!(quoted("\\\"\n\t\r"), r#""\\\"\n\t\r""#);
-        assert_eq!(quoted("\0\u{7F}\u{85}"), r#""\u{0}\u{7f}\u{85}""#);
-        assert_eq!(
-            quoted("x\u{200B}\u{A0}\u{3000}\u{FEFF}\u{AD}"),
-            r#""x\u{200b}\u{a0}\u{3000}\u{feff}\u{ad}""#
-        );
-        assert_eq!(quoted("\u{2014}é是▁<0xE6>"), "\"\u{2014}é是▁<0xE6>\"");
-        assert_eq!(quoted(""), "\"\"");
     }
 }
