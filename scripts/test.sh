@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-have_vulkan() {
-  ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 &&
+have_vulkan() {  # a driver manifest in either folder, and the loader
+  { compgen -G '/usr/share/vulkan/icd.d/*.json' || compgen -G '/etc/vulkan/icd.d/*.json'; } >/dev/null &&
     ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'
 }
 if ! have_vulkan; then
