@@ -1,5 +1,5 @@
 //! A checkpoint series at the scale of the Thimble-9 run
-//! (`../shared/realdata/thimble9_metadata.json`): a generated trajectory of
+//! (`tests/fixtures/thimble9/metadata.json`): a generated trajectory of
 //! 10,001 steps × 3,699 tokens × 64 dims of bf16 bit patterns stored as
 //! uint16 (4.7 GB, one safetensors tensor `W`), surveyed with
 //! `--trajectory FILE --key W --as bf16` on the CPU path and the GPU path,

@@ -17,8 +17,12 @@ if [ -d .gl ] && ! ldconfig -p | grep -q libvulkan.so.1; then
 fi
 ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [ -f "$ICD" ] && export VK_DRIVER_FILES=$ICD
-# The test binaries find examples/ under the path they were built in.
-[ -e /work/main ] || { mkdir -p /work && ln -s "$PWD" /work/main; }
+# The test binaries find examples/ under the path they were built in
+# (recorded by device_prepare.sh); link it to this copy when it is elsewhere.
+BUILT_IN=$(cat "$BIN/built_in" 2>/dev/null || true)
+if [ -n "$BUILT_IN" ] && [ ! -e "$BUILT_IN" ]; then
+  mkdir -p "$(dirname "$BUILT_IN")" && ln -s "$PWD" "$BUILT_IN"
+fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -2
 lscpu | grep -E "^Model name|^CPU\(s\)"
 echo "== GPU tests (CI=true: no adapter fails)"

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 mkdir -p .devbin .gl
 cargo build --release
 cp target/release/singularity-gpu .devbin/
+# The test binaries find examples/ and tests/fixtures/ under the folder they
+# were built in (CARGO_MANIFEST_DIR); device_check.sh links that path.
+pwd > .devbin/built_in
 cargo test --release --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:

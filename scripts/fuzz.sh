@@ -25,7 +25,7 @@ for path in sys.argv[2:]:
                         f.write(z.read(n))
     except Exception:
         pass
-' "$1" tests/fixtures/torch/*.pt ../shared/realdata/thimble9_checkpoint_step_00000.pt
+' "$1" tests/fixtures/torch/*.pt tests/fixtures/thimble9/*.pt
 }
 case $target in
   safetensors_header) seed examples/*.safetensors tests/fixtures/hf/sharded/*.safetensors ;;

@@ -80,7 +80,7 @@ STEPS = 60  # updates; 61 saved states with step 0
 BATCH = 8  # consecutive text positions per step (cyclic windows)
 LR = 0.0028
 WEIGHT_DECAY = 0.0022 / LR  # LR * WD = 0.0022: moves elements of magnitude > ~1.78
-BETAS = (0.9, 0.999)  # as in ../shared/realdata/thimble9_metadata.json
+BETAS = (0.9, 0.999)  # as in tests/fixtures/thimble9/metadata.json
 EPS = 1e-8
 SEED = 6
 MAG_SMALL = (1.0, 1.1)  # magnitudes of most elements of the initial vector

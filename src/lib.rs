@@ -1,7 +1,7 @@
 //! singularity-gpu: survey a language model's token-embedding matrix for
 //! *singularities*, groups of tokens whose vectors are bit-for-bit identical.
 //!
-//! The flow (see `../shared/STYLE.md`):
+//! The flow:
 //!
 //! ```text
 //! file ──load──▶ Matrix ──engine──▶ hashes + norms ──survey──▶ groups + geometry ──report──▶ text | JSON

