@@ -41,13 +41,12 @@ use std::time::{Duration, Instant};
 use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::gpu::GpuEngine;
 use singularity_gpu::engine::{Engine, VectorSet};
-use singularity_gpu::pairs::{
-    analyze_pairs, exact_nearest, NearThreshold, PairOptions, PairsAnalysis,
-};
 use singularity_gpu::progress::Progress;
+use singularity_gpu::run::pairs::exact_nearest;
 use singularity_gpu::survey::near::Near;
 use singularity_gpu::survey::nearest::Distinct;
 use singularity_gpu::{analyze, Analysis, Dtype, GpuOptions, GroupOptions, Matrix};
+use singularity_gpu::{analyze_pairs, NearThreshold, PairOptions, PairsAnalysis};
 
 use common::{fmt_time, mix, normal, read_pass, scatter, time, write_bf16};
 

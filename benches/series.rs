@@ -28,12 +28,13 @@ use common::{bf16_bits, cpu_model, fmt_time, mix, read_pass, time};
 use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::gpu::GpuEngine;
 use singularity_gpu::engine::Engine;
-use singularity_gpu::load::series::StepSelection;
-use singularity_gpu::load::series::{SeriesInfo, StepSource};
+use singularity_gpu::load::steps::{SeriesInfo, StepSource};
 use singularity_gpu::load::{Bytes, TokenNames};
-use singularity_gpu::report::series::SeriesReport;
-use singularity_gpu::series::{self, SeriesInput, SeriesOptions};
+use singularity_gpu::run::series;
+use singularity_gpu::types::StepSelection;
+use singularity_gpu::SeriesReport;
 use singularity_gpu::{Dtype, GpuOptions, LoadOptions};
+use singularity_gpu::{SeriesInput, SeriesOptions};
 
 /// Hole sizes at step 0 (they add up to 3,699, every token in a hole).
 const HOLES: [usize; 13] = [1500, 700, 500, 400, 250, 150, 80, 50, 30, 20, 10, 5, 4];

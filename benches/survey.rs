@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use common::{free_memory, generate, read_pass, time, DEAD_SIZES};
 
 use singularity_gpu::engine::cpu::CpuEngine;
-use singularity_gpu::engine::gpu::row_stats::Passes;
 use singularity_gpu::engine::gpu::GpuEngine;
 use singularity_gpu::engine::Engine;
+use singularity_gpu::internals::Passes;
 use singularity_gpu::progress::Progress;
 use singularity_gpu::{analyze, Dtype, Equality, GpuOptions, GroupOptions, Matrix};
 

@@ -38,15 +38,28 @@ pub mod survey;
 pub mod text;
 pub mod types;
 
+pub use dtype::Dtype;
+pub use engine::{DeviceChoice, Engine, GpuOptions};
+pub use error::{Error, Result};
+pub use load::{open, LoadOptions, Loaded};
+pub use matrix::Matrix;
+pub use report::timeline::SeriesReport;
+pub use report::Report;
+pub use run::pairs::{analyze_pairs, NearThreshold, PairOptions, PairsAnalysis};
+pub use run::series::{survey_series, SeriesInput, SeriesOptions};
 pub use run::survey::{
     analyze, analyze_stored, survey_file, survey_file_with, Analysis, SurveyOptions,
 };
-pub use run::{pairs, series};
-
-pub use dtype::Dtype;
-pub use engine::{DeviceChoice, Engine, Equality, GpuOptions};
-pub use error::{Error, Result};
-pub use load::LoadOptions;
-pub use matrix::Matrix;
-pub use report::Report;
 pub use survey::GroupOptions;
+pub use types::{Equality, StepSelection};
+
+/// The parsers and kernel knobs behind the API, for the fuzz targets, the
+/// benchmarks and the tests that reach past it. Not part of the API: it
+/// changes whenever the insides do.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::engine::gpu::row_stats::Passes;
+    pub use crate::load::container::{pickle, zip};
+    pub use crate::load::format::gguf::{self, quant};
+    pub use crate::load::format::{hdf5, npy, pytorch, safetensors};
+}

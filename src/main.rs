@@ -9,13 +9,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use singularity_gpu::pairs::{NearThreshold, PairOptions};
 use singularity_gpu::report::json::JsonExporter;
 use singularity_gpu::report::text::TextExporter;
 use singularity_gpu::report::timeline as series_report;
 use singularity_gpu::report::Exporter;
-use singularity_gpu::series::{SeriesInput, SeriesOptions};
 use singularity_gpu::{Equality, GpuOptions, GroupOptions, LoadOptions, SurveyOptions};
+use singularity_gpu::{NearThreshold, PairOptions};
+use singularity_gpu::{SeriesInput, SeriesOptions};
 
 /// Writes the report to stdout; a closed pipe (`| head`) is not an error
 /// worth reporting.
@@ -49,7 +49,7 @@ fn run_series(cli: cli::Cli, input: SeriesInput) -> anyhow::Result<()> {
         },
         progress: true,
     };
-    let report = singularity_gpu::series::survey_series(&input, &opts)?;
+    let report = singularity_gpu::survey_series(&input, &opts)?;
     for notice in &report.notices {
         eprintln!("{notice}");
     }

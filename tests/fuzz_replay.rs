@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use singularity_gpu::load::{gguf, hdf5, npy, pickle, pytorch, quant, safetensors, zip};
+use singularity_gpu::internals::{gguf, hdf5, npy, pickle, pytorch, quant, safetensors, zip};
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -15,10 +15,10 @@ use std::collections::BTreeMap;
 use common::*;
 use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::Engine;
-use singularity_gpu::pairs::{analyze_pairs, NearThreshold, PairOptions, PairsAnalysis};
 use singularity_gpu::progress::Progress;
 use singularity_gpu::survey::near::Near;
 use singularity_gpu::{analyze, Analysis, Dtype, GroupOptions};
+use singularity_gpu::{analyze_pairs, NearThreshold, PairOptions, PairsAnalysis};
 
 const DTYPES: [Dtype; 4] = [Dtype::F32, Dtype::F16, Dtype::BF16, Dtype::F64];
 

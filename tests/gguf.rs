@@ -15,8 +15,9 @@ use std::process::Output;
 
 use assert_cmd::Command;
 use serde_json::Value;
-use singularity_gpu::load::gguf::{self, GgufFile};
-use singularity_gpu::load::{self, quant, LoadOptions, StoredDtype};
+use singularity_gpu::internals::gguf::{self, GgufFile};
+use singularity_gpu::internals::quant;
+use singularity_gpu::load::{self, LoadOptions, StoredDtype};
 use singularity_gpu::{survey_file, DeviceChoice, Dtype, SurveyOptions};
 use tempfile::TempDir;
 

@@ -8,7 +8,8 @@ mod common;
 
 use common::{fetched, require};
 use serde_json::Value;
-use singularity_gpu::load::tokenizer::{Vocab, VocabKind};
+use singularity_gpu::load::Vocab;
+use singularity_gpu::types::VocabKind;
 
 #[test]
 fn llama2_tokenizer_json_reads_as_sentencepiece() {

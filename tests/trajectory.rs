@@ -7,9 +7,10 @@
 use std::path::{Path, PathBuf};
 
 use singularity_gpu::dtype::Dtype;
-use singularity_gpu::load::series::{StepSelection, StepSource};
-use singularity_gpu::load::trajectory::open_trajectory;
+use singularity_gpu::load::steps::trajectory::open_trajectory;
+use singularity_gpu::load::steps::StepSource;
 use singularity_gpu::load::LoadOptions;
+use singularity_gpu::types::StepSelection;
 
 const STEPS: usize = 9;
 

@@ -2,7 +2,7 @@
 //! quantized tensor of a valid file dequantizes or is refused, in bounds.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use singularity_gpu::load::{gguf, quant};
+use singularity_gpu::internals::{gguf, quant};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(g) = gguf::parse(data) else { return };

@@ -2,7 +2,7 @@
 //! step read is exactly as long as its shape and dtype say.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use singularity_gpu::load::hdf5;
+use singularity_gpu::internals::hdf5;
 
 fuzz_target!(|data: &[u8]| {
     let _ = hdf5::read_all(data);

@@ -2,7 +2,7 @@
 //! row-major copy of a valid one never reads outside it.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use singularity_gpu::load::npy;
+use singularity_gpu::internals::npy;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(n) = npy::parse(data) {

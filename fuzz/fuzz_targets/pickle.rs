@@ -3,7 +3,7 @@
 //! torch's allowlist is always refused.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use singularity_gpu::load::{pickle, pytorch};
+use singularity_gpu::internals::{pickle, pytorch};
 
 fuzz_target!(|data: &[u8]| {
     let _ = pickle::parse(data, &pytorch::allowed);

@@ -4,7 +4,7 @@
 //! is read on through its pickle and array headers.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use singularity_gpu::load::{npy, pytorch, zip};
+use singularity_gpu::internals::{npy, pytorch, zip};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(entries) = zip::entries(data) else {

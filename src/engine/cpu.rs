@@ -3,7 +3,7 @@
 //! Norms and sums accumulate in f64: this is the reference the GPU is checked against.
 
 mod pairs;
-pub mod steps;
+pub(crate) mod steps;
 
 use rayon::prelude::*;
 

@@ -89,21 +89,10 @@ impl Loaded {
 
     /// The zero-copy view the engines take.
     pub fn matrix(&self) -> Matrix<'_> {
-        // Checked in `load_tensor`, so this cannot fail.
+        // Checked in `read_tensor`, so this cannot fail.
         Matrix::new(self.dtype, self.rows, self.cols, &self.data)
             .expect("loaded matrix length checked when loaded")
     }
-}
-
-/// Reads the chosen tensor of an opened source.
-pub fn load_tensor(source: &dyn TensorSource, opts: &LoadOptions) -> Result<Loaded> {
-    let index = choose(
-        source.path(),
-        source.tensors(),
-        opts.key.as_deref(),
-        INPUT_EMBEDDING_KEYS,
-    )?;
-    read_tensor(source, index, opts.reinterpret)
 }
 
 /// Reads tensor `index` of an opened source as a matrix.

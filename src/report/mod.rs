@@ -7,8 +7,6 @@ pub mod json;
 pub mod text;
 pub mod timeline;
 
-pub use timeline as series;
-
 use std::collections::BTreeMap;
 
 use serde::{Serialize, Serializer};

@@ -58,11 +58,6 @@ impl ChunkPlan {
         self.rows.div_ceil(self.rows_per_chunk)
     }
 
-    /// Always false: a plan covers at least one row.
-    pub fn is_empty(&self) -> bool {
-        self.rows == 0
-    }
-
     /// Row range of chunk `i`.
     pub fn chunk(&self, i: usize) -> std::ops::Range<usize> {
         let start = i * self.rows_per_chunk;
@@ -162,11 +157,6 @@ impl Stream {
     /// Number of slots (one or two).
     pub fn len(&self) -> usize {
         self.slots.len()
-    }
-
-    /// Always false: a stream has at least one slot.
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
     }
 
     /// The device buffer of slot `i` (chunk `ci` lands in slot `ci % len()`).

@@ -10,14 +10,14 @@
 //! panels through the same [`chunks::Stream`]. A series of checkpoints is
 //! compared step by step in [`step_diff`], the previous step kept on the device.
 
-pub mod chunks;
-pub mod column_sums;
-pub mod context;
-pub mod nearest;
-pub mod pairwise;
-pub mod project;
-pub mod row_stats;
-pub mod step_diff;
+pub(crate) mod chunks;
+pub(crate) mod column_sums;
+pub(crate) mod context;
+pub(crate) mod nearest;
+pub(crate) mod pairwise;
+pub(crate) mod project;
+pub(crate) mod row_stats;
+pub(crate) mod step_diff;
 
 use std::time::{Duration, Instant};
 
