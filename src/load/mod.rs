@@ -1,11 +1,11 @@
-//! Loading: [`open`] recognises an input by its content ([`resolve`]), opens
-//! the files that hold the chosen tensor ([`model`]), chooses it the same way
-//! whatever the format ([`choose`]), reads it as a [`Matrix`](crate::Matrix),
+//! Loading: [`open`] recognises an input by its content (`resolve`), opens
+//! the files that hold the chosen tensor (`model`), chooses it the same way
+//! whatever the format (`choose`), reads it as a [`Matrix`](crate::Matrix),
 //! and finds its token strings ([`vocab`]).
 //!
-//! Each file format is a module of [`format`] (with the containers some of
-//! them are stored in under [`container`]) that validates everything before
-//! touching tensor data and depends only on [`source`], the types and traits
+//! Each file format is a module of `format` (with the containers some of
+//! them are stored in under `container`) that validates everything before
+//! touching tensor data and depends only on `source`, the types and traits
 //! every format implements. A checkpoint series is read step by step through
 //! [`steps`].
 

@@ -27,7 +27,7 @@ pub enum StoredDtype {
     BF16,
     U16,
     I16,
-    /// ggml block quantizations (GGUF), read as F32 through [`quant`].
+    /// ggml block quantizations (GGUF), read as F32 through the GGUF format's `quant`.
     Q8_0,
     Q4_0,
     Q4_K,

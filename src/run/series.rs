@@ -1,7 +1,7 @@
 //! A checkpoint series end to end: steps read one at a time
-//! ([`load::steps`]), each compared with the one before on the engine
+//! ([`load::steps`](crate::load::steps)), each compared with the one before on the engine
 //! ([`Engine::step_differ`]), followed by the survey
-//! ([`survey::tracker`]), and dressed as a [`SeriesReport`].
+//! ([`survey::tracker`](crate::survey::tracker)), and dressed as a [`SeriesReport`].
 //!
 //! Memory holds one batch of steps (as many as fit in 32 MB, at most 64,
 //! at least one) and the step before it, plus what a source caches (one

@@ -3,11 +3,12 @@
 //!
 //! - [`group`]: rows bucketed by hash, every bucket confirmed by comparing bytes;
 //! - [`stats`]: moments, spreads, group-size summaries and duplicate counts;
-//! - [`geometry`]: norms of the black holes and of the whole cloud, and the
+//! - [`geometry`](mod@geometry): norms of the black holes and of the whole cloud, and the
 //!   distances between black holes;
 //! - [`nearest`]: every token's nearest distinct vector, and its summary;
 //! - [`near`]: near-singularity components (union–find);
-//! - [`lattice`]: step distances between black holes.
+//! - [`lattice`]: step distances between black holes;
+//! - [`tracker`]: a checkpoint series step by step (cores, holes, events).
 //!
 //! The items are re-exported here, so `survey::group_rows`, `survey::Geometry`
 //! and the like name them without their file.

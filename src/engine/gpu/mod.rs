@@ -1,14 +1,14 @@
 //! The GPU engine: wgpu compute pipelines over the raw row bits.
 //!
-//! The matrix is streamed in row chunks ([`chunks`]) through two alternating
+//! The matrix is streamed in row chunks (`chunks`) through two alternating
 //! device buffers: while the GPU hashes one chunk, the host copies the next
-//! (in parallel) into staging memory. Per chunk, [`row_stats`] hashes every
+//! (in parallel) into staging memory. Per chunk, `row_stats` hashes every
 //! row and takes its norm, and sums columns into per-block partials. The
-//! pairwise distances between black holes run in [`pairwise`]; the all-pairs
-//! kernels in [`nearest`] (nearest neighbours and threshold pairs, one tiled
-//! kernel) and [`project`], their rows gathered on the host and streamed in
-//! panels through the same [`chunks::Stream`]. A series of checkpoints is
-//! compared step by step in [`step_diff`], the previous step kept on the device.
+//! pairwise distances between black holes run in `pairwise`; the all-pairs
+//! kernels in `nearest` (nearest neighbours and threshold pairs, one tiled
+//! kernel) and `project`, their rows gathered on the host and streamed in
+//! panels through the same `chunks::Stream`. A series of checkpoints is
+//! compared step by step in `step_diff`, the previous step kept on the device.
 
 pub(crate) mod chunks;
 pub(crate) mod column_sums;

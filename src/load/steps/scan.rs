@@ -184,7 +184,7 @@ fn checkpoints(paths: &[PathBuf]) -> Result<(Vec<Checkpoint>, Vec<String>)> {
     Ok((found, notices))
 }
 
-/// Opens a series of checkpoint files (see [`checkpoints`]), keeping the
+/// Opens a series of checkpoint files (see `checkpoints`), keeping the
 /// steps `sel` selects. The first step is read now: it fixes the tensor,
 /// shape and dtype that every other step must have.
 pub fn open_series(

@@ -10,7 +10,7 @@
 //! against the remaining input, every size and offset with checked
 //! arithmetic, each tensor's data aligned and inside the file. A tensor's
 //! bytes are then a range of the map (zero-copy); quantized ones are decoded
-//! by [`super::quant`] when loaded.
+//! by [`quant`] when loaded.
 
 pub mod quant;
 
