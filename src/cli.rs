@@ -1,4 +1,5 @@
-//! Command-line flags (clap derive).
+//! Command-line flags (clap derive), turned into one validated [`Config`]
+//! (ripgrep's low-level args → `HiArgs`) that the rest of the binary uses.
 
 use std::path::PathBuf;
 
@@ -13,7 +14,10 @@ fn non_negative(s: &str) -> Result<f64, String> {
 }
 
 use singularity_gpu::types::StepSelection;
-use singularity_gpu::{DeviceChoice, Dtype};
+use singularity_gpu::{
+    DeviceChoice, Dtype, Equality, Error, GpuOptions, GroupOptions, LoadOptions, NearThreshold,
+    PairOptions, SeriesInput, SeriesOptions, SurveyOptions,
+};
 
 fn steps_spec(s: &str) -> Result<StepSelection, String> {
     StepSelection::parse(s)
@@ -123,9 +127,14 @@ pub struct Cli {
     #[arg(long)]
     pub numeric_equality: bool,
 
-    /// Token ids shown per group in the text report
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    pub max_tokens_per_group: usize,
+    /// Token ids shown per group or event in the text report (0: counts only)
+    #[arg(
+        long,
+        visible_alias = "max-tokens-per-group",
+        value_name = "N",
+        default_value_t = 20
+    )]
+    pub max_tokens: usize,
 
     /// Print one JSON document instead of the text report
     #[arg(long)]
@@ -157,4 +166,116 @@ pub struct Cli {
     #[arg(long, hide = true, value_name = "BITS", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(0..=64))]
     pub hash_bits: u32,
+}
+
+/// What the binary was asked to do, checked once.
+#[derive(Debug)]
+pub struct Config {
+    pub mode: Mode,
+    pub output: Output,
+}
+
+/// Which survey to run.
+#[derive(Debug)]
+pub enum Mode {
+    /// `--file`: one matrix.
+    Survey {
+        file: PathBuf,
+        opts: Box<SurveyOptions>,
+    },
+    /// `--series` or `--trajectory`: a checkpoint series.
+    Series {
+        input: SeriesInput,
+        opts: Box<SeriesOptions>,
+    },
+}
+
+/// How the result is written to stdout.
+#[derive(Clone, Copy, Debug)]
+pub enum Output {
+    Text { max_tokens: usize },
+    Json,
+}
+
+impl Cli {
+    /// The flags as one configuration: the options every mode shares are
+    /// built once, and flags that do not go together are an error.
+    pub fn into_config(self) -> Result<Config, Error> {
+        let output = if self.json {
+            Output::Json
+        } else {
+            Output::Text {
+                max_tokens: self.max_tokens,
+            }
+        };
+        let series = match (self.series, self.trajectory) {
+            (Some(paths), _) => Some(SeriesInput::Files(paths)),
+            (None, Some(path)) => Some(SeriesInput::Trajectory(path)),
+            (None, None) => None,
+        };
+        let load = LoadOptions {
+            key: self.key,
+            reinterpret: self.as_dtype.map(Into::into),
+            unembedding: self.unembedding,
+            revision: self.revision,
+            tokenizer: self.tokenizer,
+        };
+        let device = self.device.into();
+        let gpu = GpuOptions {
+            max_chunk_bytes: self.chunk_bytes,
+            ..Default::default()
+        };
+        let mode = match (series, self.file) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(Error::Usage(
+                    "give one of --file, --series or --trajectory".into(),
+                ))
+            }
+            (Some(input), None) => Mode::Series {
+                input,
+                opts: Box::new(SeriesOptions {
+                    load,
+                    steps: self.steps.unwrap_or_default(),
+                    device,
+                    gpu,
+                    progress: true,
+                }),
+            },
+            (None, Some(file)) => {
+                if self.steps.is_some() {
+                    return Err(Error::Usage(
+                        "--steps goes with --series or --trajectory".into(),
+                    ));
+                }
+                let near = match (self.near_l2, self.near_rel, self.near_ulp) {
+                    (Some(r), _, _) => Some(NearThreshold::L2(r)),
+                    (_, Some(f), _) => Some(NearThreshold::Rel(f)),
+                    (_, _, Some(k)) => Some(NearThreshold::Ulp(k)),
+                    _ => None,
+                };
+                Mode::Survey {
+                    file,
+                    opts: Box::new(SurveyOptions {
+                        load,
+                        device,
+                        gpu,
+                        group: GroupOptions {
+                            equality: if self.numeric_equality {
+                                Equality::Numeric
+                            } else {
+                                Equality::Bitwise
+                            },
+                            hash_bits: self.hash_bits,
+                        },
+                        pairs: PairOptions {
+                            nearest: self.nearest,
+                            near,
+                        },
+                        progress: true,
+                    }),
+                }
+            }
+        };
+        Ok(Config { mode, output })
+    }
 }

@@ -8,14 +8,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use serde::Serialize;
 
+use cli::{Config, Mode, Output};
 use singularity_gpu::report::json::JsonExporter;
 use singularity_gpu::report::text::TextExporter;
-use singularity_gpu::report::timeline as series_report;
 use singularity_gpu::report::Exporter;
-use singularity_gpu::{Equality, GpuOptions, GroupOptions, LoadOptions, SurveyOptions};
-use singularity_gpu::{NearThreshold, PairOptions};
-use singularity_gpu::{SeriesInput, SeriesOptions};
 
 /// Writes the report to stdout; a closed pipe (`| head`) is not an error
 /// worth reporting.
@@ -26,103 +24,32 @@ fn emit(out: &str) {
         .and_then(|_| stdout.flush());
 }
 
-/// `--series` / `--trajectory`.
-fn run_series(cli: cli::Cli, input: SeriesInput) -> anyhow::Result<()> {
-    if cli.steps.is_some() && cli.file.is_some() {
-        anyhow::bail!(singularity_gpu::Error::Usage(
-            "--steps goes with --series or --trajectory".into()
-        ));
+/// Renders a result as the flags ask.
+fn render<R: Serialize>(result: &R, output: Output) -> String
+where
+    TextExporter: Exporter<R>,
+{
+    match output {
+        Output::Json => JsonExporter.render(result),
+        Output::Text { max_tokens } => TextExporter { max_tokens }.render(result),
     }
-    let opts = SeriesOptions {
-        load: LoadOptions {
-            key: cli.key,
-            reinterpret: cli.as_dtype.map(Into::into),
-            unembedding: cli.unembedding,
-            revision: None,
-            tokenizer: cli.tokenizer,
-        },
-        steps: cli.steps.unwrap_or_default(),
-        device: cli.device.into(),
-        gpu: GpuOptions {
-            max_chunk_bytes: cli.chunk_bytes,
-            ..Default::default()
-        },
-        progress: true,
-    };
-    let report = singularity_gpu::survey_series(&input, &opts)?;
-    for notice in &report.notices {
-        eprintln!("{notice}");
-    }
-    emit(&if cli.json {
-        series_report::json(&report)
-    } else {
-        series_report::text(&report, cli.max_tokens_per_group)
-    });
-    Ok(())
 }
 
-fn run(cli: cli::Cli) -> anyhow::Result<()> {
-    if let Some(paths) = cli.series.clone() {
-        return run_series(cli, SeriesInput::Files(paths));
-    }
-    if let Some(path) = cli.trajectory.clone() {
-        return run_series(cli, SeriesInput::Trajectory(path));
-    }
-    if cli.steps.is_some() {
-        anyhow::bail!(singularity_gpu::Error::Usage(
-            "--steps goes with --series or --trajectory".into()
-        ));
-    }
-    let Some(file) = cli.file.clone() else {
-        anyhow::bail!(singularity_gpu::Error::Usage(
-            "give --file, --series or --trajectory".into()
-        ));
+fn run(config: Config) -> anyhow::Result<()> {
+    let (out, notices) = match config.mode {
+        Mode::Survey { file, opts } => {
+            let report = singularity_gpu::survey_file(&file, &opts)?;
+            (render(&report, config.output), report.notices)
+        }
+        Mode::Series { input, opts } => {
+            let report = singularity_gpu::survey_series(&input, &opts)?;
+            (render(&report, config.output), report.notices)
+        }
     };
-    let opts = SurveyOptions {
-        load: LoadOptions {
-            key: cli.key,
-            reinterpret: cli.as_dtype.map(Into::into),
-            unembedding: cli.unembedding,
-            revision: cli.revision,
-            tokenizer: cli.tokenizer,
-        },
-        device: cli.device.into(),
-        gpu: GpuOptions {
-            max_chunk_bytes: cli.chunk_bytes,
-            ..Default::default()
-        },
-        group: GroupOptions {
-            equality: if cli.numeric_equality {
-                Equality::Numeric
-            } else {
-                Equality::Bitwise
-            },
-            hash_bits: cli.hash_bits,
-        },
-        pairs: PairOptions {
-            nearest: cli.nearest,
-            near: match (cli.near_l2, cli.near_rel, cli.near_ulp) {
-                (Some(r), _, _) => Some(NearThreshold::L2(r)),
-                (_, Some(f), _) => Some(NearThreshold::Rel(f)),
-                (_, _, Some(k)) => Some(NearThreshold::Ulp(k)),
-                _ => None,
-            },
-        },
-        progress: true,
-    };
-    let report = singularity_gpu::survey_file(&file, &opts)?;
     // Notices go to stderr, so stdout holds only the report (JSON stays parseable).
-    for notice in &report.notices {
+    for notice in &notices {
         eprintln!("{notice}");
     }
-    let out = if cli.json {
-        JsonExporter.render(&report)
-    } else {
-        TextExporter {
-            max_tokens_per_group: cli.max_tokens_per_group,
-        }
-        .render(&report)
-    };
     emit(&out);
     Ok(())
 }
@@ -173,7 +100,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return flag_error(e),
     };
-    match run(cli) {
+    match cli.into_config().map_err(anyhow::Error::from).and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("singularity-gpu: error: {e}");

@@ -1,4 +1,5 @@
-//! One result struct, rendered as text ([`text`]) or JSON ([`json`]).
+//! The results, each one serializable struct rendered as text ([`text`],
+//! [`timeline`] for a series) or JSON ([`json`]), through [`Exporter`].
 //! Every number is computed before rendering; renderers only format.
 
 pub mod allpairs;
@@ -162,7 +163,9 @@ pub enum TokenDisplay {
     Strings,
 }
 
-/// A way to render a report (hyperfine's `Exporter`).
-pub trait Exporter {
-    fn render(&self, report: &Report) -> String;
+/// A way to render a result (hyperfine's `Exporter`): [`Report`] (one
+/// matrix) and [`SeriesReport`](timeline::SeriesReport) (a checkpoint
+/// series) each have a text and a JSON rendering.
+pub trait Exporter<R> {
+    fn render(&self, result: &R) -> String;
 }

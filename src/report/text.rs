@@ -9,8 +9,8 @@ use crate::types::{Equality, Role, Tied, VocabKind};
 
 /// Renders the report as text.
 pub struct TextExporter {
-    /// `--max-tokens-per-group`.
-    pub max_tokens_per_group: usize,
+    /// `--max-tokens`: token ids shown per group or event (0: counts only).
+    pub max_tokens: usize,
 }
 
 const RULE: &str =
@@ -68,7 +68,7 @@ fn list<T: ToString>(items: impl Iterator<Item = T>) -> String {
     format!("[{}]", v.join(", "))
 }
 
-impl Exporter for TextExporter {
+impl Exporter<Report> for TextExporter {
     fn render(&self, r: &Report) -> String {
         let mut o = String::new();
         // Writing to a String cannot fail.
@@ -158,19 +158,15 @@ impl TextExporter {
         writeln!(o, "Uniqueness: {:.2}%\n", 100.0 * r.uniqueness)?;
         if let Some(nan) = &r.nan_rows {
             if !nan.is_empty() {
-                let shown = nan.iter().take(self.max_tokens_per_group);
+                let shown = nan.iter().take(self.max_tokens);
                 writeln!(
                     o,
                     "Rows holding NaN (each counted as unique): {}",
                     thousands(nan.len())
                 )?;
                 writeln!(o, "  Token IDs: {}", list(shown))?;
-                if nan.len() > self.max_tokens_per_group {
-                    writeln!(
-                        o,
-                        "  ... and {} more tokens",
-                        nan.len() - self.max_tokens_per_group
-                    )?;
+                if nan.len() > self.max_tokens {
+                    writeln!(o, "  ... and {} more tokens", nan.len() - self.max_tokens)?;
                 }
                 writeln!(o)?;
             }
@@ -195,7 +191,7 @@ impl TextExporter {
                 writeln!(o, "  {:4} tokens: {:4} groups", c.size, c.count)?;
             }
 
-            let max = self.max_tokens_per_group;
+            let max = self.max_tokens;
             writeln!(o, "\nDisplaying up to {max} tokens per group\n")?;
             writeln!(o, "{RULE}")?;
             let bytes_vocab = r.token_display == TokenDisplay::Bytes;
@@ -289,10 +285,10 @@ impl TextExporter {
         let label: allpairs::Label = (r.token_display == TokenDisplay::Strings)
             .then_some(&label as &dyn Fn(usize) -> String);
         if let Some(nn) = &r.nearest {
-            allpairs::nearest(o, nn, self.max_tokens_per_group, label)?;
+            allpairs::nearest(o, nn, self.max_tokens, label)?;
         }
         if let Some(near) = &r.near {
-            allpairs::near(o, near, &r.dtype, self.max_tokens_per_group, label)?;
+            allpairs::near(o, near, &r.dtype, self.max_tokens, label)?;
         }
 
         writeln!(o, "\n{RULE}\nSUMMARY\n{RULE}")?;

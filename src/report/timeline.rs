@@ -8,7 +8,8 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::fmt::{count, decimal, thousands};
-use super::{TokenDisplay, TokenizerInfo};
+use super::text::TextExporter;
+use super::{Exporter, TokenDisplay, TokenizerInfo};
 use crate::survey::tracker::{EventKind, Series, StepSummary};
 use crate::text::quoted;
 use crate::types::DeviceInfo;
@@ -62,15 +63,6 @@ pub struct SeriesReport {
     pub notices: Vec<String>,
     #[serde(skip)]
     pub token_display: TokenDisplay,
-}
-
-/// Renders the JSON document.
-pub fn json(r: &SeriesReport) -> String {
-    // Plain structs of numbers and strings: serializing cannot fail.
-    let mut s =
-        serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-    s.push('\n');
-    s
 }
 
 /// The steps the timeline shows: all of them up to [`TIMELINE_ROWS`], else
@@ -167,11 +159,13 @@ fn row(o: &mut String, r: &SeriesReport, p: &StepSummary) -> std::fmt::Result {
 }
 
 /// Renders the text report.
-pub fn text(r: &SeriesReport, max_tokens: usize) -> String {
-    let mut o = String::new();
-    // Writing to a String cannot fail.
-    let _ = write_text(&mut o, r, max_tokens);
-    o
+impl Exporter<SeriesReport> for TextExporter {
+    fn render(&self, r: &SeriesReport) -> String {
+        let mut o = String::new();
+        // Writing to a String cannot fail.
+        let _ = write_text(&mut o, r, self.max_tokens);
+        o
+    }
 }
 
 fn write_text(o: &mut String, r: &SeriesReport, max_tokens: usize) -> std::fmt::Result {
