@@ -244,6 +244,8 @@ fn check_series(series: &Value, want: &Value, what: &str) {
         .map(|e| (e["step"].as_u64().unwrap(), as_u64s(&e["token_ids"])))
         .collect();
     assert_eq!(events, want_events, "{what}: evaporated events");
+    // Every event, split, merged and formed included, as numpy found them.
+    assert_eq!(series["events"], want["events"], "{what}: events");
 }
 
 /// The file name of `step_<n>.safetensors` in the fixture folder.
