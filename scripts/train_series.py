@@ -51,8 +51,10 @@ Files written under tests/fixtures/series/ (deterministic, about 0.8 MB):
   steps, text_tokens, dead_tokens, evaporated_at and first_moved per token,
   dead_moved_steps, first_gradient (the first step each byte got a gradient),
   per_step {step, n_unique, black_holes, largest, tokens_in_holes, moved,
-  max_linf_steps, mean_l1_steps}, evaporated_events; and the same for the
-  selections `--steps ::3` ("every_3") and `--steps 10:20` ("range_10_20").
+  max_linf_steps, mean_l1_steps}, evaporated_events, events (every event
+  of the series: evaporated, split, merged, formed, in the JSON shape of
+  singularity-gpu-series/2); and the same for the selections `--steps ::3`
+  ("every_3") and `--steps 10:20` ("range_10_20").
 
 Regenerate (numpy and h5py; the tests themselves need no Python):
     python3 scripts/train_series.py [OUT_DIR]
@@ -275,6 +277,64 @@ def first_moved(W, steps):
     return out
 
 
+def labels(rows):
+    """Per token, the index of its distinct row (bitwise)."""
+    _, inverse = np.unique(rows, axis=0, return_inverse=True)
+    return inverse.reshape(-1)
+
+
+def by_label(tokens, lab):
+    """`tokens` (ascending) grouped by their label: largest group first, then
+    by smallest id, each ascending."""
+    groups = [tokens[lab[tokens] == g] for g in np.unique(lab[tokens])]
+    groups = [[int(t) for t in g] for g in groups]
+    return sorted(groups, key=lambda g: (-len(g), g[0]))
+
+
+def hole_events(W, steps, evaporated):
+    """The events of a series, from the bit patterns: each step regrouped
+    from scratch. Between two selected steps: `evaporated` (the tokens whose
+    evaporated_at is the step); for each hole now, its tokens by their row at
+    the previous step: no group of two or more is `formed`, two or more is
+    `merged`; for each hole at the previous step, its tokens by their row
+    now: anything but exactly one group of two or more is `split`. A split or
+    merged hole is named by its size and smallest id, its largest group
+    likewise, and the other groups are listed; a formed hole lists its
+    tokens. Within a step: evaporated, split, merged, formed, each by
+    smallest id."""
+    order = {"evaporated": 0, "split": 1, "merged": 2, "formed": 3}
+    out = []
+    for i in range(1, W.shape[0]):
+        step = steps[i]
+        now, prev = labels(W[i]), labels(W[i - 1])
+        found = []
+        gone = [t for t, s in enumerate(evaporated) if s == step]
+        if gone:
+            found.append({"step": step, "kind": "evaporated", "token_ids": gone})
+        for mine, other, kind in ((now, prev, "merged"), (prev, now, "split")):
+            for g in np.unique(mine):
+                hole = np.flatnonzero(mine == g)
+                if len(hole) < 2:
+                    continue
+                groups = by_label(hole, other)
+                big = sum(len(x) >= 2 for x in groups)
+                if kind == "merged" and big == 0:
+                    found.append({
+                        "step": step, "kind": "formed", "size": len(hole),
+                        "representative": int(hole[0]), "token_ids": [int(t) for t in hole],
+                    })
+                elif (kind == "merged" and big >= 2) or (kind == "split" and big != 1):
+                    found.append({
+                        "step": step, "kind": kind, "size": len(hole),
+                        "representative": int(hole[0]),
+                        "largest_piece": {"size": len(groups[0]), "representative": groups[0][0]},
+                        "pieces": groups[1:],
+                    })
+        found.sort(key=lambda e: (order[e["kind"]], e.get("representative", -1)))
+        out.extend(found)
+    return out
+
+
 def survey(W, steps):
     """Everything a series report holds that the tests compare."""
     per_step = []
@@ -293,6 +353,7 @@ def survey(W, steps):
         "evaporated_at": evaporated,
         "first_moved": first_moved(W, steps),
         "evaporated_events": [{"step": s, "token_ids": ids} for s, ids in sorted(events.items())],
+        "events": hole_events(W, steps, evaporated),
     }
 
 
@@ -389,6 +450,7 @@ def main():
         "first_moved": full["first_moved"],
         "dead_moved_steps": dead_moved,
         "evaporated_events": full["evaporated_events"],
+        "events": full["events"],
         "per_step": full["per_step"],
         **{
             key: {"steps_option": opt, **survey(W[idx], idx)}

@@ -8,7 +8,6 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use serde::Serialize;
 
 use cli::{Config, Mode, Output};
 use singularity_gpu::report::json::JsonExporter;
@@ -25,9 +24,10 @@ fn emit(out: &str) {
 }
 
 /// Renders a result as the flags ask.
-fn render<R: Serialize>(result: &R, output: Output) -> String
+fn render<R>(result: &R, output: Output) -> String
 where
     TextExporter: Exporter<R>,
+    JsonExporter: Exporter<R>,
 {
     match output {
         Output::Json => JsonExporter.render(result),

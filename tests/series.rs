@@ -153,6 +153,15 @@ fn evaporated_events(series: &Value, steps: &[u64]) -> BTreeMap<u64, Vec<u64>> {
         );
         let step = e["step"].as_u64().expect("event step");
         assert!(steps.contains(&step), "event at a step not surveyed: {e}");
+        if kind == "split" || kind == "merged" {
+            // Named by size and smallest id, with the pieces that parted
+            // from (or joined) the largest one.
+            assert!(e["size"].is_u64() && e["representative"].is_u64(), "{e}");
+            assert!(e["largest_piece"]["size"].is_u64(), "{e}");
+            assert!(!e["pieces"].as_array().unwrap().is_empty(), "{e}");
+            assert!(e.get("token_ids").is_none(), "{e}");
+            continue;
+        }
         let mut ids = as_u64s(&e["token_ids"]);
         assert!(!ids.is_empty(), "an event without tokens: {e}");
         ids.sort_unstable();
@@ -235,6 +244,8 @@ fn check_series(series: &Value, want: &Value, what: &str) {
         .map(|e| (e["step"].as_u64().unwrap(), as_u64s(&e["token_ids"])))
         .collect();
     assert_eq!(events, want_events, "{what}: evaporated events");
+    // Every event, split, merged and formed included, as numpy found them.
+    assert_eq!(series["events"], want["events"], "{what}: events");
 }
 
 /// The file name of `step_<n>.safetensors` in the fixture folder.
@@ -309,7 +320,7 @@ fn series_folder_matches_the_training_run() {
     for device in devices() {
         let doc = run_json(device, &folder_args(&[]));
         let what = format!("--series run/ on {device}");
-        assert_eq!(doc["schema"], "singularity-gpu-series/1", "{what}");
+        assert_eq!(doc["schema"], "singularity-gpu-series/2", "{what}");
         assert_eq!(doc["tensor"], "model.embed_tokens.weight", "{what}");
         assert_eq!(doc["dtype"], "BF16", "{what}");
         assert_eq!(doc["shape"], e["shape"], "{what}");
@@ -346,7 +357,7 @@ fn trajectories_match_the_folder() {
         for file in ["run.h5", "run_W.safetensors"] {
             let what = format!("--trajectory {file} on {device}");
             let doc = run_json(device, &trajectory_args(file, &[]));
-            assert_eq!(doc["schema"], "singularity-gpu-series/1", "{what}");
+            assert_eq!(doc["schema"], "singularity-gpu-series/2", "{what}");
             assert_eq!(doc["tensor"], "W", "{what}");
             assert_eq!(doc["dtype"], "BF16", "{what}");
             assert_eq!(doc["shape"], e["shape"], "{what}");
@@ -459,6 +470,115 @@ fn text_report_has_a_timeline_and_events() {
             "{device}: step {last}:\n{text}"
         );
     }
+}
+
+/// One hole of 50,000 tokens (f32, one dim) that two tokens, drawn at
+/// random among those still in it, leave together for a value of their own
+/// at each of 100 steps (token 0 among them at step 37, so the hole's
+/// smallest id changes), written as a 20 MB safetensors trajectory. The
+/// events name the two tokens and the hole by its size and smallest id,
+/// never its 50,000 tokens: the document stays under 2 MB (listing the hole
+/// in each split event, as the events once did, took 178 MB).
+#[test]
+fn events_name_the_tokens_that_left_a_big_hole_not_the_hole() {
+    const N: usize = 50_000;
+    const STEPS: u64 = 100;
+    let mut rng = common::Rng::new(12);
+    let mut in_hole: Vec<usize> = (0..N).collect();
+    let mut values = vec![1.0f32; N];
+    let mut data: Vec<u8> = Vec::with_capacity((STEPS as usize + 1) * N * 4);
+    let mut push = |values: &[f32]| data.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    push(&values);
+    let mut want_events = Vec::new();
+    let mut want_sizes = Vec::new();
+    for step in 1..=STEPS {
+        let before = (in_hole.len(), in_hole[0]);
+        let first = if step == 37 {
+            0
+        } else {
+            in_hole.remove(rng.below(in_hole.len()))
+        };
+        if first == 0 {
+            in_hole.remove(0);
+        }
+        let second = in_hole.remove(rng.below(in_hole.len()));
+        let pair = if first < second {
+            [first, second]
+        } else {
+            [second, first]
+        };
+        for t in pair {
+            values[t] = 1.0 + step as f32;
+        }
+        push(&values);
+        want_sizes.push(in_hole.len());
+        want_events.push(json!({"step": step, "kind": "evaporated", "token_ids": pair}));
+        want_events.push(json!({
+            "step": step, "kind": "split", "size": before.0, "representative": before.1,
+            "largest_piece": {"size": in_hole.len(), "representative": in_hole[0]},
+            "pieces": [pair],
+        }));
+    }
+    assert_eq!(in_hole.len(), N - 2 * STEPS as usize);
+    assert!(!in_hole.contains(&0));
+
+    let dir = TempDir::new().unwrap();
+    let file = dir.path().join("trajectory.safetensors");
+    let shape = [STEPS as usize + 1, N, 1];
+    let header = format!(
+        r#"{{"W":{{"dtype":"F32","shape":{shape:?},"data_offsets":[0,{}]}}}}"#,
+        data.len()
+    );
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(&data);
+    std::fs::write(&file, bytes).unwrap();
+
+    for device in devices() {
+        let mut a = args(["--trajectory"]);
+        a.push(file.clone().into());
+        a.extend(args(["--key", "W", "--json"]));
+        let out = run(device, &a);
+        assert!(
+            out.status.success(),
+            "{device}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let size = out.stdout.len();
+        assert!(size < 2_000_000, "{device}: the JSON is {size} bytes");
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["schema"], "singularity-gpu-series/2");
+        let series = &doc["series"];
+        assert_eq!(series["events"], json!(want_events), "{device}: events");
+        // The events alone grow with the 200 tokens that moved: about 150
+        // bytes a step (the hole listed twice would be 600 KB a step).
+        let events = serde_json::to_string(&series["events"]).unwrap();
+        assert!(events.len() < 40_000, "{device}: events {}", events.len());
+        for (k, &largest) in want_sizes.iter().enumerate() {
+            let p = &series["per_step"][k + 1];
+            assert_eq!(p["largest"], largest, "{device}: step {}", k + 1);
+            assert_eq!(p["black_holes"], k + 2, "{device}: step {}", k + 1);
+            assert_eq!(p["moved"], 2, "{device}: step {}", k + 1);
+        }
+        assert_eq!(series["frozen"], json!([in_hole]), "{device}: frozen");
+    }
+
+    // The text names the hole by its size and smallest id, and lists the
+    // two tokens; its events take a few lines a step.
+    let mut a = args(["--trajectory"]);
+    a.push(file.into());
+    a.extend(args(["--key", "W"]));
+    let out = run("cpu", &a);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let events = &text[text.find("EVENTS").unwrap()..text.find("AT THE END").unwrap()];
+    let first = &want_events[1]["pieces"][0];
+    let want = format!(
+        "step 1: a hole of 50,000 (smallest id 0) split into 49,998 + 2\n    49,998 together (smallest id 0)\n    2 together: {}, {}\n",
+        first[0], first[1]
+    );
+    assert!(events.contains(&want), "{want}\nin\n{events}");
+    assert!(events.len() < 20_000, "{} bytes of events", events.len());
 }
 
 // ---------------------------------------------------------------------------

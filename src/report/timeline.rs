@@ -1,6 +1,6 @@
 //! The report of a checkpoint series (`--series`, `--trajectory`): one
 //! serializable struct, rendered as a timeline in text or as one JSON
-//! document (schema `singularity-gpu-series/1`).
+//! document (schema `singularity-gpu-series/2`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -10,12 +10,15 @@ use serde::Serialize;
 use super::fmt::{count, decimal, thousands};
 use super::text::TextExporter;
 use super::{Exporter, TokenDisplay, TokenizerInfo};
-use crate::survey::tracker::{EventKind, Series, StepSummary};
+use crate::survey::tracker::{Event, EventKind, Series, StepSummary};
 use crate::text::quoted;
 use crate::types::DeviceInfo;
 
 /// The JSON schema name of a series report.
-pub const SERIES_SCHEMA: &str = "singularity-gpu-series/1";
+/// `/2`: events name only the tokens that changed side (`size`,
+/// `representative`, `largest_piece`, the other `pieces`); `/1` listed the
+/// whole hole in `token_ids` and again in `pieces`.
+pub const SERIES_SCHEMA: &str = "singularity-gpu-series/2";
 
 /// Steps the text timeline shows in full; past this it samples.
 pub const TIMELINE_ROWS: usize = 50;
@@ -158,6 +161,76 @@ fn row(o: &mut String, r: &SeriesReport, p: &StepSummary) -> std::fmt::Result {
     )
 }
 
+/// One event: the tokens that changed side, never a whole hole (the
+/// largest piece is named by its size and smallest id).
+fn event(o: &mut String, r: &SeriesReport, e: &Event, max_tokens: usize) -> std::fmt::Result {
+    let step = e.step;
+    let size = thousands(e.size.unwrap_or(e.token_ids.len()));
+    let ids = token_list(r, &e.token_ids, max_tokens);
+    let (split, largest) = match (e.kind, e.largest_piece) {
+        (EventKind::Evaporated, _) => {
+            let k = thousands(e.token_ids.len());
+            return writeln!(o, "step {step}: {k} evaporated: {ids}");
+        }
+        (EventKind::Formed, _) => {
+            return writeln!(o, "step {step}: a hole of {size} formed: {ids}")
+        }
+        (EventKind::Split, Some(l)) => (true, l),
+        (EventKind::Merged, Some(l)) => (false, l),
+        // Split and merged events always name their largest piece.
+        (_, None) => return writeln!(o, "step {step}: {:?}", e.kind),
+    };
+    if split && largest.size == 1 {
+        // Into single tokens (the largest piece is the one with the
+        // smallest id): every token is listed, all but one of them moved.
+        let mut all: Vec<usize> = e.pieces.iter().flatten().copied().collect();
+        all.push(largest.representative);
+        all.sort_unstable();
+        let list = token_list(r, &all, max_tokens);
+        return writeln!(o, "step {step}: a hole of {size} broke apart: {list}");
+    }
+    let sizes: Vec<String> = std::iter::once(largest.size)
+        .chain(e.pieces.iter().map(Vec::len))
+        .map(thousands)
+        .collect();
+    let sizes = sizes.join(" + ");
+    let rep = e.representative.map_or_else(String::new, |id| token(r, id));
+    let (together, alone) = if split {
+        writeln!(
+            o,
+            "step {step}: a hole of {size} (smallest id {rep}) split into {sizes}"
+        )?;
+        ("together", "alone")
+    } else {
+        writeln!(
+            o,
+            "step {step}: holes merged into a hole of {size} (smallest id {rep}; by their previous vector: {sizes})"
+        )?;
+        ("were together", "came one by one")
+    };
+    writeln!(
+        o,
+        "    {} {together} (smallest id {})",
+        thousands(largest.size),
+        token(r, largest.representative)
+    )?;
+    for p in e.pieces.iter().filter(|p| p.len() >= 2) {
+        let list = token_list(r, p, max_tokens);
+        writeln!(o, "    {} {together}: {list}", thousands(p.len()))?;
+    }
+    let singles: Vec<usize> = e
+        .pieces
+        .iter()
+        .filter(|p| p.len() == 1)
+        .map(|p| p[0])
+        .collect();
+    if !singles.is_empty() {
+        let list = token_list(r, &singles, max_tokens);
+        writeln!(o, "    {} {alone}: {list}", thousands(singles.len()))?;
+    }
+    Ok(())
+}
+
 /// Renders the text report.
 impl Exporter<SeriesReport> for TextExporter {
     fn render(&self, r: &SeriesReport) -> String {
@@ -236,49 +309,7 @@ fn write_text(o: &mut String, r: &SeriesReport, max_tokens: usize) -> std::fmt::
         writeln!(o, "none")?;
     }
     for e in &s.events {
-        let ids = token_list(r, &e.token_ids, max_tokens);
-        let k = thousands(e.token_ids.len());
-        match e.kind {
-            EventKind::Evaporated => writeln!(o, "step {}: {k} evaporated: {ids}", e.step)?,
-            EventKind::Split | EventKind::Merged => {
-                let sizes: Vec<String> = e.pieces.iter().map(|p| thousands(p.len())).collect();
-                let sizes = sizes.join(" + ");
-                let split = e.kind == EventKind::Split;
-                if split && e.pieces.iter().all(|p| p.len() == 1) {
-                    writeln!(o, "step {}: a hole of {k} broke apart: {ids}", e.step)?;
-                    continue;
-                }
-                if split {
-                    writeln!(o, "step {}: a hole of {k} split into {sizes}", e.step)?;
-                } else {
-                    writeln!(
-                        o,
-                        "step {}: holes merged into a hole of {k} (by their previous vector: {sizes})",
-                        e.step
-                    )?;
-                }
-                let (together, alone) = if split {
-                    ("together", "alone")
-                } else {
-                    ("were together", "came one by one")
-                };
-                let singles: Vec<usize> = e
-                    .pieces
-                    .iter()
-                    .filter(|p| p.len() == 1)
-                    .map(|p| p[0])
-                    .collect();
-                for p in e.pieces.iter().filter(|p| p.len() >= 2) {
-                    let list = token_list(r, p, max_tokens);
-                    writeln!(o, "    {} {together}: {list}", thousands(p.len()))?;
-                }
-                if !singles.is_empty() {
-                    let list = token_list(r, &singles, max_tokens);
-                    writeln!(o, "    {} {alone}: {list}", thousands(singles.len()))?;
-                }
-            }
-            EventKind::Formed => writeln!(o, "step {}: a hole of {k} formed: {ids}", e.step)?,
-        }
+        event(o, r, e, max_tokens)?;
     }
 
     writeln!(o, "\nAT THE END (step {last})")?;
@@ -317,4 +348,119 @@ fn write_text(o: &mut String, r: &SeriesReport, max_tokens: usize) -> std::fmt::
         "\nTime: {:.1} ms (read {:.1}, engine {:.1}, survey {:.1})",
         r.timings_ms.total, r.timings_ms.read, r.timings_ms.diff, r.timings_ms.survey
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::survey::tracker::{HoleRef, StepSummary};
+    use crate::types::DeviceKind;
+
+    fn report(rows: usize, events: Vec<Event>) -> SeriesReport {
+        SeriesReport {
+            schema: SERIES_SCHEMA,
+            inputs: vec!["run.safetensors".into()],
+            kind: "trajectory",
+            format: "safetensors",
+            tensor: "W".into(),
+            dtype: "F32".into(),
+            stored_dtype: "F32".into(),
+            shape: [2, rows, 1],
+            device: DeviceInfo {
+                kind: DeviceKind::Cpu,
+                adapter: "CPU".into(),
+                backend: "rayon".into(),
+            },
+            series: Series {
+                steps: vec![0, 1],
+                per_step: [0, 1]
+                    .map(|step| StepSummary {
+                        step,
+                        n_unique: 1,
+                        black_holes: 1,
+                        largest: rows,
+                        tokens_in_holes: rows,
+                        moved: None,
+                        displacement: None,
+                    })
+                    .to_vec(),
+                events,
+                ..Series::default()
+            },
+            tokenizer: None,
+            tokens: None,
+            timings_ms: SeriesTimings::default(),
+            notices: Vec::new(),
+            token_display: TokenDisplay::Ids,
+        }
+    }
+
+    fn parted(kind: EventKind, size: usize, largest: [usize; 2], pieces: Vec<Vec<usize>>) -> Event {
+        Event {
+            step: 1,
+            kind,
+            size: Some(size),
+            representative: Some(0),
+            token_ids: Vec::new(),
+            largest_piece: Some(HoleRef {
+                size: largest[0],
+                representative: largest[1],
+            }),
+            pieces,
+        }
+    }
+
+    /// The events section of the text report.
+    fn events_text(r: &SeriesReport) -> String {
+        let t = TextExporter { max_tokens: 20 }.render(r);
+        let from = t.find("EVENTS").unwrap();
+        let to = t.find("\nAT THE END").unwrap();
+        t[from..to].to_string()
+    }
+
+    #[test]
+    fn text_events_name_a_hole_by_its_size_and_smallest_id_never_its_tokens() {
+        let r = report(
+            100_000,
+            vec![
+                parted(
+                    EventKind::Split,
+                    100_000,
+                    [99_995, 0],
+                    vec![vec![7, 9], vec![3], vec![11], vec![40_000]],
+                ),
+                parted(
+                    EventKind::Merged,
+                    100_003,
+                    [100_000, 0],
+                    vec![vec![4, 8], vec![6]],
+                ),
+                Event {
+                    step: 1,
+                    kind: EventKind::Formed,
+                    size: Some(2),
+                    representative: Some(8),
+                    token_ids: vec![8, 9],
+                    largest_piece: None,
+                    pieces: Vec::new(),
+                },
+                parted(EventKind::Split, 3, [1, 0], vec![vec![5], vec![2]]),
+            ],
+        );
+        assert_eq!(
+            events_text(&r),
+            "EVENTS (4)
+step 1: a hole of 100,000 (smallest id 0) split into 99,995 + 2 + 1 + 1 + 1
+    99,995 together (smallest id 0)
+    2 together: 7, 9
+    3 alone: 3, 11, 40000
+step 1: holes merged into a hole of 100,003 (smallest id 0; by their previous vector: 100,000 + 2 + 1)
+    100,000 were together (smallest id 0)
+    2 were together: 4, 8
+    1 came one by one: 6
+step 1: a hole of 2 formed: 8, 9
+step 1: a hole of 3 broke apart: 0, 2, 5
+"
+        );
+    }
 }

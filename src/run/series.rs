@@ -167,10 +167,10 @@ pub fn survey_source(
         let ids = series
             .events
             .iter()
-            .flat_map(|e| e.token_ids.iter())
-            .chain(series.frozen.iter().flatten());
+            .flat_map(|e| e.named_tokens())
+            .chain(series.frozen.iter().flatten().copied());
         let mut strings = BTreeMap::new();
-        for &id in ids {
+        for id in ids {
             if let Some(tok) = t.vocab.get(id) {
                 strings.entry(id).or_insert_with(|| tok.text.clone());
             }

@@ -21,6 +21,10 @@
 //!   hole going on, maybe without some single tokens) is `split`, whether it
 //!   broke into holes or into single tokens. So the number of holes never
 //!   changes without an event.
+//! - An event names only the tokens that changed side: a split or merged
+//!   hole by its size and smallest id, its largest piece by the same, and
+//!   the tokens of the other pieces, so a series' events grow with the
+//!   tokens that moved, not with the size of the holes they left or joined.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -70,28 +74,57 @@ pub enum EventKind {
     Formed,
 }
 
-/// One event.
+/// A hole, or a piece of one, by its size and its smallest token id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct HoleRef {
+    pub size: usize,
+    /// The smallest token id in it.
+    pub representative: usize,
+}
+
+/// One event. It names only the tokens that changed side, never a whole
+/// hole: a hole of 50,000 that two tokens leave is described by its size,
+/// its smallest id, the size and smallest id of the piece that goes on,
+/// and the two tokens.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Event {
     pub step: u64,
     pub kind: EventKind,
-    /// The tokens concerned, ascending.
+    /// `split`: the hole at the previous step; `merged`, `formed`: the hole
+    /// now. Absent for `evaporated` (its tokens may come from several cores).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    /// The smallest token id of that hole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub representative: Option<usize>,
+    /// `evaporated`: the tokens that left their core; `formed`: the new
+    /// hole's tokens (all but at most one of them moved). Ascending; absent
+    /// for `split` and `merged`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub token_ids: Vec<usize>,
-    /// For `split`: the hole's tokens by the vector they have now; for
-    /// `merged`: the new hole's tokens by the vector they had at the
-    /// previous step. Largest first (then by smallest id), each ascending;
-    /// absent for the other kinds.
+    /// `split`: the largest of the pieces the hole's tokens form now (by
+    /// their vector now); `merged`: the largest of the groups the new hole's
+    /// tokens formed at the previous step (by their vector then). On a tie,
+    /// the one holding the smallest id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub largest_piece: Option<HoleRef>,
+    /// The other pieces (groups), largest first, then by smallest id, each
+    /// ascending: the tokens that parted from the largest piece, or joined
+    /// it. Absent for `evaporated` and `formed`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pieces: Vec<Vec<usize>>,
 }
 
-/// `groups` each sorted, largest first, then by their smallest id.
-fn ordered(mut groups: Vec<Vec<usize>>) -> Vec<Vec<usize>> {
-    for g in &mut groups {
-        g.sort_unstable();
+impl Event {
+    /// The tokens the event names (its representatives included), in no
+    /// particular order.
+    pub fn named_tokens(&self) -> impl Iterator<Item = usize> + '_ {
+        self.representative
+            .into_iter()
+            .chain(self.largest_piece.map(|p| p.representative))
+            .chain(self.token_ids.iter().copied())
+            .chain(self.pieces.iter().flatten().copied())
     }
-    groups.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
-    groups
 }
 
 /// Per-token steps.
@@ -483,7 +516,10 @@ impl SeriesTracker {
             self.series.events.push(Event {
                 step,
                 kind: EventKind::Evaporated,
+                size: None,
+                representative: None,
                 token_ids: evaporated,
+                largest_piece: None,
                 pieces: Vec::new(),
             });
         }
@@ -491,11 +527,13 @@ impl SeriesTracker {
 
     /// Formed, merged and split holes between the previous step and this
     /// one. `old[k]` is the class `moved[k]` left; `joined[k]` the one it
-    /// joined.
+    /// joined. The work and the events are proportional to the tokens that
+    /// moved, but for one pass over each hole concerned (for the smallest
+    /// id of its tokens that stayed).
     fn events(&mut self, step: u64, moved: &[usize], old: &[u32], joined: &mut [u32]) {
         let p = &self.part;
         let prev = |c: u32| self.prev_size[c as usize] as usize;
-        let mut found = Vec::new();
+        let mut found: Vec<Event> = Vec::new();
         // Holes that tokens joined: where did their tokens come from?
         let mut incoming: Vec<(u32, u32, usize)> = joined
             .iter()
@@ -504,13 +542,24 @@ impl SeriesTracker {
             .map(|((&j, &o), &t)| (j, o, t))
             .collect();
         incoming.sort_unstable();
-        // The tokens of `c` that were in it at the previous step too.
+        // The tokens of `c` that were in it at the previous step too (they
+        // did not move), ascending.
         let stayed = |c: u32| -> Vec<usize> {
+            let mut v: Vec<usize> = p.members[c as usize]
+                .iter()
+                .map(|&t| t as usize)
+                .filter(|t| moved.binary_search(t).is_err())
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        // The smallest of them, without collecting them.
+        let stayed_min = |c: u32| -> Option<usize> {
             p.members[c as usize]
                 .iter()
                 .map(|&t| t as usize)
                 .filter(|t| moved.binary_search(t).is_err())
-                .collect()
+                .min()
         };
         for arrivals in incoming.chunk_by(|a, b| a.0 == b.0) {
             let c = arrivals[0].0;
@@ -519,24 +568,42 @@ impl SeriesTracker {
             }
             // The hole's tokens by the class they were in: those that stayed
             // in `c`, and the arrivals by the class each left (`arrivals` is
-            // sorted by it). A piece of two or more was together already.
+            // sorted by it, then by token). A piece of two or more was
+            // together already.
             let stay = p.size(c) - arrivals.len();
             let from = arrivals.chunk_by(|a, b| a.1 == b.1);
             let big = usize::from(stay >= 2) + from.clone().filter(|g| g.len() >= 2).count();
-            let pieces = || {
-                let mut pieces: Vec<Vec<usize>> = from
-                    .clone()
-                    .map(|g| g.iter().map(|x| x.2).collect())
-                    .collect();
-                if stay > 0 {
-                    pieces.push(stayed(c));
-                }
-                ordered(pieces)
-            };
             match big {
-                0 => found.push((EventKind::Formed, p.sorted(c), Vec::new())),
+                0 => {
+                    // At most one token stayed: the hole is its arrivals.
+                    let mut ids: Vec<usize> = stayed(c)
+                        .into_iter()
+                        .chain(arrivals.iter().map(|x| x.2))
+                        .collect();
+                    ids.sort_unstable();
+                    found.push(Event {
+                        step,
+                        kind: EventKind::Formed,
+                        size: Some(ids.len()),
+                        representative: Some(ids[0]),
+                        token_ids: ids,
+                        largest_piece: None,
+                        pieces: Vec::new(),
+                    });
+                }
                 1 => {}
-                _ => found.push((EventKind::Merged, p.sorted(c), pieces())),
+                _ => {
+                    let moved_pieces = from.map(|g| g.iter().map(|x| x.2).collect()).collect();
+                    found.push(event_of_pieces(
+                        step,
+                        EventKind::Merged,
+                        p.size(c),
+                        stay,
+                        || stayed_min(c),
+                        || stayed(c),
+                        moved_pieces,
+                    ));
+                }
             }
         }
         // Holes that tokens left: did they break into two holes or more?
@@ -561,25 +628,21 @@ impl SeriesTracker {
             // One piece of two or more: the hole goes on (the tokens that left
             // alone evaporated from it); none, or two or more: it broke up.
             if big != 1 {
-                let mut pieces: Vec<Vec<usize>> =
-                    parts.map(|g| g.iter().map(|x| x.2).collect()).collect();
-                if stay > 0 {
-                    pieces.push(stayed(c));
-                }
-                let mut ids: Vec<usize> = pieces.concat();
-                ids.sort_unstable();
-                found.push((EventKind::Split, ids, ordered(pieces)));
+                let moved_pieces = parts.map(|g| g.iter().map(|x| x.2).collect()).collect();
+                found.push(event_of_pieces(
+                    step,
+                    EventKind::Split,
+                    prev(c),
+                    stay,
+                    || stayed_min(c),
+                    || stayed(c),
+                    moved_pieces,
+                ));
             }
         }
-        found.sort();
-        self.series
-            .events
-            .extend(found.into_iter().map(|(kind, token_ids, pieces)| Event {
-                step,
-                kind,
-                token_ids,
-                pieces,
-            }));
+        // Holes on one side are disjoint: a kind and a smallest id name one.
+        found.sort_by_key(|e| (e.kind, e.representative));
+        self.series.events.extend(found);
     }
 
     /// The series so far, with the cores that still hold ≥ 2 tokens.
@@ -588,6 +651,55 @@ impl SeriesTracker {
         frozen.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
         self.series.frozen = frozen;
         self.series
+    }
+}
+
+/// A split or merged event from the pieces of a hole of `size`: the
+/// `stay` tokens that did not move (their smallest id from `stayed_min`,
+/// all of them from `stayed`, asked only when they are not the largest
+/// piece) and the pieces of moved tokens, each ascending.
+fn event_of_pieces(
+    step: u64,
+    kind: EventKind,
+    size: usize,
+    stay: usize,
+    stayed_min: impl FnOnce() -> Option<usize>,
+    stayed: impl FnOnce() -> Vec<usize>,
+    moved_pieces: Vec<Vec<usize>>,
+) -> Event {
+    // (size, smallest id, tokens); `None` for the tokens that stayed.
+    let mut pieces: Vec<(usize, usize, Option<Vec<usize>>)> = moved_pieces
+        .into_iter()
+        .map(|g: Vec<usize>| (g.len(), g[0], Some(g)))
+        .collect();
+    if stay > 0 {
+        if let Some(min) = stayed_min() {
+            pieces.push((stay, min, None));
+        }
+    }
+    pieces.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let representative = pieces.iter().map(|x| x.1).min();
+    let largest = pieces.first().map(|&(size, representative, _)| HoleRef {
+        size,
+        representative,
+    });
+    let mut stayed = Some(stayed);
+    let rest = pieces
+        .into_iter()
+        .skip(1)
+        .map(|(_, _, ids)| match ids {
+            Some(ids) => ids,
+            None => stayed.take().map_or_else(Vec::new, |f| f()),
+        })
+        .collect();
+    Event {
+        step,
+        kind,
+        size: Some(size),
+        representative,
+        token_ids: Vec::new(),
+        largest_piece: largest,
+        pieces: rest,
     }
 }
 
@@ -617,6 +729,58 @@ mod tests {
         tracker.finish()
     }
 
+    /// `groups` each sorted, largest first, then by their smallest id.
+    fn ordered(mut groups: Vec<Vec<usize>>) -> Vec<Vec<usize>> {
+        for g in &mut groups {
+            g.sort_unstable();
+        }
+        groups.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+        groups
+    }
+
+    fn evaporated(step: u64, token_ids: Vec<usize>) -> Event {
+        Event {
+            step,
+            kind: EventKind::Evaporated,
+            size: None,
+            representative: None,
+            token_ids,
+            largest_piece: None,
+            pieces: Vec::new(),
+        }
+    }
+
+    /// A hole of `ids` (ascending) formed.
+    fn formed(step: u64, ids: Vec<usize>) -> Event {
+        Event {
+            step,
+            kind: EventKind::Formed,
+            size: Some(ids.len()),
+            representative: Some(ids[0]),
+            token_ids: ids,
+            largest_piece: None,
+            pieces: Vec::new(),
+        }
+    }
+
+    /// A split or merged hole of `hole` (ascending) into (from) `pieces`
+    /// (ordered, largest first): the event names the largest by its size and
+    /// smallest id, and lists the others.
+    fn parted(step: u64, kind: EventKind, hole: &[usize], pieces: Vec<Vec<usize>>) -> Event {
+        Event {
+            step,
+            kind,
+            size: Some(hole.len()),
+            representative: Some(hole[0]),
+            token_ids: Vec::new(),
+            largest_piece: Some(HoleRef {
+                size: pieces[0].len(),
+                representative: pieces[0][0],
+            }),
+            pieces: pieces[1..].to_vec(),
+        }
+    }
+
     #[test]
     fn a_hole_that_moves_as_one_loses_nobody_and_cores_follow_the_largest_piece() {
         let steps = vec![
@@ -640,20 +804,17 @@ mod tests {
             t.first_moved,
             vec![f(10), f(10), f(10), f(10), f(10), f(50)]
         );
-        let ev: Vec<(u64, EventKind, Vec<usize>)> = s
-            .events
-            .iter()
-            .map(|e| (e.step, e.kind, e.token_ids.clone()))
-            .collect();
         use EventKind::*;
         assert_eq!(
-            ev,
+            s.events,
             vec![
-                (20, Evaporated, vec![1]),
-                (30, Evaporated, vec![3, 4]),
-                (30, Split, vec![0, 2, 3, 4]),
-                (40, Merged, vec![0, 2, 3, 4]),
-                (50, Formed, vec![1, 5]),
+                evaporated(20, vec![1]),
+                evaporated(30, vec![3, 4]),
+                // {0, 2} moved, {3, 4} stayed: on the tie the piece holding
+                // 0 is the largest, and the tokens that stayed are listed.
+                parted(30, Split, &[0, 2, 3, 4], vec![vec![0, 2], vec![3, 4]]),
+                parted(40, Merged, &[0, 2, 3, 4], vec![vec![0, 2], vec![3, 4]]),
+                formed(50, vec![1, 5]),
             ]
         );
         // n_unique, holes, largest, in holes, moved.
@@ -699,19 +860,12 @@ mod tests {
             vec![1.0, 1.0, 5.0, 5.0], // 2 leaves the hole for lone 3
             vec![1.0, 1.0, 5.0, 7.0], // 3 leaves 2
         ]);
-        let event = |step, kind, token_ids: Vec<usize>, pieces: Vec<Vec<usize>>| Event {
-            step,
-            kind,
-            token_ids,
-            pieces,
-        };
-        use EventKind::*;
         assert_eq!(
             s.events,
             vec![
-                event(10, Evaporated, vec![2], vec![]),
-                event(10, Formed, vec![2, 3], vec![]),
-                event(20, Split, vec![2, 3], vec![vec![2], vec![3]]),
+                evaporated(10, vec![2]),
+                formed(10, vec![2, 3]),
+                parted(20, EventKind::Split, &[2, 3], vec![vec![2], vec![3]]),
             ]
         );
     }
@@ -794,7 +948,7 @@ mod tests {
             }
             let mut ev = Vec::new();
             if !gone.is_empty() {
-                ev.push((EventKind::Evaporated, gone, Vec::new()));
+                ev.push(evaporated(step, gone));
             }
             // Tokens of `ids` by their value in `at`.
             let by_value = |ids: &[usize], at: &Vec<f32>| -> Vec<Vec<usize>> {
@@ -810,9 +964,9 @@ mod tests {
             for h in &holes {
                 let pieces = by_value(h, prev);
                 match pieces.iter().filter(|p| p.len() >= 2).count() {
-                    0 => ev.push((EventKind::Formed, h.to_vec(), Vec::new())),
+                    0 => ev.push(formed(step, h.to_vec())),
                     1 => {}
-                    _ => ev.push((EventKind::Merged, h.to_vec(), pieces)),
+                    _ => ev.push(parted(step, EventKind::Merged, h, pieces)),
                 }
             }
             // A hole before: its tokens by their vector now; anything but
@@ -820,17 +974,11 @@ mod tests {
             for g in prev_class.iter().filter(|c| c.len() >= 2) {
                 let pieces = by_value(g, s);
                 if pieces.iter().filter(|p| p.len() >= 2).count() != 1 {
-                    ev.push((EventKind::Split, g.clone(), pieces));
+                    ev.push(parted(step, EventKind::Split, g, pieces));
                 }
             }
-            ev.sort();
-            out.events
-                .extend(ev.into_iter().map(|(kind, token_ids, pieces)| Event {
-                    step,
-                    kind,
-                    token_ids,
-                    pieces,
-                }));
+            ev.sort_by_key(|e| (e.kind, e.representative));
+            out.events.extend(ev);
         }
         out.frozen = cores.into_iter().filter(|c| c.len() >= 2).collect();
         out.frozen
@@ -878,6 +1026,32 @@ mod tests {
             let mut got = run(&steps);
             got.per_step.iter_mut().for_each(|p| p.displacement = None);
             assert_eq!(got, reference(&steps), "trial {trial}: {steps:?}");
+            // Events name only tokens that changed side: per kind and step,
+            // no more than the tokens that moved (one more per formed hole,
+            // whose token that stayed put is listed too).
+            for p in &got.per_step[1..] {
+                let moved = p.moved.unwrap_or(0);
+                for kind in [EventKind::Evaporated, EventKind::Split, EventKind::Merged] {
+                    let listed: usize = got
+                        .events
+                        .iter()
+                        .filter(|e| e.step == p.step && e.kind == kind)
+                        .map(|e| e.token_ids.len() + e.pieces.iter().map(Vec::len).sum::<usize>())
+                        .sum();
+                    assert!(listed <= moved, "trial {trial}: step {}: {kind:?}", p.step);
+                }
+                let formed: Vec<&Event> = got
+                    .events
+                    .iter()
+                    .filter(|e| e.step == p.step && e.kind == EventKind::Formed)
+                    .collect();
+                let listed: usize = formed.iter().map(|e| e.token_ids.len()).sum();
+                assert!(
+                    listed <= moved + formed.len(),
+                    "trial {trial}: step {}",
+                    p.step
+                );
+            }
             // The number of holes never changes without an event.
             for w in got.per_step.windows(2) {
                 if w[0].black_holes != w[1].black_holes {
