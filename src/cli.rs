@@ -77,58 +77,77 @@ pub struct Cli {
     /// What to survey: a .safetensors, PyTorch (.pt/.pth/.bin), GGUF, .npy or
     /// .npz file (recognised by content), a model folder (sharded or not), or
     /// a Hugging Face cache entry (models--ORG--NAME, or ORG/NAME in the cache)
-    #[arg(long, short = 'f', value_name = "PATH")]
+    #[arg(help_heading = "Input", long, short = 'f', value_name = "PATH")]
     pub file: Option<PathBuf>,
 
     /// A checkpoint series: a folder (every file or folder in it whose name
     /// holds a step number, in any format --file reads) or the checkpoint
     /// files, ordered by the last number in each name (step_2 before step_10)
-    #[arg(long, value_name = "PATH", num_args = 1.., conflicts_with_all = SERIES_CONFLICTS)]
+    #[arg(help_heading = "Input", long, value_name = "PATH", num_args = 1.., conflicts_with_all = SERIES_CONFLICTS)]
     pub series: Option<Vec<PathBuf>>,
 
     /// A training trajectory: one 3-D tensor [steps, tokens, dim] (choose it
     /// with --key) in a safetensors or HDF5 file; uint16 bit patterns with --as
     // A trajectory is one tensor: no output head to choose either.
-    #[arg(long, value_name = "FILE", conflicts_with_all = SERIES_CONFLICTS, conflicts_with = "unembedding")]
+    #[arg(help_heading = "Input", long, value_name = "FILE", conflicts_with_all = SERIES_CONFLICTS, conflicts_with = "unembedding")]
     pub trajectory: Option<PathBuf>,
-
-    /// With --series or --trajectory: the steps START:END (inclusive) and
-    /// every EVERY-th of them, each part optional: ::10, 1000:5000, 0:10000:100
-    #[arg(long, value_name = "START:END[:EVERY]", value_parser = steps_spec)]
-    pub steps: Option<StepSelection>,
-
-    /// Survey the output head (lm_head.weight, output.weight, ...) instead of
-    /// the input embedding, and say whether the two are tied
-    #[arg(long, conflicts_with = "key")]
-    pub unembedding: bool,
 
     /// A tokenizer.json or vocab.txt for token strings (default: the file's
     /// own for GGUF, else tokenizer.json or vocab.txt beside the model)
-    #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = "Input", long, value_name = "PATH")]
     pub tokenizer: Option<PathBuf>,
 
     /// The branch, tag or commit of a Hugging Face cache entry (default: main)
-    #[arg(long, value_name = "REV")]
+    #[arg(help_heading = "Input", long, value_name = "REV")]
     pub revision: Option<String>,
 
     /// Tensor to survey (default: the only 2-D tensor, else a usual embedding name)
-    #[arg(long, short = 'k', value_name = "NAME")]
+    #[arg(help_heading = "Tensor choice", long, short = 'k', value_name = "NAME")]
     pub key: Option<String>,
 
+    /// Survey the output head (lm_head.weight, output.weight, ...) instead of
+    /// the input embedding, and say whether the two are tied
+    #[arg(help_heading = "Tensor choice", long, conflicts_with = "key")]
+    pub unembedding: bool,
+
     /// Read a U16/I16 tensor's bits as this float type
-    #[arg(long = "as", value_name = "TYPE")]
+    #[arg(help_heading = "Tensor choice", long = "as", value_name = "TYPE")]
     pub as_dtype: Option<AsArg>,
 
-    /// Where to run the kernels
-    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
-    pub device: DeviceArg,
-
     /// Compare values as torch.unique does (+0.0 == -0.0; rows with NaN reported apart)
-    #[arg(long)]
+    #[arg(help_heading = "Geometry", long)]
     pub numeric_equality: bool,
+
+    /// Every token's nearest distinct vector (exact L2), with quantiles, a
+    /// histogram and the gap that splits off the frozen structure
+    #[arg(help_heading = "Geometry", long)]
+    pub nearest: bool,
+
+    /// Join distinct vectors at L2 distance <= R into near-singularity components
+    #[arg(help_heading = "Geometry", long, value_name = "R", value_parser = non_negative, group = "near", allow_negative_numbers = true)]
+    pub near_l2: Option<f64>,
+
+    /// Like --near-l2 with R = F times the median row norm
+    #[arg(help_heading = "Geometry", long, value_name = "F", value_parser = non_negative, group = "near", allow_negative_numbers = true)]
+    pub near_rel: Option<f64>,
+
+    /// Join distinct vectors whose every coordinate is at most K steps (ULPs) of the stored dtype apart
+    #[arg(help_heading = "Geometry", long, value_name = "K", group = "near", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u64).range(0..=(1u64 << 53)))]
+    pub near_ulp: Option<u64>,
+
+    /// With --series or --trajectory: the steps START:END (inclusive) and
+    /// every EVERY-th of them, each part optional: ::10, 1000:5000, 0:10000:100
+    #[arg(help_heading = "Series", long, value_name = "START:END[:EVERY]", value_parser = steps_spec)]
+    pub steps: Option<StepSelection>,
+
+    /// Print one JSON document instead of the text report
+    #[arg(help_heading = "Output", long)]
+    pub json: bool,
 
     /// Token ids shown per group or event in the text report (0: counts only)
     #[arg(
+        help_heading = "Output",
         long,
         visible_alias = "max-tokens-per-group",
         value_name = "N",
@@ -136,27 +155,9 @@ pub struct Cli {
     )]
     pub max_tokens: usize,
 
-    /// Print one JSON document instead of the text report
-    #[arg(long)]
-    pub json: bool,
-
-    /// Every token's nearest distinct vector (exact L2), with quantiles, a
-    /// histogram and the gap that splits off the frozen structure
-    #[arg(long)]
-    pub nearest: bool,
-
-    /// Join distinct vectors at L2 distance <= R into near-singularity components
-    #[arg(long, value_name = "R", value_parser = non_negative, group = "near", allow_negative_numbers = true)]
-    pub near_l2: Option<f64>,
-
-    /// Like --near-l2 with R = F times the median row norm
-    #[arg(long, value_name = "F", value_parser = non_negative, group = "near", allow_negative_numbers = true)]
-    pub near_rel: Option<f64>,
-
-    /// Join distinct vectors whose every coordinate is at most K steps (ULPs) of the stored dtype apart
-    #[arg(long, value_name = "K", group = "near", allow_negative_numbers = true,
-          value_parser = clap::value_parser!(u64).range(0..=(1u64 << 53)))]
-    pub near_ulp: Option<u64>,
+    /// Where to run the kernels
+    #[arg(help_heading = "Device", long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
 
     /// Test hook: largest chunk streamed to the GPU, in bytes
     #[arg(long, hide = true, value_name = "BYTES")]

@@ -42,11 +42,32 @@ pub fn hub_cache() -> Option<PathBuf> {
     var("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface/hub"))
 }
 
+/// Extensions of the formats this tool reads: a missing path ending in one
+/// is a mistyped file, not a model name.
+const FORMAT_EXTENSIONS: &[&str] = &[
+    "safetensors",
+    "gguf",
+    "pt",
+    "pth",
+    "bin",
+    "npy",
+    "npz",
+    "h5",
+];
+
 /// `ORG/NAME` as the user typed it, when `input` does not exist as a path
-/// and has that shape.
+/// and reads as a model name: that shape, no extension of a format we read
+/// (`mymodels/llama.safetensors` is a file that is missing), and no local
+/// folder `ORG` (then it is a path into that folder).
 pub fn repo_id(input: &Path) -> Option<(String, String)> {
     let s = input.to_str()?;
     let (org, name) = s.split_once('/')?;
+    let format_file = name
+        .rsplit_once('.')
+        .is_some_and(|(_, ext)| FORMAT_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()));
+    if format_file || Path::new(org).is_dir() {
+        return None;
+    }
     let plain = |p: &str| {
         !p.is_empty()
             && p != "."
@@ -79,7 +100,7 @@ pub fn find_in_cache(input: &Path, org: &str, name: &str) -> Result<PathBuf> {
         return Ok(entry);
     }
     Err(Error::Usage(format!(
-        "{org}/{name} is neither a file nor in the Hugging Face cache ({} not found); nothing is downloaded here: fetch it first with `huggingface-cli download {org}/{name}` (or point HF_HUB_CACHE at the cache that has it)",
+        "{org}/{name}: no such file or folder here, and not in the Hugging Face cache ({} not found); nothing is downloaded here: fetch it first with `huggingface-cli download {org}/{name}` (or point HF_HUB_CACHE at the cache that has it)",
         one_line(&entry.display().to_string())
     )))
 }

@@ -24,9 +24,14 @@ pub enum Sniffed {
     Pickle,
     /// `\x89HDF\r\n\x1a\n`: an HDF5 file, read only as a trajectory.
     Hdf5,
-    /// Anything else is read as safetensors (an 8-byte header length, then JSON).
+    /// An 8-byte header length, then a JSON object: safetensors.
     Safetensors,
+    /// None of the formats this tool reads.
+    Unknown,
 }
+
+/// What the error for an unknown file lists.
+const FORMATS_READ: &str = "safetensors, PyTorch zip, GGUF, .npy, .npz, HDF5 trajectory";
 
 /// Recognises a file by its first bytes, never by its extension.
 pub fn sniff(head: &[u8]) -> Sniffed {
@@ -40,8 +45,10 @@ pub fn sniff(head: &[u8]) -> Sniffed {
         Sniffed::Hdf5
     } else if head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
         Sniffed::Pickle
-    } else {
+    } else if head.len() > 8 && head[8] == b'{' {
         Sniffed::Safetensors
+    } else {
+        Sniffed::Unknown
     }
 }
 
@@ -62,6 +69,15 @@ fn head(path: &Path) -> Result<Vec<u8>> {
     Ok(head)
 }
 
+/// The first bytes of a file as a message shows them: `"# sin…"` with
+/// bytes that are not printable ASCII escaped (`\x00`).
+fn first_bytes(head: &[u8]) -> String {
+    if head.is_empty() {
+        return "none (the file is empty)".into();
+    }
+    format!("\"{}\"", head.escape_ascii())
+}
+
 /// Opens the file at `path`, recognised by its content.
 pub fn open_file(path: &Path) -> Result<Box<dyn TensorSource>> {
     let head = head(path)?;
@@ -70,6 +86,15 @@ pub fn open_file(path: &Path) -> Result<Box<dyn TensorSource>> {
         Sniffed::Npy => Box::new(npy::NpyFile::open(path)?),
         Sniffed::Gguf => Box::new(gguf::GgufFile::open(path)?),
         Sniffed::Zip => open_zip(path)?,
+        Sniffed::Unknown => {
+            return Err(Error::Input {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "not a file format singularity-gpu reads ({FORMATS_READ}): first bytes {}",
+                    first_bytes(&head)
+                ),
+            })
+        }
         Sniffed::Hdf5 => {
             return Err(Error::Input {
                 path: path.to_path_buf(),
@@ -132,6 +157,10 @@ pub(crate) fn resolve(path: &Path, revision: Option<&str>) -> Result<(Input, Opt
             let entry = hub::find_in_cache(path, &org, &name)?;
             return resolve(&entry, revision);
         }
+        return Err(Error::Input {
+            path: path.to_path_buf(),
+            reason: "no such file or folder".into(),
+        });
     }
     if revision.is_some() {
         return Err(Error::Usage(

@@ -168,9 +168,15 @@ impl fmt::Debug for Bytes {
 /// An error unless `path` is a regular file (after symlinks): a FIFO would
 /// block the read, a device would never end.
 pub(crate) fn regular_file(path: &Path) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
+    let meta = std::fs::metadata(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => Error::Input {
+            path: path.to_path_buf(),
+            reason: "no such file or folder".into(),
+        },
+        _ => Error::Io {
+            path: path.to_path_buf(),
+            source,
+        },
     })?;
     if meta.is_file() {
         return Ok(());

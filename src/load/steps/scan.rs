@@ -81,15 +81,11 @@ fn holds_checkpoint(path: &Path) -> bool {
             .is_ok_and(|map| npy::parse(&map).is_ok_and(|n| n.shape.len() == 2)),
         // A bare pickle is a legacy torch file or pickled arguments: no step
         // we read. An HDF5 file is a trajectory.
-        Sniffed::Pickle | Sniffed::Hdf5 => false,
-        // Safetensors: an 8-byte header length that fits the file, then JSON.
-        Sniffed::Safetensors => {
-            head.len() > 8
-                && head[8] == b'{'
-                && u64::from_le_bytes(head[..8].try_into().unwrap_or([0xff; 8]))
-                    .checked_add(8)
-                    .is_some_and(|end| end <= meta.len())
-        }
+        Sniffed::Pickle | Sniffed::Hdf5 | Sniffed::Unknown => false,
+        // Safetensors: an 8-byte header length that fits the file.
+        Sniffed::Safetensors => u64::from_le_bytes(head[..8].try_into().unwrap_or([0xff; 8]))
+            .checked_add(8)
+            .is_some_and(|end| end <= meta.len()),
     }
 }
 
