@@ -179,7 +179,7 @@ fn missing_file() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("does-not-exist.safetensors");
     let out = run(&path, &[]);
-    expect_error(&out, &path, true, &["No such file"]);
+    expect_error(&out, &path, true, &["no such file or folder"]);
 }
 
 #[test]
@@ -217,7 +217,15 @@ fn not_safetensors_zip() {
 #[test]
 fn not_safetensors_text() {
     let text = b"This is a plain text file, not a tensor file.\nSecond line.\n";
-    bad_file("notes.txt", text, &[], &["header length", "100 MB"]);
+    bad_file(
+        "notes.txt",
+        text,
+        &[],
+        &[
+            "not a file format singularity-gpu reads",
+            "first bytes \"This is a plain ",
+        ],
+    );
 }
 
 #[test]
@@ -226,13 +234,21 @@ fn shorter_than_header_length() {
         "short.safetensors",
         &[1, 2, 3, 4, 5],
         &[],
-        &["5 bytes", "header length"],
+        &[
+            "not a file format",
+            "first bytes \"\\x01\\x02\\x03\\x04\\x05\"",
+        ],
     );
 }
 
 #[test]
 fn empty_file() {
-    bad_file("empty.safetensors", &[], &[], &["0 bytes", "header length"]);
+    bad_file(
+        "empty.safetensors",
+        &[],
+        &[],
+        &["not a file format", "the file is empty"],
+    );
 }
 
 #[test]
@@ -581,7 +597,7 @@ fn newline_in_file_name_still_one_line() {
     let path = write(&dir, "two\nlines.safetensors", &[1, 2, 3]);
     let out = run(&path, &[]);
     // The path is named with its newline escaped.
-    let line = expect_error(&out, &path, false, &["header length"]);
+    let line = expect_error(&out, &path, false, &["not a file format"]);
     let escaped = dir.path().join("two\\nlines.safetensors");
     assert!(line.contains(&escaped.display().to_string()), "{line}");
 }

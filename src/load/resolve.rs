@@ -24,7 +24,8 @@ pub enum Sniffed {
     Pickle,
     /// `\x89HDF\r\n\x1a\n`: an HDF5 file, read only as a trajectory.
     Hdf5,
-    /// An 8-byte header length, then a JSON object: safetensors.
+    /// An 8-byte header length, then a JSON object: safetensors (see
+    /// `looks_like_safetensors`).
     Safetensors,
     /// None of the formats this tool reads.
     Unknown,
@@ -45,11 +46,22 @@ pub fn sniff(head: &[u8]) -> Sniffed {
         Sniffed::Hdf5
     } else if head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
         Sniffed::Pickle
-    } else if head.len() > 8 && head[8] == b'{' {
+    } else if looks_like_safetensors(head) {
         Sniffed::Safetensors
     } else {
         Sniffed::Unknown
     }
+}
+
+/// A header length a safetensors file could have (at most 100 MB), or a
+/// header that opens as JSON: a damaged header is then reported as such,
+/// while text and other files are not mistaken for one.
+fn looks_like_safetensors(head: &[u8]) -> bool {
+    let Some(len) = head.get(..8).and_then(|b| b.try_into().ok()) else {
+        return false;
+    };
+    let declared = u64::from_le_bytes(len);
+    head.get(8) == Some(&b'{') || (2..=safetensors::MAX_HEADER_BYTES).contains(&declared)
 }
 
 /// The first bytes of `path` (up to 16: enough for torch's legacy magic number).

@@ -112,8 +112,10 @@ pub fn nearest(o: &mut String, n: &Nearest, max_ids: usize, label: Label) -> Res
                 sci(g.radius),
                 g.centroid_norm
             )?;
-            writeln!(o, "  Token IDs: {}", ids(&g.tokens, max_ids))?;
-            tokens_line(o, &g.tokens, max_ids, label)?;
+            if max_ids > 0 {
+                writeln!(o, "  Token IDs: {}", ids(&g.tokens, max_ids))?;
+                tokens_line(o, &g.tokens, max_ids, label)?;
+            }
         }
         None => writeln!(
             o,
@@ -199,8 +201,10 @@ pub fn near(o: &mut String, n: &Near, dtype: &str, max_ids: usize, label: Label)
             "  Constant coordinates: {}",
             thousands(c.constant_coordinates)
         )?;
-        writeln!(o, "  Token IDs: {}", ids(&c.token_ids, max_ids))?;
-        tokens_line(o, &c.token_ids, max_ids, label)?;
+        if max_ids > 0 {
+            writeln!(o, "  Token IDs: {}", ids(&c.token_ids, max_ids))?;
+            tokens_line(o, &c.token_ids, max_ids, label)?;
+        }
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::fmt::{fixed, sci_or, thousands};
+use super::fmt::{count, fixed, sci_or, thousands};
 use super::{allpairs, Exporter, Report, TokenDisplay};
 use crate::text::quoted;
 use crate::types::{Equality, Role, Tied, VocabKind};
@@ -164,9 +164,12 @@ impl TextExporter {
                     "Rows holding NaN (each counted as unique): {}",
                     thousands(nan.len())
                 )?;
-                writeln!(o, "  Token IDs: {}", list(shown))?;
-                if nan.len() > self.max_tokens {
-                    writeln!(o, "  ... and {} more tokens", nan.len() - self.max_tokens)?;
+                if self.max_tokens > 0 {
+                    writeln!(o, "  Token IDs: {}", list(shown))?;
+                    if nan.len() > self.max_tokens {
+                        let more = count(nan.len() - self.max_tokens, "more token", "more tokens");
+                        writeln!(o, "  ... and {more}")?;
+                    }
                 }
                 writeln!(o)?;
             }
@@ -177,22 +180,35 @@ impl TextExporter {
                 "✓ No singularities found. Every token has a unique vector."
             )?;
         } else {
-            writeln!(o, "⚠ Found {} duplicate tokens", thousands(n_dup))?;
+            writeln!(
+                o,
+                "⚠ Found {}",
+                count(n_dup, "duplicate token", "duplicate tokens")
+            )?;
         }
 
         if let Some(s) = &r.group_sizes {
             writeln!(o, "\nSingularity groups: {}", thousands(r.groups.len()))?;
-            writeln!(o, "Largest group: {} tokens", thousands(s.largest))?;
-            writeln!(o, "Smallest group: {} tokens", thousands(s.smallest))?;
+            writeln!(o, "Largest group: {}", count(s.largest, "token", "tokens"))?;
+            writeln!(
+                o,
+                "Smallest group: {}",
+                count(s.smallest, "token", "tokens")
+            )?;
             writeln!(o, "Mean group size: {:.1} tokens", s.mean)?;
             writeln!(o, "Median group size: {:.1} tokens", s.median)?;
             writeln!(o, "\nGroup size distribution:")?;
             for c in &s.distribution {
-                writeln!(o, "  {:4} tokens: {:4} groups", c.size, c.count)?;
+                let groups = if c.count == 1 { "group" } else { "groups" };
+                writeln!(o, "  {:4} tokens: {:4} {groups}", c.size, c.count)?;
             }
 
             let max = self.max_tokens;
-            writeln!(o, "\nDisplaying up to {max} tokens per group\n")?;
+            if max == 0 {
+                writeln!(o, "\nToken ids hidden (--max-tokens 0)\n")?;
+            } else {
+                writeln!(o, "\nDisplaying up to {max} tokens per group\n")?;
+            }
             writeln!(o, "{RULE}")?;
             let bytes_vocab = r.token_display == TokenDisplay::Bytes;
             for (gi, g) in r.groups.iter().enumerate() {
@@ -207,6 +223,10 @@ impl TextExporter {
                 )?;
                 writeln!(o, "{THIN}")?;
                 let shown = &g.token_ids[..g.size.min(max)];
+                if max == 0 {
+                    writeln!(o, "{RULE}")?;
+                    continue;
+                }
                 if bytes_vocab {
                     writeln!(o, "  Token IDs (byte values): {}", list(shown.iter()))?;
                     let chars = shown.iter().map(|&id| py_repr(&byte_char(id)));
@@ -219,7 +239,8 @@ impl TextExporter {
                     writeln!(o, "  Tokens: {}", tokens.join(", "))?;
                 }
                 if g.size > max {
-                    writeln!(o, "  ... and {} more tokens", g.size - max)?;
+                    let more = count(g.size - max, "more token", "more tokens");
+                    writeln!(o, "  ... and {more}")?;
                 }
                 writeln!(o, "{RULE}")?;
             }
@@ -307,18 +328,33 @@ impl TextExporter {
         )?;
         if let Some(s) = &r.group_sizes {
             writeln!(o, "Singularity groups: {}", thousands(r.groups.len()))?;
-            writeln!(o, "Largest singularity: {} tokens", thousands(s.largest))?;
+            writeln!(
+                o,
+                "Largest singularity: {}",
+                count(s.largest, "token", "tokens")
+            )?;
             writeln!(o, "Deduplication ratio: {:.2}x", r.dedup_ratio)?;
         } else {
             writeln!(o, "No singularities detected.")?;
         }
         writeln!(o, "{RULE}")?;
+        // Only the stages that ran.
         let t = &r.timings_ms;
-        writeln!(
-            o,
-            "Time: load {:.1} ms, hash {:.1} ms, group {:.1} ms, geometry {:.1} ms, lattice {:.1} ms, nearest {:.1} ms, near {:.1} ms, total {:.1} ms",
-            t.load, t.hash, t.group, t.geometry, t.lattice, t.nearest, t.near, t.total
-        )?;
+        let stages = [
+            ("load", Some(t.load)),
+            ("hash", Some(t.hash)),
+            ("group", Some(t.group)),
+            ("geometry", Some(t.geometry)),
+            ("lattice", r.lattice.as_ref().map(|_| t.lattice)),
+            ("nearest", r.nearest.as_ref().map(|_| t.nearest)),
+            ("near", r.near.as_ref().map(|_| t.near)),
+            ("total", Some(t.total)),
+        ];
+        let shown: Vec<String> = stages
+            .iter()
+            .filter_map(|(name, ms)| ms.map(|ms| format!("{name} {ms:.1} ms")))
+            .collect();
+        writeln!(o, "Time: {}", shown.join(", "))?;
         Ok(())
     }
 }

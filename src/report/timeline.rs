@@ -110,6 +110,16 @@ fn token(r: &SeriesReport, id: usize) -> String {
     }
 }
 
+/// `: ` and at most `max` tokens, then how many more; nothing when `max`
+/// is 0 (`--max-tokens 0`: counts only).
+fn listed(r: &SeriesReport, ids: &[usize], max: usize) -> String {
+    if max == 0 {
+        String::new()
+    } else {
+        format!(": {}", token_list(r, ids, max))
+    }
+}
+
 /// At most `max` tokens, then how many more.
 fn token_list(r: &SeriesReport, ids: &[usize], max: usize) -> String {
     let shown: Vec<String> = ids.iter().take(max).map(|&id| token(r, id)).collect();
@@ -166,15 +176,13 @@ fn row(o: &mut String, r: &SeriesReport, p: &StepSummary) -> std::fmt::Result {
 fn event(o: &mut String, r: &SeriesReport, e: &Event, max_tokens: usize) -> std::fmt::Result {
     let step = e.step;
     let size = thousands(e.size.unwrap_or(e.token_ids.len()));
-    let ids = token_list(r, &e.token_ids, max_tokens);
+    let ids = listed(r, &e.token_ids, max_tokens);
     let (split, largest) = match (e.kind, e.largest_piece) {
         (EventKind::Evaporated, _) => {
             let k = thousands(e.token_ids.len());
-            return writeln!(o, "step {step}: {k} evaporated: {ids}");
+            return writeln!(o, "step {step}: {k} evaporated{ids}");
         }
-        (EventKind::Formed, _) => {
-            return writeln!(o, "step {step}: a hole of {size} formed: {ids}")
-        }
+        (EventKind::Formed, _) => return writeln!(o, "step {step}: a hole of {size} formed{ids}"),
         (EventKind::Split, Some(l)) => (true, l),
         (EventKind::Merged, Some(l)) => (false, l),
         // Split and merged events always name their largest piece.
@@ -186,8 +194,8 @@ fn event(o: &mut String, r: &SeriesReport, e: &Event, max_tokens: usize) -> std:
         let mut all: Vec<usize> = e.pieces.iter().flatten().copied().collect();
         all.push(largest.representative);
         all.sort_unstable();
-        let list = token_list(r, &all, max_tokens);
-        return writeln!(o, "step {step}: a hole of {size} broke apart: {list}");
+        let list = listed(r, &all, max_tokens);
+        return writeln!(o, "step {step}: a hole of {size} broke apart{list}");
     }
     let sizes: Vec<String> = std::iter::once(largest.size)
         .chain(e.pieces.iter().map(Vec::len))
@@ -215,8 +223,8 @@ fn event(o: &mut String, r: &SeriesReport, e: &Event, max_tokens: usize) -> std:
         token(r, largest.representative)
     )?;
     for p in e.pieces.iter().filter(|p| p.len() >= 2) {
-        let list = token_list(r, p, max_tokens);
-        writeln!(o, "    {} {together}: {list}", thousands(p.len()))?;
+        let list = listed(r, p, max_tokens);
+        writeln!(o, "    {} {together}{list}", thousands(p.len()))?;
     }
     let singles: Vec<usize> = e
         .pieces
@@ -225,8 +233,8 @@ fn event(o: &mut String, r: &SeriesReport, e: &Event, max_tokens: usize) -> std:
         .map(|p| p[0])
         .collect();
     if !singles.is_empty() {
-        let list = token_list(r, &singles, max_tokens);
-        writeln!(o, "    {} {alone}: {list}", thousands(singles.len()))?;
+        let list = listed(r, &singles, max_tokens);
+        writeln!(o, "    {} {alone}{list}", thousands(singles.len()))?;
     }
     Ok(())
 }
@@ -338,9 +346,9 @@ fn write_text(o: &mut String, r: &SeriesReport, max_tokens: usize) -> std::fmt::
     for core in &s.frozen {
         writeln!(
             o,
-            "  frozen: {}: {}",
+            "  frozen: {}{}",
             count(core.len(), "token", "tokens"),
-            token_list(r, core, max_tokens)
+            listed(r, core, max_tokens)
         )?;
     }
     writeln!(

@@ -112,6 +112,9 @@ fn stored_dtype(d: StDtype) -> StoredDtype {
     }
 }
 
+/// The largest header the safetensors crate reads (100 MB).
+pub const MAX_HEADER_BYTES: u64 = 100_000_000;
+
 /// One sentence for each way a header can be wrong.
 fn describe(e: &SafeTensorError, file: &[u8]) -> String {
     let declared = file
