@@ -8,6 +8,7 @@
 //! memory map (zero-copy, the usual case) or a buffer of its own (a copy,
 //! sized only after it was checked against the file).
 
+pub(crate) mod alloc;
 pub mod bytes;
 pub mod container;
 pub mod format;

@@ -131,7 +131,10 @@ pub fn dequantize(
     if rows == 0 || cols == 0 {
         return Ok(Vec::new());
     }
-    let mut out = vec![0f32; rows * cols];
+    // Checked to exist; asked for fallibly, as 7 times the blocks' bytes
+    // may be more than the machine has.
+    let mut out = crate::load::alloc::room(rows * cols, "the dequantized matrix")?;
+    out.resize(rows * cols, 0f32);
     out.par_chunks_mut(cols)
         .zip(blocks.par_chunks(row_bytes))
         .for_each(|(y, x)| dequantize_row(kind, x, y));
@@ -152,7 +155,9 @@ pub fn dequantize_le_bytes(
     if rows == 0 || cols == 0 {
         return Ok(Vec::new());
     }
-    let mut out = vec![0u8; rows * cols * 4];
+    // Checked to exist; asked for fallibly, as 7 times the blocks' bytes
+    // may be more than the machine has.
+    let mut out = crate::load::alloc::zeroed(rows * cols * 4, "the dequantized matrix")?;
     out.par_chunks_mut(cols * 4)
         .zip(blocks.par_chunks(row_bytes))
         .for_each_init(
