@@ -423,16 +423,22 @@ pub fn inflate_from(file: &[u8], e: &Entry, skip: usize, max_len: usize) -> Res<
                     range.len()
                 )));
             }
-            let short = |got: usize| {
-                bad(format!(
-                    "it inflates to {got} bytes, not the {declared} declared"
-                ))
+            // Short of the declared size: a stream that ended there, or
+            // one that cannot go on (its input spent or broken).
+            let short = |got: usize, ended: bool| {
+                bad(if ended {
+                    format!("it inflates to {got} bytes, not the {declared} declared")
+                } else {
+                    format!(
+                        "its deflate stream is corrupt or truncated: it stops after {got} of the {declared} bytes declared"
+                    )
+                })
             };
             let mut z = Inflater::new(&file[range]);
             let mut head = alloc::zeroed(skip, &buffer)?;
             let got = z.fill(&mut head).map_err(&bad)?;
             if got < skip {
-                return Err(short(got));
+                return Err(short(got, z.ended));
             }
             let mut crc = crc32_update(!0, &head);
             drop(head);
@@ -445,7 +451,7 @@ pub fn inflate_from(file: &[u8], e: &Entry, skip: usize, max_len: usize) -> Res<
                 let full = at + got == out.len();
                 out.truncate(at + got);
                 if !full {
-                    return Err(short(skip + out.len()));
+                    return Err(short(skip + out.len(), z.ended));
                 }
             }
             if z.fill(&mut [0u8; 1]).map_err(&bad)? > 0 {
@@ -778,7 +784,7 @@ mod tests {
         assert!(e.contains("more than the 99999"), "{e}");
         // The stream cut short.
         let e = one(n, &packed[..packed.len() / 2]).unwrap_err();
-        assert!(e.contains("inflates to"), "{e}");
+        assert!(e.contains("corrupt or truncated: it stops after"), "{e}");
         // And exactly right.
         assert_eq!(one(n, &packed).unwrap(), plain[4..]);
     }

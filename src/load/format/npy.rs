@@ -119,6 +119,17 @@ pub fn parse_prefix(file: &[u8], total: usize) -> std::result::Result<Npy, Strin
     })
 }
 
+/// Where the header of the `.npy` file starting with `first` ends (its
+/// magic, version, length field and dict), when `first` holds the length
+/// field (12 bytes are enough).
+fn header_end(first: &[u8]) -> Option<usize> {
+    match (first.get(6), first.get(8..12)) {
+        (Some(1), Some(b)) => Some(10 + u16::from_le_bytes([b[0], b[1]]) as usize),
+        (Some(2 | 3), Some(b)) => Some(12 + u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize),
+        _ => None,
+    }
+}
+
 /// The dtype, item size and byte order of a numpy `descr` string.
 fn descr_dtype(descr: &str) -> std::result::Result<(StoredDtype, usize, Order), String> {
     let (order, code) = match descr.as_bytes().first() {
@@ -445,8 +456,12 @@ impl NpzFile {
                 }
             } else {
                 let total = usize::try_from(e.uncompressed_size).unwrap_or(usize::MAX);
-                let head = crate::load::container::zip::inflate_prefix(&map, e, MAX_HEADER + 16)
-                    .map_err(&err)?;
+                // The header only: its length is in the first 12 bytes.
+                let inflate = |n| crate::load::container::zip::inflate_prefix(&map, e, n);
+                let mut head = inflate(12).map_err(&err)?;
+                if let Some(end) = header_end(&head).filter(|&end| end > head.len()) {
+                    head = inflate(end.min(MAX_HEADER + 12)).map_err(&err)?;
+                }
                 let npy = parse_prefix(&head, total).map_err(in_member)?;
                 Member::Deflated {
                     npy,
@@ -600,6 +615,20 @@ mod tests {
             .unwrap_err()
             .contains("header length"));
         assert!(parse(b"\x93NUMPY\x09\x00").unwrap_err().contains("version"));
+    }
+
+    #[test]
+    fn the_header_ends_where_the_data_starts() {
+        let f = npy(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+            &[0; 24],
+        );
+        assert_eq!(header_end(&f[..12]), Some(parse(&f).unwrap().data.start));
+        let mut v2 = b"\x93NUMPY\x02\x00".to_vec();
+        v2.extend(1000u32.to_le_bytes());
+        assert_eq!(header_end(&v2), Some(1012));
+        assert_eq!(header_end(b"\x93NUMPY\x09\x00abcd"), None);
+        assert_eq!(header_end(b"\x93NUMPY\x01"), None);
     }
 
     #[test]
