@@ -4,10 +4,13 @@
 //! (`memory allocation of … failed`, exit 134) or a panic.
 //!
 //! The files are sparse: written with a few real bytes and `File::set_len`,
-//! so that 64 GiB costs no disk. Each one made the readers as they were
-//! before issue #12 abort, by reserving from a declared count (tens to
-//! hundreds of GB): large enough that no ordinary machine grants it. The
-//! last test measures the binary's own peak memory on a compressed `.npz`.
+//! so that even 1 TiB costs no disk (hence Unix only: NTFS would reserve
+//! the space). Each one made the readers as they were before issue #12
+//! abort, by reserving from a declared count or size (37 GB to 28 TB), and
+//! each is large enough that no ordinary machine grants what it asks for.
+//! The last test measures the binary's own peak memory on a compressed
+//! `.npz`.
+#![cfg(unix)]
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
@@ -19,8 +22,9 @@ use tempfile::TempDir;
 
 const GIB: u64 = 1 << 30;
 
-/// The length of most hostile files (sparse: no disk).
-const HUGE: u64 = 64 * GIB;
+/// The length of most hostile files (sparse: no disk): a tensor that long
+/// fits no machine's memory.
+const HUGE: u64 = 1 << 40;
 
 /// Writes `parts` (offset, bytes) into `dir/name`, a file of `len` bytes
 /// whose other bytes are holes (read as zeros, stored nowhere).
@@ -114,7 +118,7 @@ fn gguf_metadata_count_that_fits_the_file_but_not_memory() {
 #[test]
 fn gguf_tensor_count_that_fits_the_file_but_not_memory() {
     // 24 bytes at least per tensor info; the old reader reserved the infos,
-    // a name set and the tensors for 2.9 billion of them (183 GB).
+    // a name set and the tensors for 46 billion of them (2.9 TB).
     let dir = TempDir::new().unwrap();
     let n = HUGE / 24 - 10;
     let f = sparse(&dir, "t.gguf", HUGE, &[(0, &gguf_header(n, 0))]);
@@ -122,9 +126,9 @@ fn gguf_tensor_count_that_fits_the_file_but_not_memory() {
 }
 
 #[test]
-fn gguf_string_array_of_a_billion_empty_strings() {
+fn gguf_string_array_of_137_billion_empty_strings() {
     // 8 bytes each in the file (a zero length), 24 in memory as a String:
-    // the old reader reserved 200 GB for them; the header's memory budget
+    // the old reader reserved 3.3 TB for them; the header's memory budget
     // refuses them before anything is allocated.
     let dir = TempDir::new().unwrap();
     let mut h = gguf_header(0, 1);
@@ -146,7 +150,7 @@ fn gguf_string_array_of_a_billion_empty_strings() {
 
 #[test]
 fn gguf_byte_array_as_long_as_the_file() {
-    // A u8 array of 64 GiB, every byte in the file: the old reader copied
+    // A u8 array of 1 TiB, every byte in the file: the old reader copied
     // it into memory (and aborted when it could not).
     let dir = TempDir::new().unwrap();
     let mut h = gguf_header(0, 1);
@@ -165,8 +169,8 @@ fn gguf_byte_array_as_long_as_the_file() {
 
 #[test]
 fn gguf_quantized_matrix_whose_dequantized_values_do_not_fit() {
-    // A Q4_0 embedding of 64 GiB, every block in the file: its f32 values
-    // take 7.1 times that (455 GB), which the old reader asked for with
+    // A Q4_0 embedding of 1 TiB, every block in the file: its f32 values
+    // take 7.1 times that (7.8 TB), which the old reader asked for with
     // vec![0; n] and aborted.
     let dir = TempDir::new().unwrap();
     let cols = 4096u64;
@@ -205,7 +209,7 @@ fn npy_header(dict: &str) -> Vec<u8> {
 
 #[test]
 fn npy_big_endian_matrix_whose_copy_does_not_fit() {
-    // A big-endian array is byte-swapped into a copy: 64 GiB, which the
+    // A big-endian array is byte-swapped into a copy: 1 TiB, which the
     // old reader took with to_vec() and aborted on.
     let dir = TempDir::new().unwrap();
     let cols = 4096u64;
@@ -322,8 +326,8 @@ fn sparse_parts(dir: &TempDir, name: &str, len: u64, parts: &[(u64, Vec<u8>)]) -
 
 #[test]
 fn zip_entry_count_that_fits_the_directory_but_not_memory() {
-    // A central directory of 64 GiB declaring as many 46-byte records as it
-    // could hold (1.5 billion): the old reader reserved 83 GB for them.
+    // A central directory of 1 TiB declaring as many 46-byte records as it
+    // could hold (24 billion): the old reader reserved 1.3 TB for them.
     let dir = TempDir::new().unwrap();
     let cd_size = HUGE - 98;
     let count = cd_size / 46;
@@ -412,10 +416,10 @@ fn torch_pickle(numel: u64, size: [u64; 2], stride: [u64; 2]) -> Vec<u8> {
 
 #[test]
 fn torch_strided_view_whose_copy_does_not_fit() {
-    // A transposed view of a 64 GiB storage is gathered into a copy of its
-    // own: the old reader reserved it (64 GiB) and aborted.
+    // A transposed view of a 1 TiB storage is gathered into a copy of its
+    // own: the old reader reserved it (1 TiB) and aborted.
     let dir = TempDir::new().unwrap();
-    let (rows, cols) = (1u64 << 22, 4096u64);
+    let (rows, cols) = (1u64 << 26, 4096u64);
     let numel = rows * cols;
     let pkl = torch_pickle(numel, [rows, cols], [1, rows]);
     let (parts, len) = zip64(&[
@@ -448,7 +452,7 @@ fn torch_strided_view_whose_copy_does_not_fit() {
 #[test]
 fn hdf5_trajectory_of_a_trillion_unwritten_steps() {
     // 1,400 bytes of h5py output declaring shape (2^40, 1, 1), chunked, no
-    // chunk written, made 64 GiB long so that its length allows the shape:
+    // chunk written, made 1 TiB long so that its length allows the shape:
     // the old reader listed every step (8 TB of u64) before reading one.
     let dir = TempDir::new().unwrap();
     let fixture =
@@ -488,9 +492,9 @@ fn hdf5_trajectory_of_a_trillion_unwritten_steps() {
 }
 
 #[test]
-fn safetensors_trajectory_of_32_billion_steps() {
-    // F16 [2^35 - 8, 1, 1]: every step's bytes in the (sparse) file; the old
-    // reader listed every step (256 GB).
+fn safetensors_trajectory_of_550_billion_steps() {
+    // F16 [2^39 - 128, 1, 1]: every step's bytes in the (sparse) file; the
+    // old reader listed every step (4.4 TB).
     let dir = TempDir::new().unwrap();
     let steps = (HUGE - 256) / 2;
     let json = format!(
