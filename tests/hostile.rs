@@ -6,7 +6,7 @@
 //! The files are sparse: written with a few real bytes and `File::set_len`,
 //! so that even 1 TiB costs no disk (hence Unix only: NTFS would reserve
 //! the space). Each one made the readers as they were before issue #12
-//! abort, by reserving from a declared count or size (37 GB to 28 TB), and
+//! abort, by reserving from a declared count or size (37 GB to 8.8 TB), and
 //! each is large enough that no ordinary machine grants what it asks for.
 //! The last test measures the binary's own peak memory on a compressed
 //! `.npz`.
