@@ -25,6 +25,8 @@ same array is stored every way `--trajectory` reads:
                           declares 10^12 steps of fill values (the hostile
                           tests extend it, sparse, so that its length
                           allows the shape)
+  wide_u16.h5             "W" uint16 of shape (4, 2**20, 2**20), chunks (1,
+                          64, 64), no chunk written: one step of 2 TiB
   expected_bf16.bin, expected_f16.bin, expected_f32.bin
                           the array's little-endian bytes (numpy tofile),
                           which the tests compare every step against
@@ -107,6 +109,8 @@ def main():
         g.create_dataset("bias", data=bias)
     with h5py.File(OUT / "unwritten_u16.h5", "w", libver="earliest") as f:
         f.create_dataset("W", shape=(2**40, 1, 1), dtype="<u2", chunks=(1024, 1, 1), maxshape=(None, 1, 1))
+    with h5py.File(OUT / "wide_u16.h5", "w", libver="earliest") as f:
+        f.create_dataset("W", shape=(4, 2**20, 2**20), dtype="<u2", chunks=(1, 64, 64))
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@
 //!
 //! The files are sparse: written with a few real bytes and `File::set_len`,
 //! so that even 1 TiB costs no disk (hence Unix only: NTFS would reserve
-//! the space). Each one made the readers as they were before issue #12
-//! abort, by reserving from a declared count or size (37 GB to 8.8 TB), and
-//! each is large enough that no ordinary machine grants what it asks for.
+//! the space). Each one but the 2 TiB HDF5 step (which `hdf5-reader`
+//! already refused) made the readers as they were before issue #12 abort,
+//! by reserving from a declared count or size (37 GB to 8.8 TB), and each
+//! is large enough that no ordinary machine grants what it asks for.
 //! The last test measures the binary's own peak memory on a compressed
 //! `.npz`.
 #![cfg(unix)]
@@ -489,6 +490,23 @@ fn hdf5_trajectory_of_a_trillion_unwritten_steps() {
         .collect();
     let want: Vec<u64> = (0..1024).map(|k| k << 30).collect();
     assert_eq!(steps, want);
+}
+
+#[test]
+fn hdf5_trajectory_step_larger_than_memory() {
+    // Shape (4, 2^20, 2^20) of u16, no chunk written, made 1 TiB long: one
+    // step is 2 TiB of fill values. hdf5-reader asks for a selection's
+    // buffer fallibly (it did before issue #12 too); the refusal is one line.
+    let dir = TempDir::new().unwrap();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trajectory/wide_u16.h5");
+    let bytes = std::fs::read(fixture).unwrap();
+    let f = sparse(&dir, "wide.h5", HUGE, &[(0, &bytes)]);
+    refused(
+        &f,
+        &["--as", "bf16", "--trajectory"],
+        &["cannot allocate 2199023255552 bytes"],
+    );
 }
 
 #[test]
