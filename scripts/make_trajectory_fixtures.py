@@ -20,6 +20,13 @@ same array is stored every way `--trajectory` reads:
   nested.h5               group "run": "run/W" float32 chunked (3, 5, 3),
                           "run/V" float32 (9, 5, 3) contiguous (W + 1), and a
                           2-D "run/bias" (no key: two 3-D datasets, an error)
+  unwritten_u16.h5        "W" uint16 of shape (2**40, 1, 1), chunks (1024, 1,
+                          1), no chunk written: a file of a few KB that
+                          declares 10^12 steps of fill values (the hostile
+                          tests extend it, sparse, so that its length
+                          allows the shape)
+  wide_u16.h5             "W" uint16 of shape (4, 2**20, 2**20), chunks (1,
+                          64, 64), no chunk written: one step of 2 TiB
   expected_bf16.bin, expected_f16.bin, expected_f32.bin
                           the array's little-endian bytes (numpy tofile),
                           which the tests compare every step against
@@ -100,6 +107,10 @@ def main():
         g.create_dataset("W", data=w, chunks=(3, 5, 3))
         g.create_dataset("V", data=w + 1)
         g.create_dataset("bias", data=bias)
+    with h5py.File(OUT / "unwritten_u16.h5", "w", libver="earliest") as f:
+        f.create_dataset("W", shape=(2**40, 1, 1), dtype="<u2", chunks=(1024, 1, 1), maxshape=(None, 1, 1))
+    with h5py.File(OUT / "wide_u16.h5", "w", libver="earliest") as f:
+        f.create_dataset("W", shape=(4, 2**20, 2**20), dtype="<u2", chunks=(1, 64, 64))
 
 
 if __name__ == "__main__":

@@ -5,13 +5,22 @@
 //!
 //! Nothing here trusts a header field: every offset and size is checked,
 //! with checked arithmetic, against the file's length before it is used, and
-//! nothing is allocated from a declared size before that check (the entry
-//! count is capped by how many 46-byte records the directory's bytes can hold).
-//! ZIP64 (which torch writes for large files) is read through its locator and
-//! end record and through each entry's ZIP64 extra field.
+//! nothing is sized by a declared count: the member list grows as records
+//! are read (the count is first checked against how many 46-byte records the
+//! directory's bytes can hold, and against [`MAX_LIST_MEMORY`]); a member is
+//! inflated into one buffer of exactly its declared size, asked for
+//! fallibly after that size was checked against deflate's largest ratio,
+//! and filled as the stream really produces bytes, so that a size the
+//! stream does not back costs no memory. ZIP64 (which torch writes for large
+//! files) is read through its locator and end record and through each
+//! entry's ZIP64 extra field.
 
-use std::collections::HashSet;
 use std::ops::Range;
+
+use miniz_oxide::inflate::stream::{inflate as inflate_step, InflateState};
+use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
+
+use crate::load::alloc;
 
 /// One member of the archive, as its central-directory record describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +54,16 @@ const CENTRAL_SIG: u32 = 0x0201_4b50;
 const CENTRAL_LEN: usize = 46;
 const LOCAL_SIG: u32 = 0x0403_4b50;
 const LOCAL_LEN: usize = 30;
+
+/// The most memory the member list may take (each entry and its name):
+/// millions of members, where a checkpoint or an archive of arrays has a
+/// few thousand.
+pub const MAX_LIST_MEMORY: usize = 1 << 30;
+
+/// How much of an inflated member's buffer is made ready (zeroed) ahead of
+/// the inflater at a time: the memory a member whose stream ends short of
+/// its declared size costs beyond the bytes it really inflates to.
+const INFLATE_STEP: usize = 8 << 20;
 
 type Res<T> = std::result::Result<T, String>;
 
@@ -168,9 +187,19 @@ pub fn entries(file: &[u8]) -> Res<Vec<Entry>> {
             cd.len()
         ));
     }
-    // Bounded by `most`, hence by the file's size.
-    let mut out = Vec::with_capacity(dir.count as usize);
-    let mut seen = HashSet::new();
+    // What one entry takes in memory besides its name: the entry, and its
+    // index in the duplicate check.
+    let each = size_of::<Entry>() + size_of::<usize>();
+    if dir.count.saturating_mul(each as u64) > MAX_LIST_MEMORY as u64 {
+        return Err(format!(
+            "the archive declares {} entries, more than the {} that {MAX_LIST_MEMORY} bytes of memory hold; no checkpoint has that many (corrupt count?)",
+            dir.count,
+            MAX_LIST_MEMORY / each
+        ));
+    }
+    // Grown as records are read, not sized by the declared count.
+    let mut out: Vec<Entry> = Vec::new();
+    let mut memory = 0usize;
     let mut at = 0usize;
     for i in 0..dir.count {
         let bad = |what: &str| format!("central directory entry {i}: {what}");
@@ -227,8 +256,12 @@ pub fn entries(file: &[u8]) -> Res<Vec<Entry>> {
             take(wants[1], &mut compressed_size)?;
             take(wants[2], &mut local_header_offset)?;
         }
-        if !seen.insert(name.clone()) {
-            return Err(format!("the archive holds {name:?} twice"));
+        memory += each + name.len();
+        if memory > MAX_LIST_MEMORY {
+            return Err(format!(
+                "the names of the archive's first {} entries take more than {MAX_LIST_MEMORY} bytes of memory",
+                i + 1
+            ));
         }
         out.push(Entry {
             name,
@@ -240,6 +273,12 @@ pub fn entries(file: &[u8]) -> Res<Vec<Entry>> {
             local_header_offset,
         });
         at = next;
+    }
+    // Duplicates, found by sorting positions rather than copying names.
+    let mut order: Vec<usize> = (0..out.len()).collect();
+    order.sort_unstable_by(|&a, &b| out[a].name.cmp(&out[b].name));
+    if let Some(w) = order.windows(2).find(|w| out[w[0]].name == out[w[1]].name) {
+        return Err(format!("the archive holds {:?} twice", out[w[0]].name));
     }
     Ok(out)
 }
@@ -333,10 +372,21 @@ pub fn stored_range(file: &[u8], e: &Entry) -> Res<Range<usize>> {
 }
 
 /// The uncompressed bytes of member `e` (STORED or DEFLATED), at most
-/// `max_len` of them; the output is sized by the declared size only after
-/// that size was checked against `max_len` and against the most deflate can
-/// expand the member's compressed bytes. The CRC-32 is checked.
+/// `max_len` of them (see [`inflate_from`]).
 pub fn inflate(file: &[u8], e: &Entry, max_len: usize) -> Res<Vec<u8>> {
+    inflate_from(file, e, 0, max_len)
+}
+
+/// The uncompressed bytes of member `e` (STORED or DEFLATED) from byte
+/// `skip` on, when it declares at most `max_len` in all: the first `skip`
+/// (a header the caller already read) are inflated and checked but not
+/// kept, the rest inflated straight into the buffer returned, which holds
+/// exactly them (no second copy). The declared size is checked against
+/// `max_len` and against the most deflate can expand the member's bytes,
+/// the buffer is asked for fallibly, and it is filled as the stream
+/// produces bytes: a stream that ends early is an error that cost no more
+/// memory than what it inflated to. The CRC-32 is checked.
+pub fn inflate_from(file: &[u8], e: &Entry, skip: usize, max_len: usize) -> Res<Vec<u8>> {
     let bad = |what: String| format!("member {:?}: {what}", e.name);
     let declared = usize::try_from(e.uncompressed_size)
         .ok()
@@ -347,8 +397,23 @@ pub fn inflate(file: &[u8], e: &Entry, max_len: usize) -> Res<Vec<u8>> {
                 e.uncompressed_size
             ))
         })?;
-    let out = match e.method {
-        STORED => file[stored_range(file, e)?].to_vec(),
+    let want = declared.checked_sub(skip).ok_or_else(|| {
+        bad(format!(
+            "it declares {declared} bytes uncompressed, fewer than the {skip} of its header"
+        ))
+    })?;
+    let buffer = format!("member {:?}, inflated,", e.name);
+    match e.method {
+        STORED => {
+            let data = &file[stored_range(file, e)?];
+            if crc32(data) != e.crc32 {
+                return Err(bad("its CRC-32 does not match its data (corrupt)".into()));
+            }
+            let kept = data
+                .get(skip..)
+                .ok_or_else(|| bad(format!("it is shorter than the {skip} bytes of its header")))?;
+            alloc::copy(kept, &buffer)
+        }
         DEFLATED => {
             let range = data_range(file, e)?;
             // Deflate expands by at most 1032:1; a larger claim is a lie.
@@ -358,29 +423,102 @@ pub fn inflate(file: &[u8], e: &Entry, max_len: usize) -> Res<Vec<u8>> {
                     range.len()
                 )));
             }
-            miniz_oxide::inflate::decompress_to_vec_with_limit(&file[range], declared)
-                .map_err(|err| bad(format!("its deflate stream is corrupt ({:?})", err.status)))?
+            // Short of the declared size: a stream that ended there, or
+            // one that cannot go on (its input spent or broken).
+            let short = |got: usize, ended: bool| {
+                bad(if ended {
+                    format!("it inflates to {got} bytes, not the {declared} declared")
+                } else {
+                    format!(
+                        "its deflate stream is corrupt or truncated: it stops after {got} of the {declared} bytes declared"
+                    )
+                })
+            };
+            let mut z = Inflater::new(&file[range]);
+            let mut head = alloc::zeroed(skip, &buffer)?;
+            let got = z.fill(&mut head).map_err(&bad)?;
+            if got < skip {
+                return Err(short(got, z.ended));
+            }
+            let mut crc = crc32_update(!0, &head);
+            drop(head);
+            let mut out: Vec<u8> = alloc::room(want, &buffer)?;
+            while out.len() < want {
+                let at = out.len();
+                out.resize(want.min(at + INFLATE_STEP), 0);
+                let got = z.fill(&mut out[at..]).map_err(&bad)?;
+                crc = crc32_update(crc, &out[at..at + got]);
+                let full = at + got == out.len();
+                out.truncate(at + got);
+                if !full {
+                    return Err(short(skip + out.len(), z.ended));
+                }
+            }
+            if z.fill(&mut [0u8; 1]).map_err(&bad)? > 0 {
+                return Err(bad(format!(
+                    "it inflates to more than the {declared} bytes declared"
+                )));
+            }
+            if !z.ended {
+                return Err(bad(
+                    "its deflate stream stops before its end (truncated or corrupt)".into(),
+                ));
+            }
+            if !crc != e.crc32 {
+                return Err(bad("its CRC-32 does not match its data (corrupt)".into()));
+            }
+            Ok(out)
         }
-        other => return Err(bad(format!("unsupported compression method {other}"))),
-    };
-    if out.len() != declared {
-        return Err(bad(format!(
-            "it inflates to {} bytes, not the {declared} declared",
-            out.len()
-        )));
+        other => Err(bad(format!("unsupported compression method {other}"))),
     }
-    if crc32(&out) != e.crc32 {
-        return Err(bad("its CRC-32 does not match its data (corrupt)".into()));
+}
+
+/// A raw deflate stream, inflated piece by piece into buffers the caller gives.
+struct Inflater<'a> {
+    state: Box<InflateState>,
+    input: &'a [u8],
+    /// The stream's last block was read.
+    ended: bool,
+}
+
+impl<'a> Inflater<'a> {
+    fn new(input: &'a [u8]) -> Self {
+        Self {
+            state: InflateState::new_boxed(DataFormat::Raw),
+            input,
+            ended: false,
+        }
     }
-    Ok(out)
+
+    /// Fills `out` from the stream; the bytes written, fewer than `out`
+    /// holds only when the stream ended or cannot go on (its input is spent).
+    fn fill(&mut self, out: &mut [u8]) -> Res<usize> {
+        let mut written = 0;
+        while written < out.len() && !self.ended {
+            let r = inflate_step(
+                &mut self.state,
+                self.input,
+                &mut out[written..],
+                MZFlush::None,
+            );
+            self.input = &self.input[r.bytes_consumed.min(self.input.len())..];
+            written += r.bytes_written;
+            match r.status {
+                Ok(MZStatus::StreamEnd) => self.ended = true,
+                Ok(_) if r.bytes_consumed == 0 && r.bytes_written == 0 => break,
+                Ok(_) => {}
+                Err(MZError::Buf) => break,
+                Err(err) => return Err(format!("its deflate stream is corrupt ({err:?})")),
+            }
+        }
+        Ok(written)
+    }
 }
 
 /// The first bytes of member `e`, at most `n` of them (STORED or
 /// DEFLATED), inflating no more than that: how a member is looked into
 /// without inflating all of it. The CRC cannot be checked on a prefix.
 pub fn inflate_prefix(file: &[u8], e: &Entry, n: usize) -> Res<Vec<u8>> {
-    use miniz_oxide::inflate::stream::{inflate, InflateState};
-    use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
     let bad = |what: String| format!("member {:?}: {what}", e.name);
     match e.method {
         STORED => {
@@ -388,24 +526,12 @@ pub fn inflate_prefix(file: &[u8], e: &Entry, n: usize) -> Res<Vec<u8>> {
             Ok(file[r.start..r.end.min(r.start.saturating_add(n))].to_vec())
         }
         DEFLATED => {
-            let mut input = &file[data_range(file, e)?];
-            let mut out = vec![0u8; n];
-            let mut written = 0;
-            let mut state = InflateState::new_boxed(DataFormat::Raw);
-            while written < n {
-                let r = inflate(&mut state, input, &mut out[written..], MZFlush::None);
-                input = &input[r.bytes_consumed.min(input.len())..];
-                written += r.bytes_written;
-                match r.status {
-                    Ok(MZStatus::StreamEnd) => break,
-                    Ok(_) if r.bytes_consumed == 0 && r.bytes_written == 0 => break,
-                    Ok(_) => {}
-                    Err(MZError::Buf) => break,
-                    Err(err) => {
-                        return Err(bad(format!("its deflate stream is corrupt ({err:?})")))
-                    }
-                }
-            }
+            // No more than the member declares (a bound, not a size: the
+            // buffer is cut to what the stream really gives).
+            let n = usize::try_from(e.uncompressed_size).map_or(n, |d| d.min(n));
+            let mut z = Inflater::new(&file[data_range(file, e)?]);
+            let mut out = alloc::zeroed(n, "a member's first bytes")?;
+            let written = z.fill(&mut out).map_err(bad)?;
             out.truncate(written);
             Ok(out)
         }
@@ -413,30 +539,37 @@ pub fn inflate_prefix(file: &[u8], e: &Entry, n: usize) -> Res<Vec<u8>> {
     }
 }
 
+/// `crc`, a CRC-32 register (before its final inversion), updated with `data`.
+fn crc32_update(crc: u32, data: &[u8]) -> u32 {
+    data.iter().fold(crc, |c, &b| {
+        CRC_TABLE[((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8)
+    })
+}
+
+/// The CRC-32 table (IEEE, reflected, as zip uses it).
+const CRC_TABLE: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
+
 /// The CRC-32 (IEEE, as zip uses it) of `data`.
 pub fn crc32(data: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut t = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-                k += 1;
-            }
-            t[i] = c;
-            i += 1;
-        }
-        t
-    };
-    !data.iter().fold(!0u32, |c, &b| {
-        TABLE[((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8)
-    })
+    !crc32_update(!0, data)
 }
 
 #[cfg(test)]
@@ -594,6 +727,66 @@ mod tests {
         assert!(inflate(&f, &e, usize::MAX)
             .unwrap_err()
             .contains("declares"));
+    }
+
+    #[test]
+    fn inflating_from_an_offset_keeps_only_the_rest_and_checks_the_whole() {
+        let plain: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let packed = miniz_oxide::deflate::compress_to_vec(&plain, 6);
+        let member = |usize_: u64, crc: u32| Member {
+            name: "a.npy",
+            method: DEFLATED,
+            data: &packed,
+            usize_,
+            crc,
+        };
+        let f = build(&[member(plain.len() as u64, crc32(&plain))], false);
+        let e = &entries(&f).unwrap()[0];
+        for skip in [0, 1, 128, 70_000, plain.len()] {
+            let out = inflate_from(&f, e, skip, 1 << 20).unwrap();
+            assert_eq!(out, plain[skip..], "skip {skip}");
+            assert_eq!(out.capacity(), out.len(), "skip {skip}: one exact buffer");
+        }
+        let e = inflate_from(&f, e, plain.len() + 1, 1 << 20).unwrap_err();
+        assert!(e.contains("fewer than the"), "{e}");
+        // A stored member the same way.
+        let f = build(&[stored("b.npy", &plain)], false);
+        let e = &entries(&f).unwrap()[0];
+        assert_eq!(inflate_from(&f, e, 10, 1 << 20).unwrap(), plain[10..]);
+    }
+
+    #[test]
+    fn a_declared_size_the_stream_does_not_match_is_refused() {
+        let plain: Vec<u8> = (0..100_000u32).map(|i| (i % 13) as u8).collect();
+        let packed = miniz_oxide::deflate::compress_to_vec(&plain, 6);
+        let crc = crc32(&plain);
+        let one = |usize_: u64, data: &[u8]| {
+            let m = Member {
+                name: "a.npy",
+                method: DEFLATED,
+                data,
+                usize_,
+                crc,
+            };
+            let f = build(&[m], false);
+            let e = entries(&f).unwrap().remove(0);
+            inflate_from(&f, &e, 4, 1 << 30)
+        };
+        let n = plain.len() as u64;
+        // Declared larger than the stream: refused once the stream ends.
+        let e = one(n * 2, &packed).unwrap_err();
+        assert!(
+            e.contains("inflates to 100000 bytes, not the 200000"),
+            "{e}"
+        );
+        // Declared smaller: the bytes past it are noticed.
+        let e = one(n - 1, &packed).unwrap_err();
+        assert!(e.contains("more than the 99999"), "{e}");
+        // The stream cut short.
+        let e = one(n, &packed[..packed.len() / 2]).unwrap_err();
+        assert!(e.contains("corrupt or truncated: it stops after"), "{e}");
+        // And exactly right.
+        assert_eq!(one(n, &packed).unwrap(), plain[4..]);
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! then the array's bytes. The header is parsed as data, never evaluated.
 //!
 //! A little-endian C-order array is read in place; a big-endian one is
-//! byte-swapped and a Fortran-order one transposed into a copy of its own.
+//! byte-swapped and a Fortran-order one transposed into a copy of its own
+//! (asked for fallibly: a shape that fits the file may not fit memory). A
+//! compressed `.npz` member is inflated straight into the buffer the tensor
+//! is read from: its array's size once, plus its header.
 //! A bf16 array saved through ml_dtypes reads as a 2-byte void (`<V2`):
 //! `--as bf16` says how to read it.
 
@@ -114,6 +117,17 @@ pub fn parse_prefix(file: &[u8], total: usize) -> std::result::Result<Npy, Strin
         shape,
         data: end..end + have,
     })
+}
+
+/// Where the header of the `.npy` file starting with `first` ends (its
+/// magic, version, length field and dict), when `first` holds the length
+/// field (12 bytes are enough).
+fn header_end(first: &[u8]) -> Option<usize> {
+    match (first.get(6), first.get(8..12)) {
+        (Some(1), Some(b)) => Some(10 + u16::from_le_bytes([b[0], b[1]]) as usize),
+        (Some(2 | 3), Some(b)) => Some(12 + u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize),
+        _ => None,
+    }
 }
 
 /// The dtype, item size and byte order of a numpy `descr` string.
@@ -283,37 +297,55 @@ impl Parser<'_> {
 
 /// The array's bytes as row-major little-endian: in place when they are
 /// stored so, else a copy (byte-swapped, transposed), sized by `npy.data`,
-/// which was checked against the file.
-pub fn data(map: &Arc<Mmap>, base: usize, npy: &Npy) -> Option<Bytes> {
+/// which was checked against the file; the reason otherwise.
+pub fn data(map: &Arc<Mmap>, base: usize, npy: &Npy) -> std::result::Result<Bytes, String> {
+    let outside = || "the data range lies outside the file".to_string();
     let range = base + npy.data.start..base + npy.data.end;
-    let fortran_2d = npy.fortran && npy.shape.len() == 2;
-    if npy.order == Order::Little && !fortran_2d {
-        return Bytes::mapped(map.clone(), range);
+    if npy.order == Order::Little && !is_fortran_2d(npy) {
+        return Bytes::mapped(map.clone(), range).ok_or_else(outside);
     }
-    Some(Bytes::owned(to_row_major(map.get(range)?, npy)))
+    Ok(Bytes::owned(to_row_major(
+        map.get(range).ok_or_else(outside)?,
+        npy,
+    )?))
 }
 
-/// A copy of `raw` (the array's stored bytes) as row-major little-endian.
-pub fn to_row_major(raw: &[u8], npy: &Npy) -> Vec<u8> {
+/// A Fortran-order matrix, stored column by column (Fortran order changes
+/// nothing for one dimension).
+fn is_fortran_2d(npy: &Npy) -> bool {
+    npy.fortran && npy.shape.len() == 2
+}
+
+/// A copy of `raw` (the array's stored bytes) as row-major little-endian,
+/// or the reason it cannot be had (the memory for it).
+pub fn to_row_major(raw: &[u8], npy: &Npy) -> std::result::Result<Vec<u8>, String> {
     let item = npy.item;
-    let mut out = raw.to_vec();
-    if npy.fortran && npy.shape.len() == 2 {
+    let what = "the array's row-major copy";
+    let mut out = if is_fortran_2d(npy) {
         let (rows, cols) = (npy.shape[0], npy.shape[1]);
-        // Element (r, c) is stored at c * rows + r.
+        let mut out = crate::load::alloc::room(raw.len(), what)?;
+        // Row r gathers element (r, c), stored at c * rows + r.
         for r in 0..rows {
             for c in 0..cols {
                 let src = (c * rows + r) * item;
-                let dst = (r * cols + c) * item;
-                out[dst..dst + item].copy_from_slice(&raw[src..src + item]);
+                out.extend_from_slice(raw.get(src..src + item).ok_or("the data is short")?);
             }
         }
-    }
+        out
+    } else {
+        crate::load::alloc::copy(raw, what)?
+    };
     if npy.order == Order::Big {
-        for e in out.chunks_exact_mut(item) {
-            e.reverse();
-        }
+        swap_bytes(&mut out, item);
     }
-    out
+    Ok(out)
+}
+
+/// Reverses the bytes of each `item`-byte element of `buf`, in place.
+fn swap_bytes(buf: &mut [u8], item: usize) {
+    for e in buf.chunks_exact_mut(item) {
+        e.reverse();
+    }
 }
 
 /// An open, memory-mapped `.npy` file.
@@ -362,10 +394,10 @@ impl TensorSource for NpyFile {
         &self.tensors
     }
     fn data(&self, _index: usize) -> Result<Bytes> {
-        data(&self.map, 0, &self.npy).ok_or_else(|| Error::Format {
+        data(&self.map, 0, &self.npy).map_err(|reason| Error::Format {
             path: self.path.clone(),
             format: FORMAT,
-            reason: "the data range lies outside the file".into(),
+            reason,
         })
     }
 }
@@ -424,8 +456,12 @@ impl NpzFile {
                 }
             } else {
                 let total = usize::try_from(e.uncompressed_size).unwrap_or(usize::MAX);
-                let head = crate::load::container::zip::inflate_prefix(&map, e, MAX_HEADER + 16)
-                    .map_err(&err)?;
+                // The header only: its length is in the first 12 bytes.
+                let inflate = |n| crate::load::container::zip::inflate_prefix(&map, e, n);
+                let mut head = inflate(12).map_err(&err)?;
+                if let Some(end) = header_end(&head).filter(|&end| end > head.len()) {
+                    head = inflate(end.min(MAX_HEADER + 12)).map_err(&err)?;
+                }
                 let npy = parse_prefix(&head, total).map_err(in_member)?;
                 Member::Deflated {
                     npy,
@@ -465,29 +501,36 @@ impl TensorSource for NpzFile {
         let bytes = match self.members.get(index) {
             Some(Member::Mapped { npy, base }) => data(&self.map, *base, npy),
             Some(Member::Deflated { npy, entry }) => {
-                // Sized by the declared size, which inflate checks against
-                // the cap and against what deflate can make of the member.
-                let buf = crate::load::container::zip::inflate(&self.map, entry, MAX_INFLATED)
-                    .map_err(|reason| Error::Format {
-                        path: self.path.clone(),
-                        format: NPZ_FORMAT,
-                        reason,
-                    })?;
-                buf.get(npy.data.clone()).map(|raw| {
-                    let fortran_2d = npy.fortran && npy.shape.len() == 2;
-                    if npy.order == Order::Little && !fortran_2d {
-                        Bytes::owned(raw.to_vec())
-                    } else {
-                        Bytes::owned(to_row_major(raw, npy))
+                // The array's bytes only, inflated into their own buffer
+                // (the header is inflated and checked, not kept); sized by
+                // the declared size, which the inflater checks against the
+                // cap and against what deflate can make of the member.
+                crate::load::container::zip::inflate_from(
+                    &self.map,
+                    entry,
+                    npy.data.start,
+                    MAX_INFLATED,
+                )
+                .and_then(|mut raw| {
+                    if raw.len() != npy.data.len() {
+                        return Err("the array's size differs from its header's".to_string());
                     }
+                    if is_fortran_2d(npy) {
+                        // Transposed into a second buffer.
+                        return to_row_major(&raw, npy).map(Bytes::owned);
+                    }
+                    if npy.order == Order::Big {
+                        swap_bytes(&mut raw, npy.item);
+                    }
+                    Ok(Bytes::owned(raw))
                 })
             }
-            None => None,
+            None => Err(format!("array number {index} lies outside the archive")),
         };
-        bytes.ok_or_else(|| Error::Format {
+        bytes.map_err(|reason| Error::Format {
             path: self.path.clone(),
             format: NPZ_FORMAT,
-            reason: format!("array number {index} lies outside the archive"),
+            reason,
         })
     }
 }
@@ -575,6 +618,20 @@ mod tests {
     }
 
     #[test]
+    fn the_header_ends_where_the_data_starts() {
+        let f = npy(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+            &[0; 24],
+        );
+        assert_eq!(header_end(&f[..12]), Some(parse(&f).unwrap().data.start));
+        let mut v2 = b"\x93NUMPY\x02\x00".to_vec();
+        v2.extend(1000u32.to_le_bytes());
+        assert_eq!(header_end(&v2), Some(1012));
+        assert_eq!(header_end(b"\x93NUMPY\x09\x00abcd"), None);
+        assert_eq!(header_end(b"\x93NUMPY\x01"), None);
+    }
+
+    #[test]
     fn fortran_and_big_endian_become_row_major_little_endian() {
         // The 2×3 matrix [[1, 2, 3], [4, 5, 6]] as big-endian u16, column-major.
         let stored: Vec<u8> = [1u16, 4, 2, 5, 3, 6]
@@ -586,7 +643,7 @@ mod tests {
             &stored,
         );
         let n = parse(&f).unwrap();
-        let out = to_row_major(&f[n.data.clone()], &n);
+        let out = to_row_major(&f[n.data.clone()], &n).unwrap();
         let want: Vec<u8> = [1u16, 2, 3, 4, 5, 6]
             .iter()
             .flat_map(|v| v.to_le_bytes())

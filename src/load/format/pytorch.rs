@@ -34,6 +34,14 @@ pub const FORMAT: &str = "PyTorch";
 const MAX_PICKLE: usize = 1 << 30;
 /// How deep tensors are looked for in nested containers.
 const MAX_DEPTH: usize = 64;
+/// The most dimensions a tensor's size or stride may have (torch's own
+/// kernels stop at 25).
+const MAX_TENSOR_DIMS: usize = 64;
+/// The most memory the tensors found may take (each one's description, name
+/// and view): the pickle's graph may share one tensor, or one long key,
+/// under many paths, so that a small pickle names more tensors, or longer
+/// names, than it holds bytes.
+const MAX_FOUND_MEMORY: usize = 1 << 30;
 
 /// An open, memory-mapped PyTorch checkpoint whose pickle and storages were checked.
 pub struct TorchFile {
@@ -298,6 +306,7 @@ pub fn parse(
     let mut walk = Walk {
         p: &pickle,
         budget: pickle.values.len().saturating_mul(4).saturating_add(1024),
+        memory: MAX_FOUND_MEMORY,
         found: &mut found,
     };
     walk.visit(pickle.root, &mut Vec::new())?;
@@ -404,10 +413,13 @@ fn gather(storage: &[u8], v: &View) -> Res<Vec<u8>> {
                 storage.len()
             )
         })?;
-    let mut out = Vec::with_capacity(len);
+    // At most the storage's size, which lies in the file; asked for
+    // fallibly, as a large file's may not fit in memory.
+    let mut out = crate::load::alloc::room(len, "its gathered copy")?;
     if count == 0 {
         return Ok(out);
     }
+    // One counter per dimension (at most MAX_TENSOR_DIMS).
     let mut index = vec![0usize; v.shape.len()];
     for _ in 0..count {
         let at = index
@@ -442,11 +454,16 @@ struct Walk<'a> {
     /// Visits left: the graph may share nodes, so a walk is bounded in work
     /// as well as in depth.
     budget: usize,
+    /// Bytes of [`MAX_FOUND_MEMORY`] the tensors found may still take.
+    memory: usize,
     found: &'a mut Vec<Found>,
 }
 
-impl Walk<'_> {
-    fn visit(&mut self, id: Id, path: &mut Vec<String>) -> Res<()> {
+/// The keys from the root to a node: the pickle's own strings, borrowed.
+type KeyPath<'a> = Vec<Cow<'a, str>>;
+
+impl<'a> Walk<'a> {
+    fn visit(&mut self, id: Id, path: &mut KeyPath<'a>) -> Res<()> {
         if path.len() > MAX_DEPTH {
             return Err(format!(
                 "the saved object nests deeper than {MAX_DEPTH} containers (or refers to itself)"
@@ -469,7 +486,25 @@ impl Walk<'_> {
                 ..
             } => match global_name(p, *callee) {
                 Some(("torch._utils", "_rebuild_tensor" | "_rebuild_tensor_v2")) => {
+                    // Charged before the name is joined and the tensor kept.
+                    let cost = size_of::<Found>()
+                        + size_of::<TensorDesc>()
+                        + size_of::<View>()
+                        + path.iter().map(|k| k.len() + 1).sum::<usize>();
+                    self.memory = self.memory.checked_sub(cost).ok_or_else(|| {
+                        format!(
+                            "the saved object names more tensors, or longer names, than {MAX_FOUND_MEMORY} bytes of memory hold (after {} tensors; it repeats one object or one long key under many paths?)",
+                            self.found.len()
+                        )
+                    })?;
                     let t = self.tensor(*args, path)?;
+                    // The size and stride, kept twice (found, then viewed).
+                    let dims = 2 * 8 * (t.shape.len() + t.stride.len());
+                    self.memory = self.memory.checked_sub(dims).ok_or_else(|| {
+                        format!(
+                            "the tensors' sizes take more than {MAX_FOUND_MEMORY} bytes of memory"
+                        )
+                    })?;
                     self.found.push(t);
                     Ok(())
                 }
@@ -489,13 +524,14 @@ impl Walk<'_> {
         }
     }
 
-    fn visit_items(&mut self, items: &[(Id, Id)], path: &mut Vec<String>) -> Res<()> {
+    fn visit_items(&mut self, items: &'a [(Id, Id)], path: &mut KeyPath<'a>) -> Res<()> {
+        let p = self.p;
         for &(k, v) in items {
-            let key = match self.p.get(k) {
-                Value::Str(s) => s.clone(),
-                Value::Int(i) => i.to_string(),
-                Value::Bool(b) => if *b { "True" } else { "False" }.to_string(),
-                Value::None => "None".to_string(),
+            let key = match p.get(k) {
+                Value::Str(s) => Cow::Borrowed(s.as_str()),
+                Value::Int(i) => Cow::Owned(i.to_string()),
+                Value::Bool(b) => Cow::Borrowed(if *b { "True" } else { "False" }),
+                Value::None => Cow::Borrowed("None"),
                 // A tuple or object as key cannot be named; tensors under it are skipped.
                 _ => continue,
             };
@@ -507,9 +543,9 @@ impl Walk<'_> {
         Ok(())
     }
 
-    fn visit_list(&mut self, items: &[Id], path: &mut Vec<String>) -> Res<()> {
+    fn visit_list(&mut self, items: &'a [Id], path: &mut KeyPath<'a>) -> Res<()> {
         for (i, &v) in items.iter().enumerate() {
-            path.push(i.to_string());
+            path.push(Cow::Owned(i.to_string()));
             let r = self.visit(v, path);
             path.pop();
             r?;
@@ -519,7 +555,7 @@ impl Walk<'_> {
 
     /// A tensor from `_rebuild_tensor(_v2)`'s arguments:
     /// `(storage, storage_offset, size, stride, …)`.
-    fn tensor(&self, args: Id, path: &[String]) -> Res<Found> {
+    fn tensor(&self, args: Id, path: &[Cow<str>]) -> Res<Found> {
         let p = self.p;
         let name = path_name(path);
         let bad = |what: &str| format!("tensor {:?}: {what}", one_line(&name));
@@ -562,9 +598,13 @@ impl Walk<'_> {
         }
         let numel = count(p, *numel).ok_or_else(|| bad("its storage size is not a count"))?;
         let offset = count(p, *offset).ok_or_else(|| bad("its storage offset is not a count"))?;
-        let shape = counts(p, *size).ok_or_else(|| bad("its size is not a tuple of counts"))?;
-        let stride =
-            counts(p, *stride).ok_or_else(|| bad("its stride is not a tuple of counts"))?;
+        let not_counts = |what: &str| {
+            bad(&format!(
+                "its {what} is not a tuple of at most {MAX_TENSOR_DIMS} counts"
+            ))
+        };
+        let shape = counts(p, *size).ok_or_else(|| not_counts("size"))?;
+        let stride = counts(p, *stride).ok_or_else(|| not_counts("stride"))?;
         Ok(Found {
             name,
             key,
@@ -578,7 +618,7 @@ impl Walk<'_> {
     }
 }
 
-fn path_name(path: &[String]) -> String {
+fn path_name(path: &[Cow<str>]) -> String {
     path.join(".")
 }
 
@@ -598,7 +638,8 @@ fn count(p: &Pickle, id: Id) -> Option<usize> {
     }
 }
 
-/// A tuple (or `torch.Size`, or list) of non-negative integers.
+/// A tuple (or `torch.Size`, or list) of at most [`MAX_TENSOR_DIMS`]
+/// non-negative integers.
 fn counts(p: &Pickle, id: Id) -> Option<Vec<usize>> {
     let items = match p.get(id) {
         Value::Tuple(t) | Value::List(t) => t,
@@ -613,6 +654,9 @@ fn counts(p: &Pickle, id: Id) -> Option<Vec<usize>> {
         }
         _ => return None,
     };
+    if items.len() > MAX_TENSOR_DIMS {
+        return None;
+    }
     items.iter().map(|&i| count(p, i)).collect()
 }
 

@@ -5,7 +5,10 @@
 //! Step numbers are the indices along axis 0. Memory holds a few steps
 //! whatever their number: safetensors and contiguous HDF5 steps are ranges
 //! of one memory map; chunked HDF5 steps come from one decoded slab (the
-//! steps a chunk spans) at a time.
+//! steps a chunk spans) at a time. The list of steps is the selected ones
+//! only, computed from the selection rather than from a list of every step
+//! (a file of a few KB can declare 10^12 steps, unwritten), and at most
+//! [`MAX_SELECTED_STEPS`] of them.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +20,11 @@ use crate::load::format::safetensors::SafetensorsFile;
 use crate::load::model::LoadOptions;
 use crate::load::source::{regular_file, Bytes, StoredDtype, TensorDesc, TensorSource};
 use crate::load::vocab::{find_tokenizer, TokenNames};
+
+/// The most steps a trajectory survey reads: the series keeps a few numbers
+/// per step and surveys every step, so a million steps is hours of work;
+/// `--steps START:END:EVERY` picks fewer from a longer run.
+pub const MAX_SELECTED_STEPS: u64 = 1 << 20;
 
 /// Opens the trajectory tensor `opts.key` of `path` (safetensors or HDF5),
 /// keeping the steps `sel` selects.
@@ -82,12 +90,15 @@ pub fn open_trajectory(
             ));
         }
     }
-    let all_steps: Vec<u64> = (0..n_steps as u64).collect();
-    let steps: Vec<u64> = sel
-        .select(&all_steps)
-        .into_iter()
-        .map(|i| all_steps[i])
-        .collect();
+    let steps = selected_steps(sel, n_steps as u64).map_err(|n| {
+        tensor_err(
+            path,
+            format!(
+                "tensor {:?} has {n_steps} steps and --steps selects {n} of them, more than the {MAX_SELECTED_STEPS} a trajectory survey reads; pick fewer with --steps START:END:EVERY",
+                t.name
+            ),
+        )
+    })?;
     if steps.is_empty() {
         return Err(tensor_err(
             path,
@@ -118,6 +129,24 @@ pub fn open_trajectory(
         tokens,
         notices: notice.into_iter().collect(),
     }))
+}
+
+/// The step numbers `sel` keeps of `0..n_steps`, as
+/// [`StepSelection::select`] keeps them (the steps in `START..=END`, then
+/// every `EVERY`-th from the first), computed without listing every step;
+/// `Err` with their number when there are more than [`MAX_SELECTED_STEPS`].
+fn selected_steps(sel: &StepSelection, n_steps: u64) -> std::result::Result<Vec<u64>, u64> {
+    let first = sel.start.unwrap_or(0);
+    let last = sel.end.unwrap_or(u64::MAX).min(n_steps.saturating_sub(1));
+    if n_steps == 0 || first > last {
+        return Ok(Vec::new());
+    }
+    let every = sel.every.unwrap_or(1).max(1);
+    let count = (last - first) / every + 1;
+    if count > MAX_SELECTED_STEPS {
+        return Err(count);
+    }
+    Ok((0..count).map(|k| first + k * every).collect())
 }
 
 /// Opens the reader of tensor `i` of the file it captured.
@@ -257,5 +286,41 @@ impl StepSource for Trajectory {
                 .ok_or_else(|| tensor_err(&self.path, format!("step {step} outside the tensor"))),
             Steps::Hdf5(h) => h.step(step),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selected_steps_are_those_select_keeps_from_the_list_of_every_step() {
+        for n in 0..40u64 {
+            let all: Vec<u64> = (0..n).collect();
+            for text in [
+                ":", "::3", "5:", ":7", "3:11:2", "0:0", "39:", "40:", "2:2:5", "1:38:7", "::100",
+            ] {
+                let sel = StepSelection::parse(text).unwrap();
+                let want: Vec<u64> = sel.select(&all).into_iter().map(|i| all[i]).collect();
+                assert_eq!(selected_steps(&sel, n), Ok(want), "{text} of {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_selection_past_the_cap_is_refused_by_count_not_listed() {
+        let all = StepSelection::parse(":").unwrap();
+        assert_eq!(selected_steps(&all, 1 << 40), Err(1 << 40));
+        assert_eq!(
+            selected_steps(&all, MAX_SELECTED_STEPS).map(|s| s.len() as u64),
+            Ok(MAX_SELECTED_STEPS)
+        );
+        let every = StepSelection::parse("::1048576").unwrap();
+        assert_eq!(
+            selected_steps(&every, 1 << 40).map(|s| (s.len(), s[1])),
+            Ok((1 << 20, 1 << 20))
+        );
+        let end = StepSelection::parse("::").unwrap();
+        assert_eq!(selected_steps(&end, u64::MAX), Err(u64::MAX));
     }
 }

@@ -6,9 +6,13 @@
 //! data offset); padding to `general.alignment` (32 unless set); the data.
 //!
 //! [`parse`] is pure and checks everything before trusting it: counts against
-//! what the remaining bytes could hold before any allocation, every length
-//! against the remaining input, every size and offset with checked
-//! arithmetic, each tensor's data aligned and inside the file. A tensor's
+//! what the remaining bytes could hold, every length against the remaining
+//! input, every size and offset with checked arithmetic, each tensor's data
+//! aligned and inside the file. Nothing is allocated from a declared count:
+//! lists grow as their entries are read, and what the parsed header holds in
+//! memory is charged, at its real cost per entry, to a budget of
+//! [`MAX_HEADER_MEMORY`] before it is allocated (a file of 8 GiB can hold a
+//! billion empty strings, which would take 24 GiB as `String`s). A tensor's
 //! bytes are then a range of the map (zero-copy); quantized ones are decoded
 //! by [`quant`] when loaded.
 
@@ -36,6 +40,11 @@ pub const MAX_DIMS: usize = 4;
 /// How deeply arrays may nest in metadata (real files nest none; the bound
 /// keeps a crafted file from exhausting the stack).
 const MAX_ARRAY_DEPTH: usize = 8;
+
+/// The most memory the parsed header (metadata and tensor infos) may take.
+/// A real model's header takes tens of MB at most (the largest part is a
+/// vocabulary of a few hundred thousand token strings and their merges).
+pub const MAX_HEADER_MEMORY: usize = 1 << 30;
 
 /// An open, memory-mapped GGUF file whose header was checked.
 pub struct GgufFile {
@@ -352,15 +361,34 @@ fn stored_dtype(name: &str) -> StoredDtype {
     }
 }
 
-/// A cursor over the file that never reads past its end.
+/// A cursor over the file that never reads past its end, and the memory
+/// the parsed header may still take.
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Bytes of [`MAX_HEADER_MEMORY`] not yet charged.
+    memory: usize,
 }
 
 impl<'a> Reader<'a> {
     fn remaining(&self) -> usize {
         self.buf.len() - self.pos
+    }
+
+    /// Charges `bytes` of memory that `what` is about to take, before it
+    /// is allocated; an error once the header would pass its budget.
+    fn charge(
+        &mut self,
+        bytes: usize,
+        what: &dyn Fn() -> String,
+    ) -> std::result::Result<(), String> {
+        self.memory = self.memory.checked_sub(bytes).ok_or_else(|| {
+            format!(
+                "{} would take the header's metadata and tensor infos past {MAX_HEADER_MEMORY} bytes of memory; no real model's header is that large (corrupt count?)",
+                what()
+            )
+        })?;
+        Ok(())
     }
 
     fn take(&mut self, n: usize, what: &str) -> std::result::Result<&'a [u8], String> {
@@ -409,16 +437,21 @@ impl<'a> Reader<'a> {
         self.take(n, what)
     }
 
-    /// A string that must be UTF-8 (keys and tensor names).
-    fn name(&mut self, what: &str) -> std::result::Result<String, String> {
+    /// A string that must be UTF-8 (keys and tensor names), borrowed from
+    /// the file; whoever keeps a copy charges it.
+    fn name(&mut self, what: &str) -> std::result::Result<&'a str, String> {
         let at = self.pos;
         let b = self.bytes_of_string(what)?;
-        String::from_utf8(b.to_vec()).map_err(|_| format!("{what} at byte {at} is not UTF-8"))
+        std::str::from_utf8(b).map_err(|_| format!("{what} at byte {at} is not UTF-8"))
     }
 
-    /// A string value (invalid UTF-8 replaced, as tokenizers' byte pieces may hold some).
+    /// A string value (invalid UTF-8 replaced, as tokenizers' byte pieces
+    /// may hold some), its bytes charged (invalid UTF-8 may triple them).
     fn text(&mut self, what: &str) -> std::result::Result<String, String> {
-        Ok(String::from_utf8_lossy(self.bytes_of_string(what)?).into_owned())
+        let b = self.bytes_of_string(what)?;
+        let s = String::from_utf8_lossy(b);
+        self.charge(s.len(), &|| what.to_string())?;
+        Ok(s.into_owned())
     }
 }
 
@@ -469,7 +502,8 @@ fn scalar(r: &mut Reader, t: u32, key: &str) -> std::result::Result<MetaValue, S
     })
 }
 
-/// Decodes `len` fixed-size little-endian elements after checking they fit.
+/// Decodes `len` fixed-size little-endian elements after checking they are
+/// in the file (the array's memory was charged by the caller).
 fn fixed<T, const N: usize>(
     r: &mut Reader,
     len: usize,
@@ -480,6 +514,7 @@ fn fixed<T, const N: usize>(
         .checked_mul(N)
         .ok_or_else(|| format!("array {key:?} of {len} elements is too large to exist"))?;
     let b = r.take(n, &format!("array {key:?} of {len} elements"))?;
+    // Exactly `len` elements, read: the collected vector is their size.
     Ok(b.chunks_exact(N)
         .map(|c| {
             let mut a = [0u8; N];
@@ -503,13 +538,25 @@ fn array(r: &mut Reader, key: &str, depth: usize) -> std::result::Result<MetaArr
     if min == 0 {
         return Err(format!("array {key:?} has unknown element type {t}"));
     }
-    // Before anything is allocated: could the rest of the file hold them at all?
+    // Before anything is allocated: could the rest of the file hold them at
+    // all, and the budget their elements as they are kept in memory?
     if len > r.remaining() / min {
         return Err(format!(
             "array {key:?} claims {len} elements, more than the {} bytes left could hold",
             r.remaining()
         ));
     }
+    let each = match t {
+        T_U8 | T_I8 | T_BOOL => 1,
+        T_U16 | T_I16 => 2,
+        T_U32 | T_I32 | T_F32 => 4,
+        T_U64 | T_I64 | T_F64 => 8,
+        T_STRING => size_of::<String>(),
+        _ => size_of::<MetaArray>(),
+    };
+    r.charge(len.saturating_mul(each), &|| {
+        format!("array {key:?} of {len} elements")
+    })?;
     Ok(match t {
         T_U8 => MetaArray::U8(fixed(r, len, key, |[b]: [u8; 1]| b)?),
         T_I8 => MetaArray::I8(fixed(r, len, key, i8::from_le_bytes)?),
@@ -523,7 +570,9 @@ fn array(r: &mut Reader, key: &str, depth: usize) -> std::result::Result<MetaArr
         T_I64 => MetaArray::I64(fixed(r, len, key, i64::from_le_bytes)?),
         T_F64 => MetaArray::F64(fixed(r, len, key, f64::from_le_bytes)?),
         T_STRING => {
-            let mut v = Vec::with_capacity(len);
+            // Grown as the strings are read: a count that the file's bytes
+            // do not back fails at the first missing string.
+            let mut v = Vec::new();
             for i in 0..len {
                 v.push(r.text(&format!("element {i} of array {key:?}"))?);
             }
@@ -531,7 +580,7 @@ fn array(r: &mut Reader, key: &str, depth: usize) -> std::result::Result<MetaArr
         }
         _ => {
             // T_ARRAY (min_size rejected every other type).
-            let mut v = Vec::with_capacity(len);
+            let mut v = Vec::new();
             for _ in 0..len {
                 v.push(array(r, key, depth + 1)?);
             }
@@ -541,10 +590,19 @@ fn array(r: &mut Reader, key: &str, depth: usize) -> std::result::Result<MetaArr
 }
 
 /// The header of the file held in `file`, checked; the reason it is not a
-/// valid GGUF file otherwise. Reads only `file`, allocates nothing that the
-/// remaining bytes could not hold, and never panics.
+/// valid GGUF file otherwise. Reads only `file`, sizes nothing by a declared
+/// count, keeps the header within [`MAX_HEADER_MEMORY`], and never panics.
 pub fn parse(file: &[u8]) -> std::result::Result<Gguf, String> {
-    let mut r = Reader { buf: file, pos: 0 };
+    parse_within(file, MAX_HEADER_MEMORY)
+}
+
+/// [`parse`] with a budget of `memory` bytes for the parsed header.
+fn parse_within(file: &[u8], memory: usize) -> std::result::Result<Gguf, String> {
+    let mut r = Reader {
+        buf: file,
+        pos: 0,
+        memory,
+    };
     if r.take(4, "the magic")? != b"GGUF" {
         return Err("the file does not start with \"GGUF\"".into());
     }
@@ -579,19 +637,26 @@ pub fn parse(file: &[u8]) -> std::result::Result<Gguf, String> {
             r.remaining()
         ));
     }
-    // Both fit in usize now: each is at most the file's length.
+    // Both fit in usize now: each is at most the file's length. Neither
+    // sizes anything: a count the bytes do not back fails at the first entry
+    // that is not there (or, in a file of zeros, at the second empty name).
     let (n_tensors, n_kv) = (n_tensors as usize, n_kv as usize);
 
-    let mut metadata: Vec<(String, MetaValue)> = Vec::with_capacity(n_kv);
-    let mut keys = HashSet::with_capacity(n_kv);
+    let mut metadata: Vec<(String, MetaValue)> = Vec::new();
+    let mut keys: HashSet<&str> = HashSet::new();
     for i in 0..n_kv {
         let key = r.name(&format!("metadata key {i}"))?;
-        if !keys.insert(key.clone()) {
+        if !keys.insert(key) {
             return Err(format!("metadata key {key:?} appears twice"));
         }
+        // The entry, its key's copy, and the key's place in the set.
+        r.charge(
+            size_of::<(String, MetaValue)>() + key.len() + 2 * size_of::<&str>(),
+            &|| format!("metadata key {i}"),
+        )?;
         let t = r.u32(&format!("the value type of {key:?}"))?;
-        let value = scalar(&mut r, t, &key)?;
-        metadata.push((key, value));
+        let value = scalar(&mut r, t, key)?;
+        metadata.push((key.to_string(), value));
     }
 
     let alignment = match metadata.iter().find(|(k, _)| k == "general.alignment") {
@@ -617,11 +682,11 @@ pub fn parse(file: &[u8]) -> std::result::Result<Gguf, String> {
         ggml: u32,
         offset: u64,
     }
-    let mut infos = Vec::with_capacity(n_tensors);
-    let mut names = HashSet::with_capacity(n_tensors);
+    let mut infos = Vec::new();
+    let mut names: HashSet<&str> = HashSet::new();
     for i in 0..n_tensors {
         let name = r.name(&format!("the name of tensor {i}"))?;
-        if !names.insert(name.clone()) {
+        if !names.insert(name) {
             return Err(format!("tensor {name:?} appears twice"));
         }
         let n_dims = r.u32(&format!("the dimension count of tensor {name:?}"))?;
@@ -630,6 +695,18 @@ pub fn parse(file: &[u8]) -> std::result::Result<Gguf, String> {
                 "tensor {name:?} has {n_dims} dimensions; GGUF allows at most {MAX_DIMS}"
             ));
         }
+        // The info, then its tensor and range; the name's copy, its place
+        // in the set; the dimensions twice (as read, then as the shape).
+        r.charge(
+            size_of::<Info>()
+                + size_of::<TensorDesc>()
+                + size_of::<Option<Range<usize>>>()
+                + name.len()
+                + 2 * size_of::<&str>()
+                + 2 * 8 * n_dims as usize,
+            &|| format!("tensor {i}"),
+        )?;
+        // At most MAX_DIMS.
         let mut dims = Vec::with_capacity(n_dims as usize);
         for _ in 0..n_dims {
             dims.push(r.u64(&format!("the dimensions of tensor {name:?}"))?);
@@ -637,7 +714,7 @@ pub fn parse(file: &[u8]) -> std::result::Result<Gguf, String> {
         let ggml = r.u32(&format!("the type of tensor {name:?}"))?;
         let offset = r.u64(&format!("the data offset of tensor {name:?}"))?;
         infos.push(Info {
-            name,
+            name: name.to_string(),
             dims,
             ggml,
             offset,
@@ -650,8 +727,9 @@ pub fn parse(file: &[u8]) -> std::result::Result<Gguf, String> {
         .checked_next_multiple_of(alignment)
         .ok_or("the data section's start overflows")?;
 
-    let mut tensors = Vec::with_capacity(n_tensors);
-    let mut ranges = Vec::with_capacity(n_tensors);
+    // As many as the infos read (not the declared count), charged with them.
+    let mut tensors = Vec::with_capacity(infos.len());
+    let mut ranges = Vec::with_capacity(infos.len());
     for Info {
         name,
         dims,
@@ -845,6 +923,69 @@ mod tests {
         kv.extend((1u64 << 61).to_le_bytes());
         let e = parse(&file(1, &kv, 32)).unwrap_err();
         assert!(e.contains("could hold"), "{e}");
+    }
+
+    #[test]
+    fn counts_size_nothing_a_file_of_zeros_fails_at_its_second_entry() {
+        // Counts the bytes can back (13 per entry, 24 per tensor), over
+        // zeros: empty names, so the second entry is a duplicate.
+        let mut f = vec![0u8; 1 << 16];
+        let left = f.len() as u64 - 24;
+        f[..4].copy_from_slice(b"GGUF");
+        f[4..8].copy_from_slice(&3u32.to_le_bytes());
+        f[16..24].copy_from_slice(&(left / 13).to_le_bytes());
+        let e = parse(&f).unwrap_err();
+        assert_eq!(e, "metadata key \"\" appears twice");
+        f[8..16].copy_from_slice(&(left / 24).to_le_bytes());
+        f[16..24].copy_from_slice(&0u64.to_le_bytes());
+        let e = parse(&f).unwrap_err();
+        assert_eq!(e, "tensor \"\" appears twice");
+    }
+
+    #[test]
+    fn the_header_memory_budget_counts_what_entries_take_in_memory() {
+        // 1000 empty strings: 8 bytes each in the file, a String (24
+        // bytes) each in memory.
+        let mut kv = Vec::new();
+        s(&mut kv, "a");
+        kv.extend(T_ARRAY.to_le_bytes());
+        kv.extend(T_STRING.to_le_bytes());
+        kv.extend(1000u64.to_le_bytes());
+        kv.extend([0u8; 8000]);
+        let f = file(1, &kv, 32);
+        let entry = size_of::<(String, MetaValue)>() + 1 + 2 * size_of::<&str>();
+        let strings = 1000 * size_of::<String>();
+        let tensor = size_of::<TensorDesc>() + 400;
+        let e = parse_within(&f, entry + strings - 1).unwrap_err();
+        assert!(
+            e.starts_with("array \"a\" of 1000 elements would take"),
+            "{e}"
+        );
+        let g = parse_within(&f, entry + strings + tensor).unwrap();
+        assert_eq!(
+            g.get("a"),
+            Some(&MetaValue::Array(MetaArray::String(vec![
+                String::new();
+                1000
+            ])))
+        );
+        // So does a U8 array as large as the budget, and many small keys.
+        let mut kv = Vec::new();
+        s(&mut kv, "b");
+        kv.extend(T_ARRAY.to_le_bytes());
+        kv.extend(T_U8.to_le_bytes());
+        kv.extend(5000u64.to_le_bytes());
+        kv.extend([7u8; 5000]);
+        let e = parse_within(&file(1, &kv, 32), 4000).unwrap_err();
+        assert!(e.contains("past 1073741824 bytes"), "{e}");
+        let mut kv = Vec::new();
+        for i in 0..100 {
+            s(&mut kv, &format!("k{i}"));
+            kv.extend(T_U8.to_le_bytes());
+            kv.push(1);
+        }
+        let e = parse_within(&file(100, &kv, 32), 50 * entry).unwrap_err();
+        assert!(e.starts_with("metadata key 4"), "{e}");
     }
 
     #[test]

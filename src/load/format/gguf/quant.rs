@@ -131,7 +131,10 @@ pub fn dequantize(
     if rows == 0 || cols == 0 {
         return Ok(Vec::new());
     }
-    let mut out = vec![0f32; rows * cols];
+    // Checked to exist; asked for fallibly, as 7 times the blocks' bytes
+    // may be more than the machine has.
+    let mut out = crate::load::alloc::room(rows * cols, "the dequantized matrix")?;
+    out.resize(rows * cols, 0f32);
     out.par_chunks_mut(cols)
         .zip(blocks.par_chunks(row_bytes))
         .for_each(|(y, x)| dequantize_row(kind, x, y));
@@ -152,18 +155,24 @@ pub fn dequantize_le_bytes(
     if rows == 0 || cols == 0 {
         return Ok(Vec::new());
     }
-    let mut out = vec![0u8; rows * cols * 4];
+    // Checked to exist; asked for fallibly, as 7 times the blocks' bytes
+    // may be more than the machine has.
+    let mut out = crate::load::alloc::zeroed(rows * cols * 4, "the dequantized matrix")?;
+    let l = kind.layout();
     out.par_chunks_mut(cols * 4)
         .zip(blocks.par_chunks(row_bytes))
-        .for_each_init(
-            || vec![0f32; cols],
-            |row, (y, x)| {
-                dequantize_row(kind, x, row);
-                for (b, v) in y.chunks_exact_mut(4).zip(row.iter()) {
+        .for_each(|(y, x)| {
+            // One block at a time through a buffer of one block's values
+            // (a row may be as long as the file allows).
+            let mut values = [0f32; 256];
+            let values = &mut values[..l.elems];
+            for (block, y) in x.chunks_exact(l.bytes).zip(y.chunks_exact_mut(l.elems * 4)) {
+                dequantize_row(kind, block, values);
+                for (b, v) in y.chunks_exact_mut(4).zip(values.iter()) {
                     b.copy_from_slice(&v.to_le_bytes());
                 }
-            },
-        );
+            }
+        });
     Ok(out)
 }
 
