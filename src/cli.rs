@@ -145,6 +145,7 @@ pub struct Cli {
     pub near_rel: Option<f64>,
 
     /// Join distinct vectors whose every coordinate is at most K steps (ULPs) of the stored dtype apart
+    /// (for a quantized GGUF tensor: steps of its dequantized f32 values)
     #[arg(long, value_name = "K", group = "near", allow_negative_numbers = true,
           value_parser = clap::value_parser!(u64).range(0..=(1u64 << 53)))]
     pub near_ulp: Option<u64>,
