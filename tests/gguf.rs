@@ -521,6 +521,39 @@ fn tokenizer_metadata_is_read_back() {
     assert_eq!(gguf::parse(&small(&[], 32)).unwrap().tokens(), None);
 }
 
+#[test]
+fn memory_is_the_stored_size_beside_the_values_size() {
+    // The sizes gguf.GGUFReader reported (manifest.json n_bytes), and rows ×
+    // columns × 4 for the f32 a quantized tensor is dequantized to.
+    let m = manifest();
+    for &(file, ty) in FLOAT_FILES.iter().chain(QUANT_FILES) {
+        let path = dir().join(file);
+        let e = expect(&m, file, "token_embd.weight");
+        let v = run_json(&path, &[]);
+        let quantized = e.values.is_some();
+        let values = e.rows
+            * e.cols
+            * if quantized {
+                4
+            } else {
+                e.range.len() / (e.rows * e.cols)
+            };
+        assert_eq!(v["memory_bytes"], e.range.len(), "{file}");
+        assert_eq!(v["values_bytes"], values, "{file}");
+        let text = String::from_utf8(run(&path, &[]).stdout).unwrap();
+        let line = if quantized {
+            format!(
+                "Memory footprint: {:.2} MB as stored ({ty}), {:.2} MB dequantized to F32\n",
+                e.range.len() as f64 / 1e6,
+                values as f64 / 1e6
+            )
+        } else {
+            format!("Memory footprint: {:.2} MB\n", e.range.len() as f64 / 1e6)
+        };
+        assert!(text.contains(&line), "{file}: no {line:?} in\n{text}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Malformed files: one line, exit 2, no panic
 // ---------------------------------------------------------------------------
