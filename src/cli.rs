@@ -132,6 +132,7 @@ pub struct Cli {
     pub near_rel: Option<f64>,
 
     /// Join distinct vectors whose every coordinate is at most K steps (ULPs) of the stored dtype apart
+    /// (for a quantized GGUF tensor: steps of its dequantized f32 values)
     #[arg(help_heading = "Geometry", long, value_name = "K", group = "near", allow_negative_numbers = true,
           value_parser = clap::value_parser!(u64).range(0..=(1u64 << 53)))]
     pub near_ulp: Option<u64>,

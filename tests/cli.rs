@@ -645,6 +645,7 @@ fn json_report_of_hand_built_matrix() {
         "stored_dtype",
         "shape",
         "memory_bytes",
+        "values_bytes",
         "device",
         "equality",
         "n_unique",
@@ -725,6 +726,8 @@ fn json_report_of_hand_built_matrix() {
         j["memory_bytes"],
         rows.len() * 3 * std::mem::size_of::<f32>()
     );
+    // Not quantized: the values surveyed are what is stored.
+    assert_eq!(j["values_bytes"], j["memory_bytes"]);
     assert_eq!(j["device"]["kind"], "cpu");
     assert_eq!(j["equality"], "bitwise");
     assert_eq!(j["n_unique"], 3);
@@ -1020,6 +1023,7 @@ fn reinterpreted_u16_reports_both_dtypes() {
     assert_eq!(j["dtype"], "BF16");
     assert_eq!(j["stored_dtype"], "U16");
     assert_eq!(j["memory_bytes"], 4 * 2 * 2);
+    assert_eq!(j["values_bytes"], 4 * 2 * 2);
     assert_eq!(j["groups"][0]["token_ids"], serde_json::json!([0, 3]));
     let text = run_text(&path, &["--as", "bf16"]);
     assert!(text.contains("Tensor: emb (U16 read as BF16)"), "{text}");

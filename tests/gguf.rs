@@ -522,6 +522,336 @@ fn tokenizer_metadata_is_read_back() {
     assert_eq!(gguf::parse(&small(&[], 32)).unwrap().tokens(), None);
 }
 
+#[test]
+fn memory_is_the_stored_size_beside_the_values_size() {
+    // The sizes gguf.GGUFReader reported (manifest.json n_bytes), and rows ×
+    // columns × 4 for the f32 a quantized tensor is dequantized to.
+    let m = manifest();
+    for &(file, ty) in FLOAT_FILES.iter().chain(QUANT_FILES) {
+        let path = dir().join(file);
+        let e = expect(&m, file, "token_embd.weight");
+        let v = run_json(&path, &[]);
+        let quantized = e.values.is_some();
+        let values = e.rows
+            * e.cols
+            * if quantized {
+                4
+            } else {
+                e.range.len() / (e.rows * e.cols)
+            };
+        assert_eq!(v["memory_bytes"], e.range.len(), "{file}");
+        assert_eq!(v["values_bytes"], values, "{file}");
+        let text = String::from_utf8(run(&path, &[]).stdout).unwrap();
+        let line = if quantized {
+            format!(
+                "Memory footprint: {:.2} MB as stored ({ty}), {:.2} MB dequantized to F32\n",
+                e.range.len() as f64 / 1e6,
+                values as f64 / 1e6
+            )
+        } else {
+            format!("Memory footprint: {:.2} MB\n", e.range.len() as f64 / 1e6)
+        };
+        assert!(text.contains(&line), "{file}: no {line:?} in\n{text}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// One identity in every mode: --file and --series group a quantized tensor by
+// its stored blocks, and a series counts displacement on the values
+// ---------------------------------------------------------------------------
+
+/// One Q8_0 block: f16 scale bits, then 32 quants.
+fn q8_block(d: u16, q: [i8; 32]) -> Vec<u8> {
+    let mut b = d.to_le_bytes().to_vec();
+    b.extend(q.iter().map(|&x| x as u8));
+    b
+}
+
+/// A Q8_0 block dequantized by hand (ggml's dequantize_row_q8_0: q × d in f32).
+fn q8_values(block: &[u8]) -> Vec<f32> {
+    let d = half::f16::from_bits(u16::from_le_bytes([block[0], block[1]])).to_f32();
+    block[2..34].iter().map(|&q| q as i8 as f32 * d).collect()
+}
+
+/// Rows of Q8_0 blocks as a GGUF file holding `token_embd.weight`.
+fn q8_file(rows: &[Vec<Vec<u8>>]) -> Vec<u8> {
+    let cols = 32 * rows[0].len() as u64;
+    let data: Vec<u8> = rows.iter().flatten().flatten().copied().collect();
+    gguf_bytes(
+        3,
+        &[],
+        &[Info("token_embd.weight", &[cols, rows.len() as u64], 8, 0)],
+        32,
+        &data,
+    )
+}
+
+/// Six rows of two blocks. A (scale 0.5, even quants) and A' (scale 1, the
+/// quants halved) decode to the same values, and so do B and B'; C is apart.
+/// Rows 0 and 2 store [A, B], rows 1 and 3 [A', B], row 4 [A', B']: five
+/// rows of one value, in three classes of blocks.
+fn identity_blocks() -> [Vec<u8>; 7] {
+    let p: [i8; 32] = std::array::from_fn(|j| 2 * (j as i8 % 8 + 1));
+    let q: [i8; 32] = std::array::from_fn(|j| 4 * (j as i8 % 4 + 1));
+    let c: [i8; 32] = std::array::from_fn(|j| j as i8 + 1);
+    let mut c2 = c;
+    c2[0] = 2;
+    let a = q8_block(0x3800, p);
+    let a2 = q8_block(0x3c00, p.map(|x| x / 2));
+    let b = q8_block(0x3400, q);
+    let b2 = q8_block(0x3800, q.map(|x| x / 2));
+    [
+        a,
+        a2,
+        b,
+        b2,
+        q8_block(0x3c00, c),
+        q8_block(0x3c00, c2),
+        Vec::new(),
+    ]
+}
+
+/// The step-0 rows and the step-1 rows: row 2 re-encoded from [A, B] to
+/// [A', B] (same values, other blocks), row 5's first value 1 → 2.
+fn identity_steps() -> [Vec<Vec<Vec<u8>>>; 2] {
+    let [a, a2, b, b2, c, c2, _] = identity_blocks();
+    let step0 = vec![
+        vec![a.clone(), b.clone()],
+        vec![a2.clone(), b.clone()],
+        vec![a.clone(), b.clone()],
+        vec![a2.clone(), b.clone()],
+        vec![a2.clone(), b2.clone()],
+        vec![c.clone(), c.clone()],
+    ];
+    let mut step1 = step0.clone();
+    step1[2] = vec![a2, b];
+    step1[5] = vec![c2, c];
+    [step0, step1]
+}
+
+/// Groups of rows by their stored blocks, and by their dequantized values.
+fn block_and_value_groups(rows: &[Vec<Vec<u8>>]) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
+    let stored: Vec<Vec<u8>> = rows.iter().map(|r| r.concat()).collect();
+    let values: Vec<Vec<u8>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .flat_map(|b| q8_values(b))
+                .flat_map(f32::to_le_bytes)
+                .collect()
+        })
+        .collect();
+    (
+        groups_of(stored.iter().map(Vec::as_slice)),
+        groups_of(values.iter().map(Vec::as_slice)),
+    )
+}
+
+/// The devices to test: the CPU, and the GPU when there is an adapter.
+fn devices() -> Vec<&'static str> {
+    let mut d = vec!["cpu"];
+    if common::gpu().is_some() {
+        d.push("gpu");
+    }
+    d
+}
+
+/// `--series DIR --json` on `device`.
+fn run_series_json(device: &str, dir: &Path) -> Value {
+    let out = Command::cargo_bin("singularity-gpu")
+        .expect("binary built")
+        .args(["--device", device, "--json", "--series"])
+        .arg(dir)
+        .output()
+        .expect("run binary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{device}: {:?}\n{stderr}", out.status);
+    serde_json::from_slice(&out.stdout).expect("JSON report")
+}
+
+/// Writes `steps` as `step_<k>.gguf` in a new folder under `tmp`.
+fn write_steps(tmp: &TempDir, name: &str, steps: &[Vec<Vec<Vec<u8>>>]) -> PathBuf {
+    let d = tmp.path().join(name);
+    std::fs::create_dir(&d).unwrap();
+    for (k, rows) in steps.iter().enumerate() {
+        std::fs::write(d.join(format!("step_{k}.gguf")), q8_file(rows)).unwrap();
+    }
+    d
+}
+
+fn sorted_lists(v: &Value) -> Vec<Vec<usize>> {
+    let mut g: Vec<Vec<usize>> = v
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|l| {
+            l.as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_u64().unwrap() as usize)
+                .collect()
+        })
+        .collect();
+    g.sort();
+    g
+}
+
+#[test]
+fn a_quantized_matrix_has_the_same_groups_by_file_and_by_series() {
+    let [step0, _] = identity_steps();
+    let (by_blocks, by_values) = block_and_value_groups(&step0);
+    assert_eq!(by_blocks, vec![vec![0, 2], vec![1, 3]]);
+    assert_eq!(
+        by_values,
+        vec![vec![0, 1, 2, 3, 4]],
+        "the fixture is built so that blocks and values group differently"
+    );
+    let tmp = TempDir::new().unwrap();
+    // The same file twice: two steps where nothing moves.
+    let copy = write_steps(&tmp, "copy", &[step0.clone(), step0.clone()]);
+    let file = run_json(&copy.join("step_0.gguf"), &[]);
+    assert_eq!(json_groups(&file), by_blocks);
+    assert_eq!(file["n_unique"], 4);
+    // 6 rows × 2 blocks × 34 bytes stored; 6 × 64 f32 values.
+    assert_eq!(file["memory_bytes"], 6 * 2 * 34);
+    assert_eq!(file["values_bytes"], 6 * 64 * 4);
+    for device in devices() {
+        let doc = run_series_json(device, &copy);
+        let s = &doc["series"];
+        assert_eq!(doc["stored_dtype"], "Q8_0", "{device}");
+        for p in s["per_step"].as_array().unwrap() {
+            assert_eq!(p["n_unique"], file["n_unique"], "{device}");
+            assert_eq!(p["black_holes"], by_blocks.len(), "{device}");
+            assert_eq!(p["largest"], 2, "{device}");
+            assert_eq!(p["tokens_in_holes"], 4, "{device}");
+        }
+        assert_eq!(s["per_step"][1]["moved"], 0, "{device}");
+        assert!(s["events"].as_array().unwrap().is_empty(), "{device}");
+        // The holes of step 0, still whole at the end, are --file's groups.
+        assert_eq!(sorted_lists(&s["frozen"]), by_blocks, "{device}");
+    }
+}
+
+/// The position of an f32 in the order of all f32 values (adjacent values
+/// one apart): the brute-force measure of a step.
+fn f32_position(x: f32) -> i64 {
+    let b = x.to_bits();
+    if b >> 31 == 1 {
+        -((b & 0x7fff_ffff) as i64)
+    } else {
+        b as i64
+    }
+}
+
+#[test]
+fn a_quantized_series_moves_by_blocks_and_counts_steps_of_the_values() {
+    let steps = identity_steps();
+    let tmp = TempDir::new().unwrap();
+    let dir = write_steps(&tmp, "run", &steps);
+    let (g0, _) = block_and_value_groups(&steps[0]);
+    let (g1, v1) = block_and_value_groups(&steps[1]);
+    assert_eq!(g1, vec![vec![1, 2, 3]]);
+    assert_eq!(v1, vec![vec![0, 1, 2, 3, 4]]);
+    // Moved: the rows whose blocks differ (2, re-encoded to the same values,
+    // and 5), and how far their values went in f32 steps.
+    let moved: Vec<usize> = (0..6).filter(|&t| steps[0][t] != steps[1][t]).collect();
+    assert_eq!(moved, vec![2, 5]);
+    let values =
+        |rows: &[Vec<u8>]| -> Vec<f32> { rows.iter().flat_map(|b| q8_values(b)).collect() };
+    let (mut max, mut sum) = (0u64, 0u64);
+    for &t in &moved {
+        let (a, b) = (values(&steps[0][t]), values(&steps[1][t]));
+        let d: Vec<u64> = a
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| f32_position(x).abs_diff(f32_position(y)))
+            .collect();
+        max = max.max(*d.iter().max().unwrap());
+        sum += d.iter().sum::<u64>();
+    }
+    assert_eq!(max, 1 << 23, "1.0 → 2.0 is 2²³ steps of f32");
+    let mut docs = Vec::new();
+    for device in devices() {
+        let doc = run_series_json(device, &dir);
+        let s = &doc["series"];
+        // Each step's summary is the one --file gives of that step's file.
+        for (k, g) in [g0.clone(), g1.clone()].iter().enumerate() {
+            let file = run_json(&dir.join(format!("step_{k}.gguf")), &[]);
+            assert_eq!(json_groups(&file), *g, "step {k}");
+            let p = &s["per_step"][k];
+            assert_eq!(p["n_unique"], file["n_unique"], "{device} step {k}");
+            assert_eq!(p["black_holes"], g.len(), "{device} step {k}");
+            let largest = g.iter().map(Vec::len).max().unwrap_or(0);
+            assert_eq!(p["largest"], largest, "{device} step {k}");
+        }
+        let p = &s["per_step"][1];
+        assert_eq!(p["moved"], moved.len(), "{device}");
+        assert_eq!(p["displacement"]["max_linf_steps"], max, "{device}");
+        assert_eq!(
+            p["displacement"]["mean_l1_steps"].as_f64(),
+            Some(sum as f64 / moved.len() as f64),
+            "{device}"
+        );
+        // Row 2 left the hole {0, 2}, which broke apart (2 evaporated from its
+        // core: the tie keeps the smallest id); it joined {1, 3} as a single
+        // token, which is no event.
+        let n = serde_json::Value::Null;
+        assert_eq!(
+            s["tokens"]["first_moved"],
+            serde_json::json!([n, n, 1, n, n, 1]),
+            "{device}"
+        );
+        assert_eq!(
+            s["tokens"]["evaporated_at"],
+            serde_json::json!([n, n, 1, n, n, n]),
+            "{device}"
+        );
+        assert_eq!(
+            s["events"],
+            serde_json::json!([
+                { "step": 1, "kind": "evaporated", "token_ids": [2] },
+                { "step": 1, "kind": "split", "token_ids": [0, 2], "pieces": [[0], [2]] }
+            ]),
+            "{device}"
+        );
+        assert_eq!(s["frozen"], serde_json::json!([[1, 3]]), "{device}");
+        docs.push(doc["series"].clone());
+    }
+    // Both engines agree on everything, displacement included.
+    assert!(docs.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[test]
+fn a_series_whose_steps_are_quantized_differently_is_an_error() {
+    // Step 1 holds step 0's dequantized values as F32: equal values, but
+    // no blocks to compare with step 0's.
+    let [step0, _] = identity_steps();
+    let tmp = TempDir::new().unwrap();
+    let dir = write_steps(&tmp, "mixed", std::slice::from_ref(&step0));
+    let data: Vec<u8> = step0
+        .iter()
+        .flatten()
+        .flat_map(|b| q8_values(b))
+        .flat_map(f32::to_le_bytes)
+        .collect();
+    let f32_file = gguf_bytes(
+        3,
+        &[],
+        &[Info("token_embd.weight", &[64, 6], 0, 0)],
+        32,
+        &data,
+    );
+    let step1 = dir.join("step_1.gguf");
+    std::fs::write(&step1, f32_file).unwrap();
+    let out = Command::cargo_bin("singularity-gpu")
+        .unwrap()
+        .args(["--device", "cpu", "--series"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    expect_error(&out, &step1, &["step 1", "F32", "Q8_0", "stored blocks"]);
+}
+
 // ---------------------------------------------------------------------------
 // Malformed files: one line, exit 2, no panic
 // ---------------------------------------------------------------------------

@@ -82,8 +82,12 @@ pub struct Report {
     pub stored_dtype: String,
     /// [rows, columns]
     pub shape: [usize; 2],
-    /// Bytes of the matrix: rows × columns × bytes per element.
+    /// Bytes of the matrix as stored: rows × columns × bytes per element,
+    /// or for a quantized tensor rows × the bytes of a row's blocks.
     pub memory_bytes: u64,
+    /// Bytes of the values surveyed: rows × columns × bytes of `dtype` (a
+    /// quantized tensor's dequantized f32); else equal to `memory_bytes`.
+    pub values_bytes: u64,
     pub device: DeviceInfo,
     /// How rows were compared: `"bitwise"` or `"numeric"` in JSON.
     #[serde(serialize_with = "equality_name")]

@@ -110,7 +110,19 @@ impl TextExporter {
         writeln!(o, "Vocabulary size: {}", thousands(n))?;
         writeln!(o, "Hidden dimension: {}", thousands(d))?;
         writeln!(o, "Total parameters: {}", thousands(n * d))?;
-        writeln!(o, "Memory footprint: {:.2} MB", r.memory_bytes as f64 / 1e6)?;
+        let mb = |b: u64| b as f64 / 1e6;
+        if r.values_bytes != r.memory_bytes {
+            writeln!(
+                o,
+                "Memory footprint: {:.2} MB as stored ({}), {:.2} MB dequantized to {}",
+                mb(r.memory_bytes),
+                r.stored_dtype,
+                mb(r.values_bytes),
+                r.dtype
+            )?;
+        } else {
+            writeln!(o, "Memory footprint: {:.2} MB", mb(r.memory_bytes))?;
+        }
         writeln!(
             o,
             "Device: {} — {} ({})",

@@ -305,9 +305,19 @@ fn write_text(o: &mut String, r: &SeriesReport, max_tokens: usize) -> std::fmt::
         row(o, r, &s.per_step[i])?;
     }
     if r.series.per_step.iter().any(|p| p.displacement.is_some()) {
+        // Read as F32 from another stored type only by dequantization (`--as`
+        // reads bf16 or f16).
+        let blocks = if r.dtype == "F32" && r.stored_dtype != r.dtype {
+            format!(
+                ", the dequantized values; a token moved when its stored {} blocks changed, by 0 steps if its values did not",
+                r.stored_dtype
+            )
+        } else {
+            String::new()
+        };
         writeln!(
             o,
-            "(max Δ: the largest change of one value since the previous step, and mean L1: the mean summed change of a moved token, both in steps of {})",
+            "(max Δ: the largest change of one value since the previous step, and mean L1: the mean summed change of a moved token, both in steps of {}{blocks})",
             r.dtype
         )?;
     }

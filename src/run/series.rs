@@ -6,23 +6,34 @@
 //! Memory holds one batch of steps (as many as fit in 32 MB, at most 64,
 //! at least one) and the step before it, plus what a source caches (one
 //! slab of chunks for a chunked HDF5 trajectory), whatever the number of
-//! steps.
+//! steps. A quantized tensor's steps also hold their stored blocks (a
+//! fraction of the dequantized values' size).
+//!
+//! A quantized tensor's identity is its stored blocks, as for one file
+//! ([`analyze_stored`](super::survey::analyze_stored)): the engine compares
+//! the dequantized values, for the displacement in steps of f32, and the
+//! rows' hashes and changed flags are then taken from the stored blocks
+//! (`stored_identity`), on the host whatever the engine, so that the
+//! groups, `moved` and the events follow the blocks on both engines alike.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use rayon::prelude::*;
+
 use super::ms;
+use crate::engine::hash::row_hash;
 use crate::engine::{self, DeviceChoice, Engine, GpuOptions, StepRows};
 use crate::error::{Error, Result};
 use crate::load::steps::trajectory::open_trajectory;
-use crate::load::steps::{open_series, SeriesInfo, StepSelection, StepSource};
+use crate::load::steps::{open_series, SeriesInfo, StepBytes, StepSelection, StepSource};
 use crate::load::{Bytes, LoadOptions};
 use crate::matrix::Matrix;
 use crate::progress::Progress;
 use crate::report::timeline::{SeriesReport, SeriesTimings, SERIES_SCHEMA};
 use crate::report::{TokenDisplay, TokenizerInfo};
-use crate::survey::tracker::SeriesTracker;
+use crate::survey::tracker::{RowIdentity, SeriesTracker};
 
 /// What a series is read from.
 #[derive(Clone, Debug)]
@@ -73,6 +84,83 @@ pub fn survey_series(input: &SeriesInput, opts: &SeriesOptions) -> Result<Series
     Ok(report)
 }
 
+/// The stored blocks of a step as its rows' identity.
+fn stored_rows<'b>(info: &SeriesInfo, step: u64, stored: &'b Bytes) -> Result<RowIdentity<'b>> {
+    RowIdentity::stored(stored, info.rows).ok_or_else(|| {
+        Error::Usage(format!(
+            "step {step} stores {} bytes of {} blocks, not the same number for each of its {} rows",
+            stored.len(),
+            info.stored_dtype,
+            info.rows
+        ))
+    })
+}
+
+/// Makes the stored blocks the rows' identity in the engine's `rows` for
+/// the steps `bufs` (numbered `numbers`), wherever a step has them: each
+/// row's hash becomes that of its blocks, and it changed when its blocks
+/// differ from the step before's (`before`: that step, its rows already so
+/// made; `None` before the first step). The displacement stays the
+/// engine's, counted on the dequantized values: a row whose blocks changed
+/// but decode to the same values moved by zero steps (rows whose blocks are
+/// equal always decode alike). A row that did not change keeps its hash.
+fn stored_identity(
+    info: &SeriesInfo,
+    numbers: &[u64],
+    before: Option<(&StepBytes, &StepRows)>,
+    bufs: &[StepBytes],
+    rows: &mut [StepRows],
+) -> Result<()> {
+    for j in 0..bufs.len().min(rows.len()) {
+        let (done, rest) = rows.split_at_mut(j);
+        let prev = match j {
+            0 => before,
+            _ => Some((&bufs[j - 1], &done[j - 1])),
+        };
+        let step = numbers[j];
+        let Some(stored) = &bufs[j].stored else {
+            if prev.is_some_and(|(p, _)| p.stored.is_some()) {
+                return Err(Error::Usage(format!(
+                    "step {step} holds no stored blocks, but the step before does"
+                )));
+            }
+            continue;
+        };
+        let id = stored_rows(info, step, stored)?;
+        let r = &mut rest[0];
+        match prev {
+            None => {
+                r.hashes = (0..info.rows)
+                    .into_par_iter()
+                    .map(|t| row_hash(id.row(t)))
+                    .collect();
+            }
+            Some((p, pr)) => {
+                let old = p
+                    .stored
+                    .as_ref()
+                    .and_then(|b| RowIdentity::stored(b, info.rows))
+                    .filter(|o| o.row_len() == id.row_len())
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "step {step} stores its rows in other blocks than the step before"
+                        ))
+                    })?;
+                let (hashes, changed): (Vec<u64>, Vec<bool>) = (0..info.rows)
+                    .into_par_iter()
+                    .map(|t| match id.row(t) {
+                        row if row == old.row(t) => (pr.hashes[t], false),
+                        row => (row_hash(row), true),
+                    })
+                    .unzip();
+                r.hashes = hashes;
+                r.changed = Some(changed);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Surveys the steps of `source` on `engine`; `start` is when opening began.
 pub fn survey_source(
     engine: &dyn Engine,
@@ -106,14 +194,14 @@ pub fn survey_source(
     }
     // A batch is surveyed (on a thread of its own) while the engine compares
     // the next one: the survey is sequential, the engine uses every core.
-    let mut pending: Option<(usize, Vec<Bytes>, Vec<StepRows>)> = None;
+    let mut pending: Option<(usize, Vec<StepBytes>, Vec<StepRows>)> = None;
     let mut i = 0;
     while i < steps.len() || pending.is_some() {
         let k = batch.min(steps.len() - i);
         let t = Instant::now();
         let bufs = (i..i + k)
-            .map(|j| source.read(j))
-            .collect::<Result<Vec<Bytes>>>()?;
+            .map(|j| source.read_step(j))
+            .collect::<Result<Vec<StepBytes>>>()?;
         timings.read += ms(t);
         let tracker = &mut tracker;
         let (rows, survey_ms) = std::thread::scope(|scope| -> Result<_> {
@@ -123,7 +211,12 @@ pub fn survey_source(
                 scope.spawn(move || -> Result<f64> {
                     let t = Instant::now();
                     for ((b, r), &step) in bufs.iter().zip(rows).zip(steps) {
-                        tracker.push(step, &view(info, step, b)?, r);
+                        let m = view(info, step, &b.values)?;
+                        let id = match &b.stored {
+                            Some(stored) => stored_rows(info, step, stored)?,
+                            None => RowIdentity::of(&m),
+                        };
+                        tracker.push(step, id, r);
                     }
                     Ok(ms(t))
                 })
@@ -131,21 +224,26 @@ pub fn survey_source(
             let mats = bufs
                 .iter()
                 .zip(&steps[i..i + k])
-                .map(|(b, &step)| view(&info, step, b))
+                .map(|(b, &step)| view(&info, step, &b.values))
                 .collect::<Result<Vec<Matrix>>>()?;
             let before = match &pending {
-                Some((start, bufs, _)) => bufs
-                    .last()
-                    .map(|b| view(&info, steps[start + bufs.len() - 1], b))
-                    .transpose()?,
+                Some((start, bufs, rows)) => match (bufs.last(), rows.last()) {
+                    (Some(b), Some(r)) => {
+                        let step = steps[start + bufs.len() - 1];
+                        Some((view(&info, step, &b.values)?, b, r))
+                    }
+                    _ => None,
+                },
                 None => None,
             };
             let t = Instant::now();
-            let rows = if mats.is_empty() {
+            let mut rows = if mats.is_empty() {
                 Vec::new()
             } else {
-                differ.push_many(before.as_ref(), &mats)?
+                differ.push_many(before.as_ref().map(|b| &b.0), &mats)?
             };
+            let earlier = before.as_ref().map(|&(_, b, r)| (b, r));
+            stored_identity(&info, &steps[i..i + k], earlier, &bufs, &mut rows)?;
             timings.diff += ms(t);
             let survey_ms = match survey {
                 Some(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))?,
@@ -232,11 +330,13 @@ mod tests {
     use crate::load::steps::SeriesInfo;
     use crate::load::TokenNames;
 
-    /// Steps held in memory.
+    /// Steps held in memory (with stored blocks beside the values, when
+    /// `stored` is not empty).
     struct Steps {
         info: SeriesInfo,
         numbers: Vec<u64>,
         data: Vec<Vec<u8>>,
+        stored: Vec<Vec<u8>>,
     }
 
     impl StepSource for Steps {
@@ -254,6 +354,118 @@ mod tests {
         }
         fn read(&mut self, i: usize) -> Result<Bytes> {
             Ok(Bytes::owned(self.data[i].clone()))
+        }
+        fn read_step(&mut self, i: usize) -> Result<StepBytes> {
+            Ok(StepBytes {
+                values: self.read(i)?,
+                stored: self.stored.get(i).map(|s| Bytes::owned(s.clone())),
+            })
+        }
+    }
+
+    fn f32_info(rows: usize) -> SeriesInfo {
+        SeriesInfo {
+            tensor: "W".into(),
+            stored_dtype: "F32".into(),
+            format: "test",
+            dtype: Dtype::F32,
+            rows,
+            cols: 1,
+        }
+    }
+
+    fn f32_bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn stored_blocks_are_the_identity_and_values_the_displacement() {
+        // 150 steps (three batches) of 12 tokens whose "blocks" are 3 bytes
+        // (not a whole number of hash units) and whose one value depends on
+        // the first byte only, so that other blocks can decode alike.
+        let (n, count) = (12, 150);
+        let mut z = 7u64;
+        let mut next = move || {
+            z = z
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (z >> 33) as usize
+        };
+        let decode = |b: &[u8]| (b[0] % 3) as f32;
+        let mut blocks = vec![[1u8, 0, 0]; n];
+        let (mut stored, mut values, mut encoded) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..count {
+            for _ in 0..next() % 3 {
+                blocks[next() % n] = [(next() % 4) as u8, (next() % 2) as u8, 7];
+            }
+            stored.push(blocks.concat());
+            values.push(f32_bytes(
+                &blocks.iter().map(|b| decode(b)).collect::<Vec<_>>(),
+            ));
+            // The blocks one to one as exact f32 values: a series of them
+            // has the blocks' groups, moves and events.
+            let one_to_one: Vec<f32> = blocks
+                .iter()
+                .map(|b| (b[0] as u32 | (b[1] as u32) << 8 | (b[2] as u32) << 16) as f32)
+                .collect();
+            encoded.push(f32_bytes(&one_to_one));
+        }
+        let numbers: Vec<u64> = (0..count as u64).map(|s| s * 3).collect();
+        let survey = |data: &[Vec<u8>], stored: &[Vec<u8>]| {
+            let mut source = Steps {
+                info: f32_info(n),
+                numbers: numbers.clone(),
+                data: data.to_vec(),
+                stored: stored.to_vec(),
+            };
+            survey_source(&CpuEngine, &mut source, "series", false, Instant::now())
+                .unwrap()
+                .series
+        };
+        let got = survey(&values, &stored);
+        let want = survey(&encoded, &[]);
+        assert_eq!(got.events, want.events);
+        assert_eq!(got.tokens, want.tokens);
+        assert_eq!(got.frozen, want.frozen);
+        assert!(got.events.len() > 10, "events: {}", got.events.len());
+        let by_values = survey(&values, &[]);
+        assert_ne!(got.events, by_values.events, "values alone group otherwise");
+        for (k, (g, w)) in got.per_step.iter().zip(&want.per_step).enumerate() {
+            let strip = |p: &crate::survey::tracker::StepSummary| {
+                (
+                    p.step,
+                    p.n_unique,
+                    p.black_holes,
+                    p.largest,
+                    p.tokens_in_holes,
+                    p.moved,
+                )
+            };
+            assert_eq!(strip(g), strip(w), "step {k}");
+            // Displacement over the moved (re-encoded) tokens' values, in
+            // f32 steps: the values are 0, 1 or 2, non-negative, so a step
+            // is the difference of their bits.
+            if k == 0 {
+                continue;
+            }
+            let moved: Vec<usize> = (0..n)
+                .filter(|&t| stored[k][3 * t..3 * t + 3] != stored[k - 1][3 * t..3 * t + 3])
+                .collect();
+            let bits = |v: &[u8], t: usize| {
+                u32::from_le_bytes(v[4 * t..4 * t + 4].try_into().unwrap()) as i64
+            };
+            let d: Vec<u64> = moved
+                .iter()
+                .map(|&t| bits(&values[k], t).abs_diff(bits(&values[k - 1], t)))
+                .collect();
+            let disp = g.displacement.unwrap();
+            assert_eq!(
+                disp.max_linf_steps,
+                d.iter().copied().max().unwrap_or(0),
+                "step {k}"
+            );
+            let mean = (!d.is_empty()).then(|| d.iter().sum::<u64>() as f64 / d.len() as f64);
+            assert_eq!(disp.mean_l1_steps, mean, "step {k}");
         }
     }
 
@@ -290,6 +502,7 @@ mod tests {
             info,
             numbers: numbers.clone(),
             data: data.clone(),
+            stored: Vec::new(),
         };
         let got = survey_source(&CpuEngine, &mut source, "trajectory", false, Instant::now())
             .unwrap()
@@ -303,7 +516,7 @@ mod tests {
                 .checked_sub(1)
                 .map(|j| Matrix::new(Dtype::F32, n, 1, &data[j]).unwrap());
             let rows = differ.push(prev.as_ref(), &m).unwrap();
-            tracker.push(numbers[k], &m, &rows);
+            tracker.push(numbers[k], RowIdentity::of(&m), &rows);
         }
         let want = tracker.finish();
         assert_eq!(got, want);

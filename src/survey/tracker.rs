@@ -1,9 +1,11 @@
 //! A checkpoint series step by step: the groups at each step, which tokens
 //! moved, which left the hole they started in, and the events that changed
 //! the groups. Pure functions over the engine's per-row outputs
-//! ([`StepRows`]) and the step's bytes (for byte confirmation).
+//! ([`StepRows`]) and the step's rows as bytes ([`RowIdentity`], for byte
+//! confirmation).
 //!
-//! Definitions (all comparisons are bitwise):
+//! Definitions (all comparisons are bitwise, on each row's identity: its
+//! bytes, or a quantized tensor's stored blocks):
 //! - A *hole* at a step is a set of ≥ 2 tokens sharing one vector.
 //! - `first_moved`: the first step at which a token's vector differs from
 //!   the previous step's.
@@ -31,9 +33,56 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::Serialize;
 
-use super::group::{group_rows, GroupOptions};
+use super::group::{refine_by_stored, Group, Grouping};
 use crate::matrix::Matrix;
 use crate::types::StepRows;
+
+/// The rows of a step as the byte strings that are their identity: two
+/// tokens share a vector exactly when theirs are equal, and a token moved
+/// exactly when its own differs from the step before's. The values' bytes
+/// ([`RowIdentity::of`]), or a quantized tensor's stored blocks
+/// ([`RowIdentity::stored`]), whose dequantized values can be equal for
+/// different blocks.
+#[derive(Clone, Copy, Debug)]
+pub struct RowIdentity<'a> {
+    bytes: &'a [u8],
+    row_len: usize,
+}
+
+impl<'a> RowIdentity<'a> {
+    /// The rows of `m`, by their bytes.
+    pub fn of(m: &Matrix<'a>) -> Self {
+        Self {
+            bytes: m.bytes,
+            row_len: m.row_bytes(),
+        }
+    }
+
+    /// `bytes` cut into `rows` rows of equal length; `None` when they
+    /// cannot be (no rows, or a length that is not a multiple of `rows`).
+    pub fn stored(bytes: &'a [u8], rows: usize) -> Option<Self> {
+        (rows > 0 && !bytes.is_empty() && bytes.len().is_multiple_of(rows)).then(|| Self {
+            bytes,
+            row_len: bytes.len() / rows,
+        })
+    }
+
+    /// The number of rows.
+    pub fn rows(&self) -> usize {
+        self.bytes.len() / self.row_len
+    }
+
+    /// Bytes of one row.
+    pub fn row_len(&self) -> usize {
+        self.row_len
+    }
+
+    /// Row `i`.
+    #[inline]
+    pub fn row(&self, i: usize) -> &'a [u8] {
+        &self.bytes[i * self.row_len..(i + 1) * self.row_len]
+    }
+}
 
 /// The per-step numbers.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -192,14 +241,27 @@ struct Partition {
 }
 
 impl Partition {
-    /// The partition of a first step, from its byte-confirmed grouping.
-    fn build(m: &Matrix, hashes: &[u64]) -> Self {
-        let no_nan = vec![false; m.rows];
-        let grouping = group_rows(m, hashes, &no_nan, GroupOptions::default());
+    /// The partition of a first step: its rows bucketed by hash, each
+    /// bucket split by comparing the rows' bytes.
+    fn build(id: RowIdentity, hashes: &[u64]) -> Self {
+        let rows = id.rows();
+        let mut keyed: Vec<(u64, usize)> = hashes.iter().copied().zip(0..rows).collect();
+        keyed.sort_unstable();
+        let buckets = Grouping {
+            groups: keyed
+                .chunk_by(|a, b| a.0 == b.0)
+                .filter(|b| b.len() > 1)
+                .map(|b| Group {
+                    ids: b.iter().map(|&(_, i)| i).collect(),
+                })
+                .collect(),
+            ..Grouping::default()
+        };
+        let grouping = refine_by_stored(buckets, id.bytes, id.row_len);
         let mut p = Partition {
-            class_of: vec![u32::MAX; m.rows],
-            pos: vec![0; m.rows],
-            sizes: vec![0; m.rows + 1],
+            class_of: vec![u32::MAX; rows],
+            pos: vec![0; rows],
+            sizes: vec![0; rows + 1],
             ..Partition::default()
         };
         for g in &grouping.groups {
@@ -295,12 +357,12 @@ impl Partition {
         self.free.push(c);
     }
 
-    /// The class whose vector is row `t` of `m` (hash `h`), if there is one.
-    fn find(&self, m: &Matrix, t: usize, h: u64) -> Option<u32> {
-        let row = m.row(t);
+    /// The class whose vector is row `t` of `id` (hash `h`), if there is one.
+    fn find(&self, id: RowIdentity, t: usize, h: u64) -> Option<u32> {
+        let row = id.row(t);
         self.by_hash.get(&h)?.iter().copied().find(|&c| {
             let first = self.members[c as usize].first();
-            first.is_some_and(|&r| m.row(r as usize) == row)
+            first.is_some_and(|&r| id.row(r as usize) == row)
         })
     }
 
@@ -352,16 +414,17 @@ impl SeriesTracker {
         }
     }
 
-    /// Takes step `step`: its matrix and the engine's rows for it (compared
-    /// with the step pushed before).
-    pub fn push(&mut self, step: u64, m: &Matrix, rows: &StepRows) -> &StepSummary {
-        debug_assert_eq!(m.rows, self.rows);
+    /// Takes step `step`: its rows' identity and, compared with the step
+    /// pushed before, whether each row's identity changed and how far its
+    /// values moved (`rows`; `hashes` and `changed` must be those of `id`).
+    pub fn push(&mut self, step: u64, id: RowIdentity, rows: &StepRows) -> &StepSummary {
+        debug_assert_eq!(id.rows(), self.rows);
         let first = self.series.per_step.is_empty();
         let changed = rows.changed.as_deref().filter(|_| !first);
         let moved: Vec<usize> =
             changed.map_or_else(Vec::new, |c| (0..c.len()).filter(|&i| c[i]).collect());
         if first {
-            self.part = Partition::build(m, &rows.hashes);
+            self.part = Partition::build(id, &rows.hashes);
             self.cores = (0..self.part.members.len() as u32)
                 .filter(|&c| self.part.size(c) >= 2)
                 .map(|c| self.part.sorted(c))
@@ -375,7 +438,7 @@ impl SeriesTracker {
                 }
             }
         } else if !moved.is_empty() {
-            self.step(step, m, rows, &moved);
+            self.step(step, id, rows, &moved);
         }
         let displacement = (!first && !rows.linf_steps.is_empty()).then(|| {
             let mut max = 0u64;
@@ -404,7 +467,7 @@ impl SeriesTracker {
     }
 
     /// A step where the tokens `moved` (ascending) changed.
-    fn step(&mut self, step: u64, m: &Matrix, rows: &StepRows, moved: &[usize]) {
+    fn step(&mut self, step: u64, id: RowIdentity, rows: &StepRows, moved: &[usize]) {
         let classes = self.part.members.len() + moved.len();
         self.prev_size.resize(classes, u32::MAX);
         self.count.resize(classes, 0);
@@ -424,7 +487,7 @@ impl SeriesTracker {
         let mut joined: Vec<u32> = Vec::new();
         for &t in moved {
             let h = rows.hashes[t];
-            let c = match self.part.find(m, t, h) {
+            let c = match self.part.find(id, t, h) {
                 Some(c) => c,
                 None => {
                     let c = self.part.new_class(h);
@@ -723,7 +786,7 @@ mod tests {
         for (k, b) in bytes.iter().enumerate() {
             let m = Matrix::new(Dtype::F32, n, 1, b).unwrap();
             let rows = differ.push(prev.as_ref(), &m).unwrap();
-            tracker.push(k as u64 * 10, &m, &rows);
+            tracker.push(k as u64 * 10, RowIdentity::of(&m), &rows);
             prev = Some(m);
         }
         tracker.finish()

@@ -53,6 +53,28 @@ pub trait StepSource {
     /// `dtype`, row-major. Called for i = 0, 1, 2, … in order; a source may
     /// rely on that (to decompress a chunk of several steps once).
     fn read(&mut self, i: usize) -> Result<Bytes>;
+    /// The `i`-th selected step as [`read`](Self::read) gives it, with the
+    /// stored blocks of a quantized tensor beside its values (a source of
+    /// such tensors overrides this; the default has none). Called in order
+    /// like `read`, in its place.
+    fn read_step(&mut self, i: usize) -> Result<StepBytes> {
+        Ok(StepBytes {
+            values: self.read(i)?,
+            stored: None,
+        })
+    }
+}
+
+/// One step of a series as read.
+#[derive(Debug)]
+pub struct StepBytes {
+    /// What the engines read: `rows × cols` elements of `dtype`, row-major.
+    pub values: Bytes,
+    /// For a quantized tensor, its stored blocks, row-major, the same number
+    /// of bytes for every row: a token's identity. Two rows are one vector,
+    /// and a row moved, by these bytes; `values` (dequantized) are what
+    /// displacement is counted on. `None` when the values are what is stored.
+    pub stored: Option<Bytes>,
 }
 
 /// Dot-separated name parts that say what a file is, not which step: the

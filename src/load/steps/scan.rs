@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{step_number, SeriesInfo, StepSelection, StepSource};
+use super::{step_number, SeriesInfo, StepBytes, StepSelection, StepSource};
 use crate::error::{Error, Result};
 use crate::load::container::zip;
 use crate::load::format::npy;
@@ -46,8 +46,11 @@ pub struct FileSeries {
     tokens: Option<TokenNames>,
     notices: Vec<String>,
     opts: LoadOptions,
-    /// The first step's bytes, read when the series was opened.
-    first: Option<Bytes>,
+    /// Whether the first step's tensor is quantized: then every step's is,
+    /// in the same type (its stored blocks are the tokens' identity).
+    quantized: bool,
+    /// The first step, read when the series was opened.
+    first: Option<StepBytes>,
 }
 
 /// Whether the file at `path` starts like a checkpoint in a format we read
@@ -209,7 +212,7 @@ pub fn open_series(
     };
     let mut first_opts = step_load_options(opts);
     first_opts.tokenizer = opts.tokenizer.clone();
-    let loaded = open(&head.path, &first_opts)?;
+    let mut loaded = open(&head.path, &first_opts)?;
     let info = SeriesInfo {
         tensor: loaded.info.name.clone(),
         stored_dtype: loaded.info.stored_dtype.clone(),
@@ -220,6 +223,7 @@ pub fn open_series(
     };
     let tokens = loaded.tokens.clone();
     notices.extend(loaded.notices.iter().cloned());
+    let stored = loaded.identity.take();
     Ok(Box::new(FileSeries {
         info,
         steps: files.iter().map(|c| c.step).collect(),
@@ -227,7 +231,11 @@ pub fn open_series(
         tokens,
         notices,
         opts: step_load_options(opts),
-        first: Some(loaded.into_data()),
+        quantized: stored.is_some(),
+        first: Some(StepBytes {
+            values: loaded.into_data(),
+            stored,
+        }),
     }))
 }
 
@@ -253,6 +261,10 @@ impl StepSource for FileSeries {
     }
 
     fn read(&mut self, i: usize) -> Result<Bytes> {
+        self.read_step(i).map(|s| s.values)
+    }
+
+    fn read_step(&mut self, i: usize) -> Result<StepBytes> {
         if i == 0 {
             if let Some(first) = self.first.take() {
                 return Ok(first);
@@ -262,7 +274,7 @@ impl StepSource for FileSeries {
             .files
             .get(i)
             .ok_or_else(|| Error::Usage(format!("step {i} of a series of {}", self.files.len())))?;
-        let loaded = open_tensor(&c.path, &self.opts)?;
+        let mut loaded = open_tensor(&c.path, &self.opts)?;
         let i0 = &self.info;
         if (loaded.dtype, loaded.rows, loaded.cols) != (i0.dtype, i0.rows, i0.cols)
             || loaded.info.name != i0.tensor
@@ -284,6 +296,26 @@ impl StepSource for FileSeries {
                 ),
             ));
         }
-        Ok(loaded.into_data())
+        // A quantized tensor's identity is its stored blocks, so a row is
+        // the same token vector at two steps only when both store it alike.
+        let quantized = loaded.identity.is_some();
+        if (quantized || self.quantized) && loaded.info.stored_dtype != i0.stored_dtype {
+            return Err(series_error(
+                &c.path,
+                format!(
+                    "step {} stores {} as {}, but the series stores it as {} (from {}); a quantized tensor's rows are compared by their stored blocks, so every step must store it alike",
+                    c.step,
+                    loaded.info.name,
+                    loaded.info.stored_dtype,
+                    i0.stored_dtype,
+                    self.files[0].path.display()
+                ),
+            ));
+        }
+        let stored = loaded.identity.take();
+        Ok(StepBytes {
+            values: loaded.into_data(),
+            stored,
+        })
     }
 }
