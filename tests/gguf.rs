@@ -810,7 +810,14 @@ fn a_quantized_series_moves_by_blocks_and_counts_steps_of_the_values() {
             s["events"],
             serde_json::json!([
                 { "step": 1, "kind": "evaporated", "token_ids": [2] },
-                { "step": 1, "kind": "split", "token_ids": [0, 2], "pieces": [[0], [2]] }
+                // Schema /2: the hole {0, 2} by size and smallest id; its
+                // pieces are single tokens, the largest (a tie) the one
+                // holding the smallest id, so only [2] is listed.
+                {
+                    "step": 1, "kind": "split", "size": 2, "representative": 0,
+                    "largest_piece": { "size": 1, "representative": 0 },
+                    "pieces": [[2]]
+                }
             ]),
             "{device}"
         );
