@@ -8,6 +8,10 @@ received a gradient, so they share one frozen vector: a black hole. The other
 77 rows are distinct "trained" vectors around a common mean, so the survey
 must find 78 unique vectors, 50 duplicate tokens and one group of 51.
 
+Beside it goes tokenizer.json, the vocabulary itself (token i is the byte i):
+the survey finds it there and, since it is a byte vocabulary, shows token
+ids as the notebook does, byte values with their characters.
+
 Deterministic (Python's own PRNG, seed 42); needs only the standard library.
 Usage: python3 scripts/make_example.py [OUT]
 """
@@ -52,6 +56,14 @@ def main(out):
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with open(out, "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h + data)
+    # A word-level tokenizer.json whose token i is the one byte i.
+    tokenizer = {
+        "version": "1.0",
+        "model": {"type": "WordLevel", "vocab": {chr(i): i for i in range(VOCAB)}, "unk_token": "\u0000"},
+    }
+    with open(Path(out).parent / "tokenizer.json", "w") as f:
+        json.dump(tokenizer, f, ensure_ascii=True, indent=1)
+        f.write("\n")
     print(out)
 
 

@@ -75,12 +75,6 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// True when the rows are best read as a byte vocabulary (the notebook's
-    /// byte/character display): at most 256 rows and no tokenizer.
-    pub fn byte_vocabulary(&self) -> bool {
-        self.tokens.is_none() && self.rows <= 256
-    }
-
     /// The values the engines read (`dtype`, row-major), given up by the
     /// loaded tensor (a series keeps one step's bytes past its `Loaded`).
     pub fn into_data(self) -> Bytes {

@@ -148,7 +148,11 @@ impl TextExporter {
                 o,
                 "Tokenizer: {} ({}, {} tokens)",
                 t.path,
-                kind_name(t.kind),
+                if r.token_display == TokenDisplay::Bytes {
+                    "a byte vocabulary"
+                } else {
+                    kind_name(t.kind)
+                },
                 thousands(t.vocab_size)
             )?;
         }

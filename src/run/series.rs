@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::ms;
+use super::{ms, token_display};
 use crate::engine::hash::row_hash;
 use crate::engine::{self, DeviceChoice, Engine, GpuOptions, StepRows};
 use crate::error::{Error, Result};
@@ -32,7 +32,7 @@ use crate::load::{Bytes, LoadOptions};
 use crate::matrix::Matrix;
 use crate::progress::Progress;
 use crate::report::timeline::{SeriesReport, SeriesTimings, SERIES_SCHEMA};
-use crate::report::{TokenDisplay, TokenizerInfo};
+use crate::report::TokenizerInfo;
 use crate::survey::tracker::{RowIdentity, SeriesTracker};
 
 /// What a series is read from.
@@ -62,12 +62,27 @@ const BATCH_BYTES: usize = 32 << 20;
 /// Steps in one batch at most.
 const MAX_BATCH: usize = 64;
 
-/// Opens the input's steps.
+/// Opens the input's steps: at least two, or there is nothing to compare.
 pub fn open(input: &SeriesInput, opts: &SeriesOptions) -> Result<Box<dyn StepSource>> {
-    match input {
-        SeriesInput::Files(paths) => open_series(paths, &opts.load, &opts.steps),
-        SeriesInput::Trajectory(path) => open_trajectory(path, &opts.load, &opts.steps),
+    let source = match input {
+        SeriesInput::Files(paths) => open_series(paths, &opts.load, &opts.steps, opts.progress)?,
+        SeriesInput::Trajectory(path) => open_trajectory(path, &opts.load, &opts.steps)?,
+    };
+    if let [only] = source.steps() {
+        let path = source.inputs().first().cloned().unwrap_or_default();
+        let selected = if opts.steps == StepSelection::default() {
+            "found"
+        } else {
+            "selected by --steps"
+        };
+        return Err(Error::Input {
+            path,
+            reason: format!(
+                "a series needs at least two steps, and only step {only} was {selected}; survey one checkpoint with --file"
+            ),
+        });
     }
+    Ok(source)
 }
 
 /// Surveys a series on the engine `opts.device` selects (opened once).
@@ -310,13 +325,7 @@ pub fn survey_source(
         tokens,
         timings_ms: timings,
         notices,
-        token_display: if names.is_some() {
-            TokenDisplay::Strings
-        } else if info.rows <= 256 {
-            TokenDisplay::Bytes
-        } else {
-            TokenDisplay::Ids
-        },
+        token_display: token_display(info.rows, names),
     })
 }
 

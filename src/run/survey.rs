@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use super::ms;
 use super::pairs;
+use super::{ms, token_display};
 use crate::engine::{self, DeviceChoice, Engine, Equality, GpuOptions};
 use crate::error::Result;
 use crate::load::{self, LoadOptions};
@@ -266,13 +266,7 @@ fn survey_loaded(
         near: pa.near,
         nan_rows: numeric.then(|| a.grouping.nan_rows.clone()),
         notices,
-        token_display: if loaded.tokens.is_some() {
-            report::TokenDisplay::Strings
-        } else if loaded.byte_vocabulary() {
-            report::TokenDisplay::Bytes
-        } else {
-            report::TokenDisplay::Ids
-        },
+        token_display: token_display(loaded.rows, loaded.tokens.as_ref()),
         tokenizer: tokens.as_ref().map(|t| t.info.clone()),
         tokens: tokens.as_ref().map(|t| t.strings.clone()),
         special_tokens: tokens.as_ref().map(|t| t.special.clone()),

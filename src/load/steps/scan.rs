@@ -11,6 +11,7 @@ use crate::load::model::{open, open_tensor, LoadOptions};
 use crate::load::resolve::{sniff, zip_contents, Sniffed, ZipContents};
 use crate::load::source::{map_file, Bytes};
 use crate::load::vocab::TokenNames;
+use crate::progress::Progress;
 
 /// The options a series passes on to each file it opens.
 pub fn step_load_options(opts: &LoadOptions) -> LoadOptions {
@@ -97,8 +98,9 @@ fn holds_checkpoint(path: &Path) -> bool {
 /// checkpoint in a format we read (files, and model folders such as
 /// `checkpoint-500/`); two paths or more are the checkpoints themselves
 /// (files or model folders), each name holding a step number. Ordered by
-/// step number, never by name.
-fn checkpoints(paths: &[PathBuf]) -> Result<(Vec<Checkpoint>, Vec<String>)> {
+/// step number, never by name. With `progress`, a folder whose scan takes
+/// more than a few seconds shows a count of the entries seen (on a terminal).
+fn checkpoints(paths: &[PathBuf], progress: bool) -> Result<(Vec<Checkpoint>, Vec<String>)> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::Io { path, source }
@@ -108,7 +110,13 @@ fn checkpoints(paths: &[PathBuf]) -> Result<(Vec<Checkpoint>, Vec<String>)> {
     if let [dir] = paths {
         if dir.is_dir() {
             let mut skipped = Vec::new();
+            let bar = if progress {
+                Progress::for_items("scanning the folder")
+            } else {
+                Progress::hidden()
+            };
             for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+                bar.inc(1);
                 let path = entry.map_err(io(dir))?.path();
                 let name = path
                     .file_name()
@@ -129,6 +137,7 @@ fn checkpoints(paths: &[PathBuf]) -> Result<(Vec<Checkpoint>, Vec<String>)> {
                     skipped.push(name);
                 }
             }
+            bar.finish();
             if found.is_empty() {
                 return Err(series_error(
                     dir,
@@ -185,13 +194,16 @@ fn checkpoints(paths: &[PathBuf]) -> Result<(Vec<Checkpoint>, Vec<String>)> {
 
 /// Opens a series of checkpoint files (see `checkpoints`), keeping the
 /// steps `sel` selects. The first step is read now: it fixes the tensor,
-/// shape and dtype that every other step must have.
+/// shape and dtype that every other step must have. With `progress`, a
+/// folder whose scan takes more than a few seconds shows a count (on a
+/// terminal).
 pub fn open_series(
     paths: &[PathBuf],
     opts: &LoadOptions,
     sel: &StepSelection,
+    progress: bool,
 ) -> Result<Box<dyn StepSource>> {
-    let (all, mut notices) = checkpoints(paths)?;
+    let (all, mut notices) = checkpoints(paths, progress)?;
     let numbers: Vec<u64> = all.iter().map(|c| c.step).collect();
     let files: Vec<Checkpoint> = sel
         .select(&numbers)

@@ -236,6 +236,20 @@ impl Vocab {
             .map_or(0, |(&id, _)| (id as usize).saturating_add(1))
     }
 
+    /// True for a byte vocabulary: at most 256 tokens, ids 0, 1, 2, … with
+    /// no gap, each token the one byte of its id (read as the character of
+    /// that code, or U+FFFD where a decoder could not make one of it).
+    pub fn is_byte_vocabulary(&self) -> bool {
+        self.tokens.len() <= 256
+            && self.tokens.iter().enumerate().all(|(i, (&id, t))| {
+                let mut chars = t.text.chars();
+                let one = chars.next();
+                id as usize == i
+                    && chars.next().is_none()
+                    && (one == Some(char::from(i as u8)) || (i >= 128 && one == Some('\u{FFFD}')))
+            })
+    }
+
     /// The token with this id, if the tokenizer has one.
     pub fn get(&self, id: usize) -> Option<&Token> {
         self.tokens.get(&u32::try_from(id).ok()?)
