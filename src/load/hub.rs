@@ -126,7 +126,7 @@ pub fn snapshot(entry: &Path, revision: Option<&str>) -> Result<PathBuf> {
         return Ok(direct);
     }
     let refs = entry.join("refs").join(rev);
-    let commit = match crate::load::source::read_small(&refs, 256, "a ref") {
+    let commit = match crate::load::files::read_small(&refs, 256, "a ref") {
         Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
         Err(e) if refs.exists() => return Err(e),
         Err(_) => {
@@ -180,7 +180,7 @@ impl ShardIndex {
     /// plain file name inside `dir`.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(INDEX_FILE);
-        let bytes = crate::load::source::read_small(&path, MAX_INDEX_BYTES, "an index")?;
+        let bytes = crate::load::files::read_small(&path, MAX_INDEX_BYTES, "an index")?;
         Self::parse(&path, &bytes)
     }
 

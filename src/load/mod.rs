@@ -6,12 +6,14 @@
 //! Each file format is a module of `format` (with the containers some of
 //! them are stored in under `container`) that validates everything before
 //! touching tensor data and depends only on `source`, the types and traits
-//! every format implements (and `alloc`, buffers asked for fallibly). A checkpoint series is read step by step through
+//! every format implements, and the leaves below it (`files`, `alloc`,
+//! `container`, the `Vocab` type), never on another format or on this module. A checkpoint series is read step by step through
 //! [`steps`].
 
 pub(crate) mod alloc;
 pub(crate) mod choose;
 pub(crate) mod container;
+pub(crate) mod files;
 pub(crate) mod format;
 pub(crate) mod hub;
 pub(crate) mod model;

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{one_line, Error, Result};
 use crate::load::container::zip;
+use crate::load::files::{map_file, regular_file};
 use crate::load::format::{gguf, hdf5, npy, pytorch, safetensors};
 use crate::load::hub;
-use crate::load::source::{map_file, regular_file, TensorSource};
+use crate::load::source::TensorSource;
 
 /// What the first bytes of a file say it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

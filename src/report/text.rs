@@ -127,8 +127,8 @@ impl TextExporter {
             o,
             "Device: {} — {} ({})",
             match r.device.kind {
-                crate::engine::DeviceKind::Gpu => "gpu",
-                crate::engine::DeviceKind::Cpu => "cpu",
+                crate::types::DeviceKind::Gpu => "gpu",
+                crate::types::DeviceKind::Cpu => "cpu",
             },
             r.device.adapter,
             r.device.backend

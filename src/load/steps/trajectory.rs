@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use super::{SeriesInfo, StepSelection, StepSource};
 use crate::error::{one_line, Error, Result};
 use crate::load::choose::read_as;
+use crate::load::files::regular_file;
 use crate::load::format::hdf5::{self, Hdf5File, Hdf5Steps};
 use crate::load::format::safetensors::SafetensorsFile;
 use crate::load::model::LoadOptions;
-use crate::load::source::{regular_file, Bytes, StoredDtype, TensorDesc, TensorSource};
+use crate::load::source::{Bytes, StoredDtype, TensorDesc, TensorSource};
 use crate::load::vocab::{find_tokenizer, TokenNames};
 
 /// The most steps a trajectory survey reads: the series keeps a few numbers

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 pub use tokenizer::Vocab;
 
 use crate::error::{one_line, Error, Result};
-use crate::load::source::read_small;
+use crate::load::files::read_small;
 
 /// A vocabulary and where it came from.
 #[derive(Clone, Debug)]
