@@ -1,12 +1,12 @@
 //! The GPU's all-pairs kernels (nearest_approx, pairs_within, project) against
-//! f64 brute force, within the f32 error model of `engine::approx`: every
+//! f64 brute force, within the f32 error model of `approx`: every
 //! dtype, odd widths, several labelings, query subsets, and tiny forced panels
 //! (many panels, one 64-target block per dispatch).
 
 mod common;
 
 use common::*;
-use singularity_gpu::engine::approx::ErrorModel;
+use singularity_gpu::approx::ErrorModel;
 use singularity_gpu::engine::{Engine, Top2, VectorSet};
 use singularity_gpu::progress::Progress;
 use singularity_gpu::{Dtype, GpuOptions};

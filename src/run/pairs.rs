@@ -1,4 +1,4 @@
-//! All-pairs geometry: drives the engine's f32 kernels ([`crate::engine::approx`])
+//! All-pairs geometry: drives the engine's f32 kernels ([`crate::approx`])
 //! and makes every answer exact with the survey's pure refinement.
 //!
 //! Nearest neighbours take one pass of [`Engine::nearest_approx`]: a query

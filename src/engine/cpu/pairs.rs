@@ -1,4 +1,4 @@
-//! The CPU side of the all-pairs kernels ([`crate::engine::approx`]): rows
+//! The CPU side of the all-pairs kernels ([`crate::approx`]): rows
 //! decoded once to zero-padded f32, distances from direct differences in
 //! eight f32 lanes (AVX2 + FMA where the CPU has them), four queries against
 //! one target at a time so each target row is loaded once per four queries.
