@@ -10,9 +10,9 @@
 //! `~/.cache/singularity-gpu/realdata`). Missing, they skip the test locally,
 //! naming that script, and fail it under CI=true.
 
-mod common;
+use crate::common;
 
-use common::{fetched, require};
+use crate::common::{fetched, require};
 use std::io::Read;
 use std::path::PathBuf;
 

@@ -10,7 +10,7 @@
 //! Every case runs on the CPU path and, where an adapter is found, on the GPU
 //! path (lavapipe on CI, where a missing adapter fails the test).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

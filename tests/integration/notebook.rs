@@ -3,11 +3,11 @@
 //! from English prose sharing one vector. Every expected number is computed
 //! here in f64 from the file's bytes, parsed without the library.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::assert_close;
+use crate::common::assert_close;
 use singularity_gpu::{survey_file, DeviceChoice, SurveyOptions};
 
 fn example() -> PathBuf {

@@ -7,7 +7,7 @@
 //! `gguf.quants.dequantize` computed (`*.f32`). Malformed files are built
 //! here byte by byte.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -436,7 +436,7 @@ fn quantized_groups_are_the_groups_of_identical_blocks() {
             for g in &r.groups {
                 let i = g.token_ids[0];
                 let want = l2(&values[i * e.cols..(i + 1) * e.cols]);
-                // The CPU engine accumulates in f32 (tests/notebook.rs allows 1e-7 too).
+                // The CPU engine accumulates in f32 (notebook.rs allows 1e-7 too).
                 common::assert_close(
                     g.norm.unwrap(),
                     want,
