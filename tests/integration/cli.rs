@@ -8,132 +8,26 @@
 //! except the test of `--device auto`'s fallback notice.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use assert_cmd::Command;
 use serde_json::Value;
 use tempfile::TempDir;
+
+use crate::common::{
+    example_f32, example_path, expect_error, expect_error_naming, f32_matrix, run, run_json,
+    run_text, safetensors, sg, write,
+};
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// A safetensors file: the 8-byte little-endian header length, the header, the data.
-fn safetensors(header_json: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = (header_json.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(header_json.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
-/// Little-endian bytes of some f32 values.
-fn f32_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-/// A file holding one F32 matrix named `name`, its rows as given.
-fn f32_matrix(name: &str, rows: &[&[f32]]) -> Vec<u8> {
-    let cols = rows.first().map_or(0, |r| r.len());
-    assert!(rows.iter().all(|r| r.len() == cols), "ragged test matrix");
-    let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
-    let data = f32_bytes(&flat);
-    let header = format!(
-        r#"{{"{name}":{{"dtype":"F32","shape":[{},{cols}],"data_offsets":[0,{}]}}}}"#,
-        rows.len(),
-        data.len()
-    );
-    safetensors(&header, &data)
-}
-
-/// Writes `bytes` to `dir/name` and returns the path.
-fn write(dir: &TempDir, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.path().join(name);
-    std::fs::write(&path, bytes).expect("write test file");
-    path
-}
-
-/// Runs the binary on `file` with `--device cpu` and the extra flags.
-fn run(file: &Path, extra: &[&str]) -> Output {
-    Command::cargo_bin("singularity-gpu")
-        .expect("binary built")
-        .arg("--device")
-        .arg("cpu")
-        .arg("--file")
-        .arg(file)
-        .args(extra)
-        .output()
-        .expect("run binary")
-}
-
-/// Checks that the run failed as a user error should, and returns the stderr line.
-///
-/// `phrases` must all appear in the line; the path must too when `path_named`.
-fn expect_error(out: &Output, file: &Path, path_named: bool, phrases: &[&str]) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        !stderr.contains("panicked"),
-        "the process panicked:\n{stderr}"
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "exit status {:?}, stderr:\n{stderr}",
-        out.status
-    );
-    assert!(stdout.is_empty(), "stdout should be empty, got:\n{stdout}");
-    assert!(
-        stderr.ends_with('\n') && stderr.matches('\n').count() == 1,
-        "stderr should be exactly one line, got:\n{stderr:?}"
-    );
-    assert!(
-        stderr.starts_with("singularity-gpu: error:"),
-        "stderr should start with the error prefix, got:\n{stderr}"
-    );
-    for p in phrases {
-        assert!(
-            stderr.contains(p),
-            "stderr should mention {p:?}, got:\n{stderr}"
-        );
-    }
-    if path_named {
-        let shown = file.display().to_string();
-        assert!(
-            stderr.contains(&shown),
-            "stderr should name the file {shown}, got:\n{stderr}"
-        );
-    }
-    stderr
-}
-
-/// Writes `bytes` to a fresh file, runs the binary on it, and checks the error.
+/// Writes `bytes` to a fresh file, runs the binary on it, and checks the
+/// error, which must name the file.
 fn bad_file(name: &str, bytes: &[u8], extra: &[&str], phrases: &[&str]) -> String {
     let dir = TempDir::new().unwrap();
     let path = write(&dir, name, bytes);
     let out = run(&path, extra);
-    expect_error(&out, &path, true, phrases)
-}
-
-/// Runs the binary with `--json` and parses stdout (after checking success).
-fn run_json(file: &Path, extra: &[&str]) -> Value {
-    let mut args = vec!["--json"];
-    args.extend_from_slice(extra);
-    let out = run(file, &args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "failed: {:?}\n{stderr}", out.status);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let stdout = String::from_utf8(out.stdout).expect("UTF-8 stdout");
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{stdout}"))
-}
-
-/// Runs the binary for the text report (after checking success).
-fn run_text(file: &Path, extra: &[&str]) -> String {
-    let out = run(file, extra);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "failed: {:?}\n{stderr}", out.status);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    String::from_utf8(out.stdout).expect("UTF-8 stdout")
+    expect_error_naming(&out, &path, phrases)
 }
 
 fn l2(v: &[f64]) -> f64 {
@@ -166,10 +60,6 @@ fn assert_close(actual: &Value, expected: f64, what: &str) {
     );
 }
 
-fn example_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/notebook_128.safetensors")
-}
-
 // ---------------------------------------------------------------------------
 // Bad inputs
 // ---------------------------------------------------------------------------
@@ -179,17 +69,16 @@ fn missing_file() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("does-not-exist.safetensors");
     let out = run(&path, &[]);
-    expect_error(&out, &path, true, &["No such file"]);
+    expect_error_naming(&out, &path, &["No such file"]);
 }
 
 #[test]
 fn directory_as_file() {
     let dir = TempDir::new().unwrap();
     let out = run(dir.path(), &[]);
-    expect_error(
+    expect_error_naming(
         &out,
         dir.path(),
-        true,
         &[
             "a folder",
             "model.safetensors.index.json",
@@ -581,7 +470,7 @@ fn newline_in_file_name_still_one_line() {
     let path = write(&dir, "two\nlines.safetensors", &[1, 2, 3]);
     let out = run(&path, &[]);
     // The path is named with its newline escaped.
-    let line = expect_error(&out, &path, false, &["header length"]);
+    let line = expect_error(&out, &["header length"]);
     let escaped = dir.path().join("two\\nlines.safetensors");
     assert!(line.contains(&escaped.display().to_string()), "{line}");
 }
@@ -892,26 +781,15 @@ fn numeric_equality_reports_nan_rows() {
 
 /// The bundled example's F32 shape, read from its header: (rows, columns).
 fn example_shape() -> (usize, usize) {
-    let bytes = std::fs::read(example_path()).expect("read example");
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: Value = serde_json::from_slice(&bytes[8..8 + n]).expect("example header");
-    let t = &header["embeddings"];
-    assert_eq!(t["dtype"], "F32");
-    let dim = |i: usize| t["shape"][i].as_u64().unwrap() as usize;
-    (dim(0), dim(1))
+    let (rows, cols, _) = example_f32();
+    (rows, cols)
 }
 
 /// Unique-row statistics of the bundled example, computed here from its bytes:
 /// (rows, unique rows, size of the largest group of identical rows). Also
 /// checks that there is exactly one group (the report says "Group 1/1").
 fn example_stats() -> (usize, usize, usize) {
-    let (rows, cols) = example_shape();
-    let bytes = std::fs::read(example_path()).expect("read example");
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: Value = serde_json::from_slice(&bytes[8..8 + n]).expect("example header");
-    let t = &header["embeddings"];
-    let start = 8 + n + t["data_offsets"][0].as_u64().unwrap() as usize;
-    let data = &bytes[start..start + rows * cols * 4];
+    let (rows, cols, data) = example_f32();
     let mut counts: HashMap<&[u8], usize> = HashMap::new();
     for row in data.chunks_exact(cols * 4) {
         *counts.entry(row).or_default() += 1;
@@ -1044,7 +922,7 @@ fn auto_device_notice_goes_to_stderr_only() {
     // Without a hardware GPU (lavapipe does not count), `--device auto` takes
     // the CPU path and says so in one line on stderr; with one, it says nothing.
     for json in [true, false] {
-        let mut cmd = Command::cargo_bin("singularity-gpu").expect("binary built");
+        let mut cmd = sg();
         cmd.args(["--device", "auto", "--file"]).arg(example_path());
         if json {
             cmd.arg("--json");
@@ -1100,7 +978,7 @@ fn unusable_all_pairs_flags_are_one_line_errors() {
         (&["--no-such-flag"][..], "--no-such-flag"),
     ] {
         let out = run(&path, args);
-        expect_error(&out, &path, false, &[phrase]);
+        expect_error(&out, &[phrase]);
     }
 }
 
@@ -1213,10 +1091,5 @@ fn a_threshold_joining_too_many_pairs_is_a_one_line_error() {
     let dir = TempDir::new().unwrap();
     let path = write(&dir, "wide.safetensors", &f32_matrix("embeddings", &refs));
     let out = run(&path, &["--near-l2", "1e9"]);
-    expect_error(
-        &out,
-        &path,
-        false,
-        &["joins more than 50000000 pairs", "smaller"],
-    );
+    expect_error(&out, &["joins more than 50000000 pairs", "smaller"]);
 }

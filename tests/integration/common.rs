@@ -1,12 +1,185 @@
-//! Shared test helpers: a seeded generator, matrices with planted groups, and
-//! brute-force references computed in f64 independently of the library.
-#![allow(dead_code)]
+//! What the test modules share: paths and test files, running the binary and
+//! checking its report or its one-line error, a seeded generator, matrices
+//! with planted groups, brute-force references computed in f64 independently
+//! of the library, the GPU adapter, and the real third-party files.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::sync::OnceLock;
 
+use assert_cmd::Command;
+use serde_json::Value;
 use singularity_gpu::engine::gpu::GpuEngine;
 use singularity_gpu::{Dtype, GpuOptions};
+use tempfile::TempDir;
+
+// ---------------------------------------------------------------------------
+// Paths and test files
+// ---------------------------------------------------------------------------
+
+/// The repository root, where `examples/` and `tests/fixtures/` are.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A committed fixture: `tests/fixtures/REL`.
+pub fn fixture(rel: &str) -> PathBuf {
+    root().join("tests/fixtures").join(rel)
+}
+
+/// The bundled example, `examples/notebook_128.safetensors` (F32, 128 × 64).
+pub fn example_path() -> PathBuf {
+    root().join("examples/notebook_128.safetensors")
+}
+
+/// The bundled example's matrix, parsed by hand from the safetensors layout
+/// (not by the library): (rows, columns, the F32 data bytes).
+pub fn example_f32() -> (usize, usize, Vec<u8>) {
+    let bytes = std::fs::read(example_path()).expect("read example");
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + n]).expect("example header");
+    let t = &header["embeddings"];
+    assert_eq!(t["dtype"], "F32");
+    let dim = |i: usize| t["shape"][i].as_u64().unwrap() as usize;
+    let (rows, cols) = (dim(0), dim(1));
+    let start = 8 + n + t["data_offsets"][0].as_u64().unwrap() as usize;
+    (rows, cols, bytes[start..start + rows * cols * 4].to_vec())
+}
+
+/// Writes `bytes` to `dir/name` and returns the path.
+pub fn write(dir: &TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).expect("write test file");
+    path
+}
+
+/// A safetensors file: the 8-byte little-endian header length, the header, the data.
+pub fn safetensors(header_json: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = (header_json.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header_json.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// Little-endian bytes of some f32 values.
+pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// A safetensors file holding one F32 matrix named `name`, its rows as given.
+pub fn f32_matrix(name: &str, rows: &[&[f32]]) -> Vec<u8> {
+    let cols = rows.first().map_or(0, |r| r.len());
+    assert!(rows.iter().all(|r| r.len() == cols), "ragged test matrix");
+    let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+    let data = f32_bytes(&flat);
+    let header = format!(
+        r#"{{"{name}":{{"dtype":"F32","shape":[{},{cols}],"data_offsets":[0,{}]}}}}"#,
+        rows.len(),
+        data.len()
+    );
+    safetensors(&header, &data)
+}
+
+// ---------------------------------------------------------------------------
+// Running the binary
+// ---------------------------------------------------------------------------
+
+/// The `singularity-gpu` binary, ready for arguments.
+pub fn sg() -> Command {
+    Command::cargo_bin("singularity-gpu").expect("binary built")
+}
+
+/// The binary on `file` with `--device cpu`.
+pub fn on_cpu(file: &Path) -> Command {
+    let mut cmd = sg();
+    cmd.args(["--device", "cpu", "--file"]).arg(file);
+    cmd
+}
+
+/// Runs the binary on `file` with `--device cpu` and the extra flags.
+pub fn run(file: &Path, extra: &[&str]) -> Output {
+    on_cpu(file).args(extra).output().expect("run binary")
+}
+
+/// Runs `cmd`, checks that it succeeded without a panic, and returns stdout.
+pub fn text_report(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run binary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {:?}\n{stderr}",
+        out.status
+    );
+    assert!(!stderr.contains("panicked"), "{cmd:?}: {stderr}");
+    String::from_utf8(out.stdout).expect("UTF-8 stdout")
+}
+
+/// Runs `cmd` (which asks for `--json`), checks that it succeeded without a
+/// panic, and parses stdout, which must be one JSON document and nothing else.
+pub fn json_report(cmd: &mut Command) -> Value {
+    let stdout = text_report(cmd);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{stdout}"))
+}
+
+/// The JSON report of the binary on `file` with `--device cpu` and the extra flags.
+pub fn run_json(file: &Path, extra: &[&str]) -> Value {
+    json_report(on_cpu(file).arg("--json").args(extra))
+}
+
+/// The text report of the binary on `file` with `--device cpu` and the extra flags.
+pub fn run_text(file: &Path, extra: &[&str]) -> String {
+    text_report(on_cpu(file).args(extra))
+}
+
+/// Checks that a run failed as a user error must: no panic, exit code 2,
+/// nothing on stdout, exactly one line on stderr that starts with
+/// `singularity-gpu: error: ` and holds every phrase. Returns the line.
+pub fn expect_error(out: &Output, phrases: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !stderr.contains("panicked"),
+        "the process panicked:\n{stderr}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "exit status {:?}, stderr:\n{stderr}",
+        out.status
+    );
+    assert!(stdout.is_empty(), "stdout should be empty, got:\n{stdout}");
+    assert!(
+        stderr.ends_with('\n') && stderr.matches('\n').count() == 1,
+        "stderr should be exactly one line, got:\n{stderr:?}"
+    );
+    assert!(
+        stderr.starts_with("singularity-gpu: error: "),
+        "stderr should start with the error prefix, got:\n{stderr}"
+    );
+    for p in phrases {
+        assert!(
+            stderr.contains(p),
+            "stderr should mention {p:?}, got:\n{stderr}"
+        );
+    }
+    stderr
+}
+
+/// [`expect_error`], and the line names `file` as the user wrote it.
+pub fn expect_error_naming(out: &Output, file: &Path, phrases: &[&str]) -> String {
+    let line = expect_error(out, phrases);
+    let shown = file.display().to_string();
+    assert!(
+        line.contains(&shown),
+        "stderr should name the file {shown}, got:\n{line}"
+    );
+    line
+}
+
+// ---------------------------------------------------------------------------
+// Matrices and brute-force references
+// ---------------------------------------------------------------------------
 
 /// xorshift64*: deterministic, dependency-free.
 pub struct Rng(u64);
@@ -167,20 +340,17 @@ pub fn assert_close(got: f64, want: f64, rel: f64, what: &str) {
     );
 }
 
-/// The GPU engine (lavapipe on CI), shared by all tests of one binary. Without
-/// an adapter the test is skipped, except under CI=true where it fails.
+// ---------------------------------------------------------------------------
+// The GPU adapter and the real third-party files
+// ---------------------------------------------------------------------------
+
+/// The GPU engine (lavapipe on CI) with the default options, shared by every
+/// test. Without an adapter the test is skipped, except under CI=true where
+/// it fails.
 pub fn gpu() -> Option<&'static GpuEngine> {
-    gpu_with(GpuOptions::default())
-}
-
-static GPU: OnceLock<Result<GpuEngine, String>> = OnceLock::new();
-
-pub fn gpu_with(opts: GpuOptions) -> Option<&'static GpuEngine> {
-    assert!(
-        opts.max_chunk_bytes.is_none(),
-        "use fresh_gpu for custom options"
-    );
-    let engine = GPU.get_or_init(|| GpuEngine::new(true, opts).map_err(|e| e.to_string()));
+    static GPU: OnceLock<Result<GpuEngine, String>> = OnceLock::new();
+    let engine =
+        GPU.get_or_init(|| GpuEngine::new(true, GpuOptions::default()).map_err(|e| e.to_string()));
     match engine {
         Ok(e) => Some(e),
         Err(e) => no_adapter(e),

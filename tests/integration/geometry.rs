@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::*;
+use crate::common::{assert_close, decode, encode, gpu, Built, Rng};
 use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::Engine;
 use singularity_gpu::progress::Progress;

@@ -7,13 +7,11 @@
 //! `gguf.quants.dequantize` computed (`*.f32`). Malformed files are built
 //! here byte by byte.
 
-use crate::common;
+use crate::common::{self, expect_error_naming, run, run_json};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use assert_cmd::Command;
 use serde_json::Value;
 use singularity_gpu::internals::gguf::{self, GgufFile};
 use singularity_gpu::internals::quant;
@@ -133,30 +131,6 @@ fn with_key(key: &str) -> SurveyOptions {
     o
 }
 
-fn run(file: &Path, extra: &[&str]) -> Output {
-    Command::cargo_bin("singularity-gpu")
-        .expect("binary built")
-        .args(["--device", "cpu", "--file"])
-        .arg(file)
-        .args(extra)
-        .output()
-        .expect("run binary")
-}
-
-fn run_json(file: &Path, extra: &[&str]) -> Value {
-    let mut args = vec!["--json"];
-    args.extend_from_slice(extra);
-    let out = run(file, &args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{}: {:?}\n{stderr}",
-        file.display(),
-        out.status
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON report")
-}
-
 fn json_groups(v: &Value) -> Vec<Vec<usize>> {
     let mut g: Vec<Vec<usize>> = v["groups"]
         .as_array()
@@ -175,35 +149,11 @@ fn json_groups(v: &Value) -> Vec<Vec<usize>> {
     g
 }
 
-/// Checks a failed run: exit 2, nothing on stdout, one line on stderr naming
-/// the file and each phrase, no panic.
-fn expect_error(out: &Output, file: &Path, phrases: &[&str]) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "panicked:\n{stderr}");
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "status {:?}: {stderr}",
-        out.status
-    );
-    assert!(out.stdout.is_empty(), "stdout not empty");
-    assert!(
-        stderr.ends_with('\n') && stderr.matches('\n').count() == 1,
-        "not one line: {stderr:?}"
-    );
-    assert!(stderr.starts_with("singularity-gpu: error:"), "{stderr}");
-    assert!(stderr.contains(&file.display().to_string()), "{stderr}");
-    for p in phrases {
-        assert!(stderr.contains(p), "should mention {p:?}: {stderr}");
-    }
-    stderr
-}
-
 fn bad(bytes: &[u8], extra: &[&str], phrases: &[&str]) -> String {
     let tmp = TempDir::new().unwrap();
     let path = tmp.path().join("bad.gguf");
     std::fs::write(&path, bytes).unwrap();
-    expect_error(&run(&path, extra), &path, phrases)
+    expect_error_naming(&run(&path, extra), &path, phrases)
 }
 
 // ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 //! with an odd number of columns (rows that start and end mid-word), changed
 //! right next to a neighbour that did not; and steps streamed in many chunks.
 
-use crate::common::*;
+use crate::common::{fresh_gpu, gpu, Built, Rng};
 use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::gpu::GpuEngine;
 use singularity_gpu::engine::hash::row_hash;
