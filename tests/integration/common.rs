@@ -1,9 +1,11 @@
 //! What the test modules share: paths and test files, running the binary and
-//! checking its report or its one-line error, a seeded generator, matrices
-//! with planted groups, brute-force references computed in f64 independently
-//! of the library, the GPU adapter, and the real third-party files.
+//! checking its report or its one-line error, tables of cases, a seeded
+//! generator, matrices with planted groups, brute-force references computed
+//! in f64 independently of the library, the GPU adapter, and the real
+//! third-party files.
 
 use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
@@ -175,6 +177,30 @@ pub fn expect_error_naming(out: &Output, file: &Path, phrases: &[&str]) -> Strin
         "stderr should name the file {shown}, got:\n{line}"
     );
     line
+}
+
+// ---------------------------------------------------------------------------
+// Tables of cases
+// ---------------------------------------------------------------------------
+
+/// Runs `check` on every row of a table. Every row runs, even after one
+/// fails; each failure's message is followed by the row's name, and the
+/// test then fails listing the rows that failed.
+pub fn each_row<R>(rows: &[R], name: impl Fn(&R) -> String, check: impl Fn(&R)) {
+    assert!(!rows.is_empty(), "an empty table checks nothing");
+    let mut failed = Vec::new();
+    for row in rows {
+        if catch_unwind(AssertUnwindSafe(|| check(row))).is_err() {
+            eprintln!("^ in row {:?}\n", name(row));
+            failed.push(name(row));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} rows failed: {failed:#?}",
+        failed.len(),
+        rows.len()
+    );
 }
 
 // ---------------------------------------------------------------------------
