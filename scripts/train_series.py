@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Train a tiny byte-level model from a singularity and write the run as a
-checkpoint series: real bf16 dynamics for tests/series.rs and the README demo.
+checkpoint series: real bf16 dynamics for tests/integration/series.rs and the README demo.
 
 What the run shows
 ------------------

@@ -7,13 +7,11 @@
 //! `gguf.quants.dequantize` computed (`*.f32`). Malformed files are built
 //! here byte by byte.
 
-mod common;
+use crate::common::{self, expect_error_naming, run, run_json};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use assert_cmd::Command;
 use serde_json::Value;
 use singularity_gpu::internals::gguf::{self, GgufFile};
 use singularity_gpu::internals::quant;
@@ -133,30 +131,6 @@ fn with_key(key: &str) -> SurveyOptions {
     o
 }
 
-fn run(file: &Path, extra: &[&str]) -> Output {
-    Command::cargo_bin("singularity-gpu")
-        .expect("binary built")
-        .args(["--device", "cpu", "--file"])
-        .arg(file)
-        .args(extra)
-        .output()
-        .expect("run binary")
-}
-
-fn run_json(file: &Path, extra: &[&str]) -> Value {
-    let mut args = vec!["--json"];
-    args.extend_from_slice(extra);
-    let out = run(file, &args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{}: {:?}\n{stderr}",
-        file.display(),
-        out.status
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON report")
-}
-
 fn json_groups(v: &Value) -> Vec<Vec<usize>> {
     let mut g: Vec<Vec<usize>> = v["groups"]
         .as_array()
@@ -175,35 +149,11 @@ fn json_groups(v: &Value) -> Vec<Vec<usize>> {
     g
 }
 
-/// Checks a failed run: exit 2, nothing on stdout, one line on stderr naming
-/// the file and each phrase, no panic.
-fn expect_error(out: &Output, file: &Path, phrases: &[&str]) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "panicked:\n{stderr}");
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "status {:?}: {stderr}",
-        out.status
-    );
-    assert!(out.stdout.is_empty(), "stdout not empty");
-    assert!(
-        stderr.ends_with('\n') && stderr.matches('\n').count() == 1,
-        "not one line: {stderr:?}"
-    );
-    assert!(stderr.starts_with("singularity-gpu: error:"), "{stderr}");
-    assert!(stderr.contains(&file.display().to_string()), "{stderr}");
-    for p in phrases {
-        assert!(stderr.contains(p), "should mention {p:?}: {stderr}");
-    }
-    stderr
-}
-
 fn bad(bytes: &[u8], extra: &[&str], phrases: &[&str]) -> String {
     let tmp = TempDir::new().unwrap();
     let path = tmp.path().join("bad.gguf");
     std::fs::write(&path, bytes).unwrap();
-    expect_error(&run(&path, extra), &path, phrases)
+    expect_error_naming(&run(&path, extra), &path, phrases)
 }
 
 // ---------------------------------------------------------------------------
@@ -436,7 +386,7 @@ fn quantized_groups_are_the_groups_of_identical_blocks() {
             for g in &r.groups {
                 let i = g.token_ids[0];
                 let want = l2(&values[i * e.cols..(i + 1) * e.cols]);
-                // The CPU engine accumulates in f32 (tests/notebook.rs allows 1e-7 too).
+                // The CPU engine accumulates in f32 (notebook.rs allows 1e-7 too).
                 common::assert_close(
                     g.norm.unwrap(),
                     want,
@@ -658,8 +608,7 @@ fn devices() -> Vec<&'static str> {
 
 /// `--series DIR --json` on `device`.
 fn run_series_json(device: &str, dir: &Path) -> Value {
-    let out = Command::cargo_bin("singularity-gpu")
-        .expect("binary built")
+    let out = common::sg()
         .args(["--device", device, "--json", "--series"])
         .arg(dir)
         .output()
@@ -850,13 +799,12 @@ fn a_series_whose_steps_are_quantized_differently_is_an_error() {
     );
     let step1 = dir.join("step_1.gguf");
     std::fs::write(&step1, f32_file).unwrap();
-    let out = Command::cargo_bin("singularity-gpu")
-        .unwrap()
+    let out = common::sg()
         .args(["--device", "cpu", "--series"])
         .arg(&dir)
         .output()
         .unwrap();
-    expect_error(&out, &step1, &["step 1", "F32", "Q8_0", "stored blocks"]);
+    expect_error_naming(&out, &step1, &["step 1", "F32", "Q8_0", "stored blocks"]);
 }
 
 // ---------------------------------------------------------------------------

@@ -4,9 +4,7 @@
 //! last zero-padded), two lanes of wrapping sums of bijective mixes keyed by
 //! position, each finalised with the unit count.
 
-mod common;
-
-use common::*;
+use crate::common::{encode, gpu};
 use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::Engine;
 use singularity_gpu::progress::Progress;

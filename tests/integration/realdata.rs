@@ -10,9 +10,7 @@
 //! `~/.cache/singularity-gpu/realdata`). Missing, they skip the test locally,
 //! naming that script, and fail it under CI=true.
 
-mod common;
-
-use common::{fetched, require};
+use crate::common::{self, fetched, json_report, require, sg};
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -26,8 +24,7 @@ use singularity_gpu::{
 };
 
 fn thimble9() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/thimble9/checkpoint_step_00000.pt")
+    common::fixture("thimble9/checkpoint_step_00000.pt")
 }
 
 /// The bytes of `model_state_dict.embedding.weight` (bf16, 10000×64) from the
@@ -182,18 +179,7 @@ fn wordllama_has_no_groups() {
 
 /// Runs the binary with `--device cpu --json` and the given arguments.
 fn cli_json(args: &[&std::ffi::OsStr]) -> serde_json::Value {
-    let out = assert_cmd::Command::cargo_bin("singularity-gpu")
-        .unwrap()
-        .args(["--device", "cpu", "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_report(sg().args(["--device", "cpu", "--json"]).args(args))
 }
 
 #[test]

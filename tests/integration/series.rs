@@ -10,7 +10,7 @@
 //! Every case runs on the CPU path and, where an adapter is found, on the GPU
 //! path (lavapipe on CI, where a missing adapter fails the test).
 
-mod common;
+use crate::common::{self, expect_error, json_report, sg};
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
 
-use assert_cmd::Command;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -55,9 +54,7 @@ fn devices() -> Vec<&'static str> {
 
 /// Runs the binary with `--device DEVICE` and the arguments.
 fn run(device: &str, args: &[OsString]) -> Output {
-    Command::cargo_bin("singularity-gpu")
-        .expect("binary built")
-        .arg("--device")
+    sg().arg("--device")
         .arg(device)
         .args(args)
         .output()
@@ -75,18 +72,7 @@ where
 
 /// Runs with `--json` and parses stdout, after checking success.
 fn run_json(device: &str, a: &[OsString]) -> Value {
-    let mut a = a.to_vec();
-    a.push("--json".into());
-    let out = run(device, &a);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{device} {a:?} failed: {:?}\n{stderr}",
-        out.status
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let stdout = String::from_utf8(out.stdout).expect("UTF-8 stdout");
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{stdout}"))
+    json_report(sg().arg("--device").arg(device).args(a).arg("--json"))
 }
 
 /// `--series <fixtures>/run` plus extra arguments.
@@ -597,32 +583,7 @@ fn safetensors(name: &str, dtype: &str, shape: &[usize]) -> Vec<u8> {
     let header = format!(
         r#"{{"{name}":{{"dtype":"{dtype}","shape":{shape:?},"data_offsets":[0,{bytes}]}}}}"#
     );
-    let mut out = (header.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(header.as_bytes());
-    out.resize(out.len() + bytes, 0);
-    out
-}
-
-/// Exit code 2, nothing on stdout, one line on stderr with the error prefix
-/// and the phrases; returns the line.
-fn expect_error(out: &Output, phrases: &[&str]) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(!stderr.contains("panicked"), "panicked:\n{stderr}");
-    assert_eq!(out.status.code(), Some(2), "exit status; stderr:\n{stderr}");
-    assert!(stdout.is_empty(), "stdout should be empty:\n{stdout}");
-    assert!(
-        stderr.ends_with('\n') && stderr.matches('\n').count() == 1,
-        "stderr should be exactly one line:\n{stderr:?}"
-    );
-    assert!(
-        stderr.starts_with("singularity-gpu: error:"),
-        "error prefix:\n{stderr}"
-    );
-    for p in phrases {
-        assert!(stderr.contains(p), "stderr should mention {p:?}:\n{stderr}");
-    }
-    stderr
+    common::safetensors(&header, &vec![0; bytes])
 }
 
 fn series_of(dir: &Path) -> Vec<OsString> {

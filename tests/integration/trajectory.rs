@@ -12,12 +12,12 @@ use singularity_gpu::load::steps::StepSource;
 use singularity_gpu::load::LoadOptions;
 use singularity_gpu::types::StepSelection;
 
+use crate::common;
+
 const STEPS: usize = 9;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/trajectory")
-        .join(name)
+    common::fixture("trajectory").join(name)
 }
 
 fn opts(key: Option<&str>, reinterpret: Option<Dtype>) -> LoadOptions {

@@ -3,9 +3,7 @@
 //! dtype, odd widths, several labelings, query subsets, and tiny forced panels
 //! (many panels, one 64-target block per dispatch).
 
-mod common;
-
-use common::*;
+use crate::common::{fresh_gpu, gpu, Built, Rng};
 use singularity_gpu::approx::ErrorModel;
 use singularity_gpu::engine::{Engine, Top2, VectorSet};
 use singularity_gpu::progress::Progress;

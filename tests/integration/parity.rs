@@ -2,9 +2,9 @@
 //! signed zeros, NaN rows, forced hash collisions and tiny streamed chunks.
 //! Expected groups, norms, sums and distances come from brute force in f64.
 
-mod common;
-
-use common::*;
+use crate::common::{
+    assert_close, distance, encode, fresh_gpu, gpu, norm, reference_groups, Built, Rng,
+};
 use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::{Engine, RowStats};
 use singularity_gpu::progress::Progress;

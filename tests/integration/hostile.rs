@@ -534,57 +534,47 @@ fn safetensors_trajectory_of_550_billion_steps() {
 // Memory: a deflated .npz member
 // ---------------------------------------------------------------------------
 
-/// Runs the binary with `args` and returns its stdout, exit code and its
-/// own peak resident memory in bytes (`wait4`'s rusage for that child:
-/// not the test process, not the other tests' children).
+/// Runs the binary with `args` and returns its stdout, stderr, exit code
+/// and its own peak resident memory in bytes: the high-water mark of its
+/// address space (`VmHWM` in `/proc/PID/status`), read every millisecond
+/// while it runs. Not `wait4`'s `ru_maxrss`: a child spawned from this test
+/// process counts the parent's resident memory from before its `exec`, and
+/// in one test binary that is every other test's memory too.
 #[cfg(target_os = "linux")]
-#[allow(clippy::zombie_processes)] // reaped by wait4, which gives its rusage
 fn run_measured(args: &[&str]) -> (Vec<u8>, String, i32, u64) {
-    use std::io::Read;
-    use std::process::Stdio;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_singularity-gpu"))
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_singularity-gpu"))
         .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn the binary");
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+    let status = format!("/proc/{}/status", child.id());
+    let done = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let done = done.clone();
         std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                p.read_to_end(&mut buf).expect("read pipe");
+            let mut peak_kib = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                // Absent once the process has exited (its memory is gone).
+                let hwm = std::fs::read_to_string(&status).ok().and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                });
+                peak_kib = peak_kib.max(hwm.unwrap_or(0));
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            buf
+            peak_kib
         })
     };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain data, zeroes are a valid value; wait4 writes
-    // both out-parameters for the child we spawned (and reaps it).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -libc::WTERMSIG(status)
-    };
-    let stdout = out.join().expect("stdout");
-    let stderr = String::from_utf8_lossy(&err.join().expect("stderr")).into_owned();
-    // ru_maxrss is in KiB on Linux.
-    (stdout, stderr, code, usage.ru_maxrss as u64 * 1024)
+    let out = child.wait_with_output().expect("wait for the binary");
+    done.store(true, Ordering::Relaxed);
+    let peak = poller.join().expect("poller") * 1024;
+    assert!(peak > 0, "no VmHWM was read while the binary ran");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.stdout, stderr, out.status.code().unwrap_or(-1), peak)
 }
 
 #[cfg(target_os = "linux")]

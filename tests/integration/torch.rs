@@ -8,52 +8,23 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
 use singularity_gpu::load::{self, LoadOptions, StoredDtype};
 use singularity_gpu::{survey_file, DeviceChoice, SurveyOptions};
 use tempfile::TempDir;
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/torch")
-        .join(name)
-}
+use crate::common::{self, example_path, expect_error_naming, on_cpu};
 
-fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/notebook_128.safetensors")
+fn fixture(name: &str) -> PathBuf {
+    common::fixture("torch").join(name)
 }
 
 /// Runs the binary on `file` with `--device cpu`, in `cwd`.
 fn run_in(cwd: &Path, file: &Path, extra: &[&str]) -> Output {
-    Command::cargo_bin("singularity-gpu")
-        .expect("binary built")
+    on_cpu(file)
         .current_dir(cwd)
-        .arg("--device")
-        .arg("cpu")
-        .arg("--file")
-        .arg(file)
         .args(extra)
         .output()
         .expect("run binary")
-}
-
-/// Checks a user error: exit 2, nothing on stdout, one stderr line naming
-/// the file and holding every phrase; returns the line.
-fn expect_error(out: &Output, file: &Path, phrases: &[&str]) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "panicked:\n{stderr}");
-    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
-    assert!(out.stdout.is_empty(), "stdout not empty");
-    assert!(
-        stderr.ends_with('\n') && stderr.matches('\n').count() == 1,
-        "stderr should be one line: {stderr:?}"
-    );
-    assert!(stderr.starts_with("singularity-gpu: error:"), "{stderr}");
-    assert!(stderr.contains(&file.display().to_string()), "{stderr}");
-    for p in phrases {
-        assert!(stderr.contains(p), "stderr should mention {p:?}: {stderr}");
-    }
-    stderr
 }
 
 fn cpu(key: Option<&str>) -> SurveyOptions {
@@ -89,7 +60,7 @@ fn tensor(file: &Path, name: &str) -> (load::TensorDesc, load::Bytes) {
 #[test]
 fn the_example_as_a_state_dict_surveys_like_the_safetensors_original() {
     let pt = survey_file(&fixture("notebook.pt"), &cpu(None)).unwrap();
-    let st = survey_file(&example(), &cpu(None)).unwrap();
+    let st = survey_file(&example_path(), &cpu(None)).unwrap();
     // The default choice finds the embedding by name, not lm_head.
     assert_eq!(pt.tensor, "embed_tokens.weight");
     assert_eq!(pt.shape, [128, 64]);
@@ -185,7 +156,7 @@ fn hostile_pickles_are_refused_by_name_and_nothing_runs() {
         let dir = TempDir::new().unwrap();
         let f = fixture(file);
         let out = run_in(dir.path(), &f, &[]);
-        expect_error(
+        expect_error_naming(
             &out,
             &f,
             &[&format!("asks for {global},"), "refused, nothing was run"],
@@ -204,7 +175,7 @@ fn hostile_pickles_are_refused_by_name_and_nothing_runs() {
 fn legacy_and_bare_pickles_get_a_clear_error() {
     let dir = TempDir::new().unwrap();
     let f = fixture("legacy.pt");
-    expect_error(
+    expect_error_naming(
         &run_in(dir.path(), &f, &[]),
         &f,
         &[
@@ -213,7 +184,7 @@ fn legacy_and_bare_pickles_get_a_clear_error() {
         ],
     );
     let f = fixture("bare_pickle.pkl");
-    expect_error(&run_in(dir.path(), &f, &[]), &f, &["bare Python pickle"]);
+    expect_error_naming(&run_in(dir.path(), &f, &[]), &f, &["bare Python pickle"]);
 }
 
 #[test]
@@ -231,7 +202,7 @@ fn archives_that_lie_are_one_line_errors() {
         ),
     ] {
         let f = fixture(file);
-        expect_error(&run_in(dir.path(), &f, &[]), &f, phrases);
+        expect_error_naming(&run_in(dir.path(), &f, &[]), &f, phrases);
     }
 }
 
@@ -258,7 +229,7 @@ fn truncated_and_corrupted_archives_never_panic() {
     }
     for cut in [10, 200, good.len() / 2, good.len() - 30, good.len() - 1] {
         std::fs::write(&path, &good[..cut]).unwrap();
-        expect_error(&run_in(dir.path(), &path, &[]), &path, &["not a valid"]);
+        expect_error_naming(&run_in(dir.path(), &path, &[]), &path, &["not a valid"]);
     }
     // The end record intact but the central directory overwritten.
     let mut bad = good.clone();
@@ -267,5 +238,5 @@ fn truncated_and_corrupted_archives_never_panic() {
         *b = 0xEE;
     }
     std::fs::write(&path, &bad).unwrap();
-    expect_error(&run_in(dir.path(), &path, &[]), &path, &["zip"]);
+    expect_error_naming(&run_in(dir.path(), &path, &[]), &path, &["zip"]);
 }

@@ -8,11 +8,9 @@
 //! GPU engine (lavapipe on CI: GPU cases are small), and the two engines'
 //! answers must be identical.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::{assert_close, decode, encode, gpu, Built, Rng};
 use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::Engine;
 use singularity_gpu::progress::Progress;

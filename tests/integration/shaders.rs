@@ -14,10 +14,12 @@ use naga::proc::{BoundsCheckPolicies, BoundsCheckPolicy};
 use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
 use naga::Module;
 
+use crate::common::root;
+
 const COMMON: &str = "common.wgsl";
 
 fn shader_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders")
+    root().join("shaders")
 }
 
 /// The `.wgsl` files of `shaders/`, sorted by name.

@@ -5,14 +5,12 @@
 //! the input, bounded output). Any crash a fuzzer finds is kept here,
 //! minimised (`cargo fuzz tmin`), so that CI replays it for good.
 
-use std::path::PathBuf;
-
 use singularity_gpu::internals::{gguf, hdf5, npy, pickle, pytorch, quant, safetensors, zip};
 
+use crate::common::root;
+
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fuzz")
-        .join(target);
+    let dir = root().join("tests/fuzz").join(target);
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())

@@ -9,6 +9,8 @@ use std::process::Output;
 use assert_cmd::Command;
 use tempfile::TempDir;
 
+use crate::common::{expect_error, sg};
+
 /// A safetensors file of one F32 matrix named "emb".
 fn matrix_file(rows: &[Vec<f32>]) -> Vec<u8> {
     let cols = rows[0].len();
@@ -47,8 +49,9 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
+/// The binary, with no hub cache configured from the environment.
 fn bin() -> Command {
-    let mut cmd = Command::cargo_bin("singularity-gpu").unwrap();
+    let mut cmd = sg();
     cmd.env_remove("HF_HUB_CACHE").env_remove("HF_HOME");
     cmd
 }
@@ -72,15 +75,9 @@ fn text(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
-/// Exit code 2, nothing on stdout, and one line on stderr holding every phrase.
+/// A user error (see [`expect_error`]) holding every phrase and none of `absent`.
 fn one_line_error(out: &Output, phrases: &[&str], absent: &[&str], case: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{case}: {stderr}");
-    assert!(out.stdout.is_empty(), "{case}: stdout not empty");
-    assert_eq!(stderr.lines().count(), 1, "{case}: {stderr:?}");
-    for p in phrases {
-        assert!(stderr.contains(p), "{case}: {p:?} not in {stderr}");
-    }
+    let stderr = expect_error(out, phrases);
     for p in absent {
         assert!(!stderr.contains(p), "{case}: {p:?} in {stderr}");
     }

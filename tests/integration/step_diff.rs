@@ -6,9 +6,7 @@
 //! with an odd number of columns (rows that start and end mid-word), changed
 //! right next to a neighbour that did not; and steps streamed in many chunks.
 
-mod common;
-
-use common::*;
+use crate::common::{fresh_gpu, gpu, Built, Rng};
 use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::gpu::GpuEngine;
 use singularity_gpu::engine::hash::row_hash;
@@ -317,7 +315,7 @@ fn a_step_of_another_shape_or_dtype_is_refused_like_the_cpu() {
 }
 
 /// Indicative timing for the benchmark's shape (3,699 × 64 bf16 per step):
-/// `cargo test --release --test step_diff -- --ignored --nocapture`.
+/// `cargo test --release --test integration step_diff::time -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn time_steps_of_3699_by_64_bf16() {

@@ -3,16 +3,9 @@
 //! from English prose sharing one vector. Every expected number is computed
 //! here in f64 from the file's bytes, parsed without the library.
 
-mod common;
-
-use std::path::{Path, PathBuf};
-
-use common::assert_close;
 use singularity_gpu::{survey_file, DeviceChoice, SurveyOptions};
 
-fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/notebook_128.safetensors")
-}
+use crate::common::{self, assert_close, example_f32, example_path, json_report, sg};
 
 /// The 51 dead bytes as the notebook describes them: control characters
 /// other than newline, DEL, and rare symbols.
@@ -27,14 +20,8 @@ fn dead_bytes() -> Vec<usize> {
 
 /// Rows of the example, decoded by hand from the safetensors layout.
 fn rows() -> Vec<Vec<f64>> {
-    let bytes = std::fs::read(example()).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let t = &header["embeddings"];
-    assert_eq!(t["dtype"], "F32");
-    assert_eq!(t["shape"], serde_json::json!([128, 64]));
-    let start = 8 + n + t["data_offsets"][0].as_u64().unwrap() as usize;
-    let data = &bytes[start..start + 128 * 64 * 4];
+    let (rows, cols, data) = example_f32();
+    assert_eq!((rows, cols), (128, 64));
     data.chunks_exact(64 * 4)
         .map(|r| {
             r.chunks_exact(4)
@@ -53,7 +40,7 @@ fn check(device: DeviceChoice, rel: f64) {
     let dead = dead_bytes();
     assert_eq!(dead.len(), 51);
     let r = survey_file(
-        &example(),
+        &example_path(),
         &SurveyOptions {
             device,
             ..Default::default()
@@ -142,15 +129,11 @@ fn test_hooks_through_the_cli_change_nothing() {
     ];
     for device in devices {
         for extra in hooks {
-            let out = assert_cmd::Command::cargo_bin("singularity-gpu")
-                .unwrap()
-                .args(["--json", "--device", device, "--file"])
-                .arg(example())
-                .args(extra)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{device} {extra:?}: {:?}", out.status);
-            let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let j = json_report(
+                sg().args(["--json", "--device", device, "--file"])
+                    .arg(example_path())
+                    .args(extra),
+            );
             assert_eq!(j["n_unique"], 78, "{device} {extra:?}");
             assert_eq!(
                 j["groups"].as_array().unwrap().len(),

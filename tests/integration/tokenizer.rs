@@ -4,9 +4,7 @@
 //! from the raw files: serde_json over the Llama-2 tokenizer.json, plain line
 //! splitting over BERT's vocab.txt. Missing files skip locally and fail under CI=true.
 
-mod common;
-
-use common::{fetched, require};
+use crate::common::{fetched, require};
 use serde_json::Value;
 use singularity_gpu::load::Vocab;
 use singularity_gpu::types::VocabKind;

@@ -9,69 +9,35 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::{
+    example_f32, example_path, expect_error, fixture, json_report, on_cpu, run_json,
+};
 
-fn fixture(rel: &str) -> PathBuf {
-    root().join("tests/fixtures").join(rel)
-}
-
+/// Runs the binary on `file` with `--device cpu`, the extra flags and these
+/// environment variables.
 fn run_env(file: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut cmd = Command::cargo_bin("singularity-gpu").expect("binary built");
-    cmd.args(["--device", "cpu", "--file"])
-        .arg(file)
-        .args(extra);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run binary")
+    on_cpu(file)
+        .args(extra)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run binary")
 }
 
 fn json_env(file: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Value {
-    let mut args = vec!["--json"];
-    args.extend_from_slice(extra);
-    let out = run_env(file, &args, env);
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON report")
-}
-
-fn json(file: &Path, extra: &[&str]) -> Value {
-    json_env(file, extra, &[])
+    json_report(
+        on_cpu(file)
+            .arg("--json")
+            .args(extra)
+            .envs(env.iter().copied()),
+    )
 }
 
 /// The one stderr line of a run that must fail with exit code 2.
 fn error(file: &Path, extra: &[&str], env: &[(&str, &Path)]) -> String {
-    let out = run_env(file, extra, env);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(out.stdout.is_empty());
-    assert_eq!(stderr.matches('\n').count(), 1, "one line: {stderr:?}");
-    assert!(stderr.starts_with("singularity-gpu: error: "), "{stderr}");
-    stderr
-}
-
-/// The example matrix (F32, 128×64) as stored in examples/notebook_128.safetensors.
-fn example_f32() -> (usize, usize, Vec<u8>) {
-    let bytes = std::fs::read(root().join("examples/notebook_128.safetensors")).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let t = &header["embeddings"];
-    let (rows, cols) = (
-        t["shape"][0].as_u64().unwrap() as usize,
-        t["shape"][1].as_u64().unwrap() as usize,
-    );
-    let start = 8 + n + t["data_offsets"][0].as_u64().unwrap() as usize;
-    (rows, cols, bytes[start..start + rows * cols * 4].to_vec())
+    expect_error(&run_env(file, extra, env), &[])
 }
 
 /// Groups of identical rows (≥ 2, ids ascending; largest first, then by
@@ -146,24 +112,24 @@ fn check(j: &Value, want: &Expected, shape: [usize; 2], what: &str) {
 fn npy_in_every_layout_matches_the_safetensors_original() {
     let want = example_expected();
     assert_eq!((want.groups.len(), want.groups[0].len()), (1, 51));
-    let original = json(&root().join("examples/notebook_128.safetensors"), &[]);
+    let original = run_json(&example_path(), &[]);
     check(&original, &want, [128, 64], "safetensors");
     for name in ["example.npy", "example_be.npy", "example_fortran.npy"] {
-        let j = json(&fixture(&format!("npy/{name}")), &[]);
+        let j = run_json(&fixture(&format!("npy/{name}")), &[]);
         check(&j, &want, [128, 64], name);
         assert_eq!(j["format"], "NumPy .npy");
         assert_eq!(j["dtype"], "F32");
     }
     // .npz, stored and deflated: "embeddings" is chosen over "positions".
     for name in ["example.npz", "example_compressed.npz"] {
-        let j = json(&fixture(&format!("npy/{name}")), &[]);
+        let j = run_json(&fixture(&format!("npy/{name}")), &[]);
         check(&j, &want, [128, 64], name);
         assert_eq!(
             (j["format"].as_str(), j["tensor"].as_str()),
             (Some("NumPy .npz"), Some("embeddings"))
         );
         // positions = arange(16 × 64): every row distinct.
-        let j = json(&fixture(&format!("npy/{name}")), &["--key", "positions"]);
+        let j = run_json(&fixture(&format!("npy/{name}")), &["--key", "positions"]);
         assert_eq!(
             (j["shape"].clone(), j["n_unique"].clone()),
             (json!([16, 64]), json!(16))
@@ -181,7 +147,7 @@ fn bf16_npy_from_ml_dtypes_reads_with_as_bf16() {
     let path = fixture("npy/example_bf16.npy");
     let e = error(&path, &[], &[]);
     assert!(e.contains("--as bf16"), "{e}");
-    let j = json(&path, &["--as", "bf16"]);
+    let j = run_json(&path, &["--as", "bf16"]);
     assert_eq!(
         (j["dtype"].as_str(), j["stored_dtype"].as_str()),
         (Some("BF16"), Some("V2"))
@@ -196,7 +162,7 @@ fn bf16_npy_from_ml_dtypes_reads_with_as_bf16() {
 fn sharded_folder_opens_only_the_shard_it_needs() {
     let want = example_expected();
     let dir = fixture("hf/sharded");
-    let j = json(&dir, &[]);
+    let j = run_json(&dir, &[]);
     check(&j, &want, [128, 64], "sharded");
     assert_eq!(j["tensor"], "model.embed_tokens.weight");
     assert!(j["tensor_file"]
@@ -218,7 +184,7 @@ fn sharded_folder_opens_only_the_shard_it_needs() {
         };
         std::fs::write(tmp.path().join(name), bytes).unwrap();
     }
-    check(&json(tmp.path(), &[]), &want, [128, 64], "sharded copy");
+    check(&run_json(tmp.path(), &[]), &want, [128, 64], "sharded copy");
     // Asking for a tensor in a broken shard opens it, and says so.
     let e = error(tmp.path(), &["--key", "lm_head.weight"], &[]);
     assert!(e.contains("model-00003-of-00003.safetensors"), "{e}");
@@ -246,17 +212,14 @@ fn unembedding_surveys_the_head_and_says_whether_it_is_tied() {
     // The head is the example times 2: same groups, twice the norms, untied.
     let mut want = example_expected();
     want.norms.iter_mut().for_each(|n| *n *= 2.0);
-    let j = json(&fixture("hf/sharded"), &["--unembedding"]);
+    let j = run_json(&fixture("hf/sharded"), &["--unembedding"]);
     check(&j, &want, [128, 64], "lm_head");
     assert_eq!(j["tensor"], "lm_head.weight");
     assert_eq!(j["role"], "output_head");
     assert_eq!(j["tied"], "untied");
 
     // One tensor only: the head is the input embedding.
-    let j = json(
-        &root().join("examples/notebook_128.safetensors"),
-        &["--unembedding"],
-    );
+    let j = run_json(&example_path(), &["--unembedding"]);
     assert_eq!(
         (j["tied"].as_str(), j["role"].as_str()),
         (Some("same_tensor"), Some("output_head"))
@@ -267,12 +230,12 @@ fn unembedding_surveys_the_head_and_says_whether_it_is_tied() {
     let tmp = TempDir::new().unwrap();
     let path = tmp.path().join("tied.safetensors");
     std::fs::write(&path, two_tensor_file(rows, cols, &raw, &raw)).unwrap();
-    let j = json(&path, &["--unembedding"]);
+    let j = run_json(&path, &["--unembedding"]);
     assert_eq!(
         (j["tensor"].as_str(), j["tied"].as_str()),
         (Some("lm_head.weight"), Some("bit_identical"))
     );
-    let j = json(&path, &[]);
+    let j = run_json(&path, &[]);
     assert_eq!(
         j["tensor"], "model.embed_tokens.weight",
         "the input embedding by default"
@@ -307,7 +270,7 @@ fn hub_cache_entry_by_folder_and_by_name_with_revisions() {
     let hub = fixture("hf/hub");
     let entry = hub.join("models--sg-test--tiny");
     let want = example_expected();
-    let j = json(&entry, &[]);
+    let j = run_json(&entry, &[]);
     check(&j, &want, [128, 64], "cache entry");
     assert!(j["tensor_file"]
         .as_str()
@@ -339,7 +302,7 @@ fn hub_cache_entry_by_folder_and_by_name_with_revisions() {
         .collect();
     check(&j, &expected(&bf16, rows, 2, bf16_of), [128, 64], "v2");
     // A commit hash names its snapshot directly.
-    let j = json(&entry, &["--revision", &"b".repeat(40)]);
+    let j = run_json(&entry, &["--revision", &"b".repeat(40)]);
     assert_eq!(j["dtype"], "BF16");
 
     let e = error(Path::new("sg-test/absent"), &[], &[("HF_HUB_CACHE", &hub)]);
@@ -359,13 +322,9 @@ fn hub_cache_entry_by_folder_and_by_name_with_revisions() {
 #[test]
 fn plain_model_folder_and_empty_folder() {
     let tmp = TempDir::new().unwrap();
-    std::fs::copy(
-        root().join("examples/notebook_128.safetensors"),
-        tmp.path().join("model.safetensors"),
-    )
-    .unwrap();
+    std::fs::copy(example_path(), tmp.path().join("model.safetensors")).unwrap();
     check(
-        &json(tmp.path(), &[]),
+        &run_json(tmp.path(), &[]),
         &example_expected(),
         [128, 64],
         "model folder",
@@ -387,7 +346,7 @@ fn byte_token(id: usize) -> String {
 
 #[test]
 fn token_strings_and_padding_rows() {
-    let j = json(&fixture("hf/sharded"), &[]);
+    let j = run_json(&fixture("hf/sharded"), &[]);
     assert_eq!(
         j["tokenizer"]["path"],
         fixture("hf/sharded/tokenizer.json").display().to_string()
@@ -425,7 +384,7 @@ fn token_strings_and_padding_rows() {
     let vocab: String = (0..128).map(|i| format!("tok{i}\n")).collect();
     let path = tmp.path().join("vocab.txt");
     std::fs::write(&path, vocab).unwrap();
-    let j = json(
+    let j = run_json(
         &fixture("hf/sharded"),
         &["--tokenizer", path.to_str().unwrap()],
     );
@@ -442,10 +401,7 @@ fn token_strings_and_padding_rows() {
 
 #[test]
 fn without_a_tokenizer_small_vocabularies_show_bytes_and_large_ones_ids() {
-    let text = String::from_utf8(
-        run_env(&root().join("examples/notebook_128.safetensors"), &[], &[]).stdout,
-    )
-    .unwrap();
+    let text = String::from_utf8(run_env(&example_path(), &[], &[]).stdout).unwrap();
     assert!(text.contains("Token IDs (byte values):"), "{text}");
     // With a tokenizer the same rows show strings instead.
     let text = String::from_utf8(run_env(&fixture("hf/sharded"), &[], &[]).stdout).unwrap();
@@ -482,7 +438,7 @@ fn bf16_f64_and_reinterpreted_safetensors() {
         .iter()
         .flat_map(|&v| (v as f64).to_le_bytes())
         .collect();
-    let j = json(&one_tensor(&tmp, "F64", [rows, 64], &f64s), &[]);
+    let j = run_json(&one_tensor(&tmp, "F64", [rows, 64], &f64s), &[]);
     check(&j, &example_expected(), [128, 64], "F64");
     assert_eq!(j["dtype"], "F64");
     // BF16 and F16, stored as such and as U16 read --as.
@@ -503,11 +459,11 @@ fn bf16_f64_and_reinterpreted_safetensors() {
             }
         };
         let want = expected(&bits, rows, 2, decode);
-        let j = json(&one_tensor(&tmp, dtype, [rows, 64], &bits), &[]);
+        let j = run_json(&one_tensor(&tmp, dtype, [rows, 64], &bits), &[]);
         check(&j, &want, [128, 64], dtype);
         let u16_path = tmp.path().join(format!("u16-{dtype}.safetensors"));
         std::fs::rename(one_tensor(&tmp, "U16", [rows, 64], &bits), &u16_path).unwrap();
-        let j = json(&u16_path, &["--as", &dtype.to_lowercase()]);
+        let j = run_json(&u16_path, &["--as", &dtype.to_lowercase()]);
         check(&j, &want, [128, 64], "U16 --as");
         assert_eq!(
             (j["dtype"].as_str(), j["stored_dtype"].as_str()),
@@ -525,10 +481,10 @@ fn default_key_choice_among_several_matrices() {
     let path = tmp.path().join("three.safetensors");
     let zeros = vec![0u8; raw.len()];
     std::fs::write(&path, two_tensor_file(rows, cols, &raw, &zeros)).unwrap();
-    let j = json(&path, &[]);
+    let j = run_json(&path, &[]);
     assert_eq!(j["tensor"], "model.embed_tokens.weight");
     check(&j, &example_expected(), [128, 64], "default key");
-    let j = json(&path, &["--key", "pos_embedding.weight"]);
+    let j = run_json(&path, &["--key", "pos_embedding.weight"]);
     assert_eq!(j["shape"], json!([4, 64]));
 }
 
@@ -537,7 +493,7 @@ fn npz_inflates_only_the_member_it_reads() {
     // "junk" is deflated with its stream broken past the header.
     let path = fixture("npy/example_lazy.npz");
     check(
-        &json(&path, &[]),
+        &run_json(&path, &[]),
         &example_expected(),
         [128, 64],
         "lazy npz",
@@ -548,7 +504,7 @@ fn npz_inflates_only_the_member_it_reads() {
 
 #[test]
 fn tied_weights_saved_once_are_the_same_tensor() {
-    let j = json(&fixture("torch/tied.pt"), &["--unembedding"]);
+    let j = run_json(&fixture("torch/tied.pt"), &["--unembedding"]);
     assert_eq!(j["tensor"], "lm_head.weight");
     assert_eq!(j["tied"], "same_tensor");
     check(&j, &example_expected(), [128, 64], "tied.pt");
@@ -572,10 +528,10 @@ fn nested_input_embedding_wins_over_the_output_head() {
     let tmp = TempDir::new().unwrap();
     let path = tmp.path().join("vlm.safetensors");
     std::fs::write(&path, file).unwrap();
-    let j = json(&path, &[]);
+    let j = run_json(&path, &[]);
     assert_eq!(j["tensor"], "model.language_model.embed_tokens.weight");
     check(&j, &example_expected(), [128, 64], "vlm");
-    let j = json(&path, &["--unembedding"]);
+    let j = run_json(&path, &["--unembedding"]);
     assert_eq!(
         (j["tensor"].as_str(), j["tied"].as_str()),
         (Some("lm_head.weight"), Some("untied"))
@@ -585,11 +541,7 @@ fn nested_input_embedding_wins_over_the_output_head() {
 #[test]
 fn a_broken_tokenizer_found_beside_the_model_costs_only_the_strings() {
     let tmp = TempDir::new().unwrap();
-    std::fs::copy(
-        root().join("examples/notebook_128.safetensors"),
-        tmp.path().join("model.safetensors"),
-    )
-    .unwrap();
+    std::fs::copy(example_path(), tmp.path().join("model.safetensors")).unwrap();
     std::fs::write(tmp.path().join("tokenizer.json"), b"{ not json").unwrap();
     let out = run_env(tmp.path(), &["--json"], &[]);
     assert!(out.status.success());
@@ -618,18 +570,14 @@ fn pipes_and_devices_are_refused_without_reading_them() {
         let e = error(&fifo, &[], &[]);
         assert!(e.contains("not a regular file"), "{e}");
     }
-    let e = error(
-        &root().join("examples/notebook_128.safetensors"),
-        &["--tokenizer", "/dev/zero"],
-        &[],
-    );
+    let e = error(&example_path(), &["--tokenizer", "/dev/zero"], &[]);
     assert!(e.contains("not a regular file"), "{e}");
 }
 
 #[test]
 fn all_pairs_sections_name_their_tokens_too() {
     let dir = fixture("hf/sharded");
-    let j = json(&dir, &["--nearest", "--near-rel", "0.25"]);
+    let j = run_json(&dir, &["--nearest", "--near-rel", "0.25"]);
     let tokens = j["tokens"].as_object().unwrap();
     let mut named: Vec<usize> = Vec::new();
     for x in j["nearest"]["most_isolated"]
