@@ -11,9 +11,16 @@ const MIN_BYTES_FOR_BAR: u64 = 256 << 20;
 /// seconds at most, even on two CPU cores.
 const MIN_WORK_FOR_BAR: u64 = 20_000_000_000;
 
-/// How long a count of items runs unseen before it shows
-/// ([`Progress::for_items`]).
-const ITEMS_BAR_AFTER: Duration = Duration::from_secs(3);
+/// How long work runs unseen before its bar or spinner shows
+/// ([`Progress::for_steps`], [`Progress::spinner`]): 3 s, or the
+/// milliseconds `SINGULARITY_GPU_PROGRESS_AFTER_MS` says (a test hook, so a
+/// test on a pseudo-terminal need not run for seconds).
+fn reveal_after() -> Duration {
+    std::env::var("SINGULARITY_GPU_PROGRESS_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(3), Duration::from_millis)
+}
 
 /// A progress bar or spinner, or nothing.
 #[derive(Default)]
@@ -57,35 +64,48 @@ impl Progress {
         Self(Some(bar), None)
     }
 
-    /// A spinner with the time spent, for all-pairs work that reports no
-    /// progress of its own (the threshold searches): shown only on a
-    /// terminal and when `work` (as [`Progress::for_work`] counts it) is
-    /// large enough to take more than a few seconds.
-    pub fn spinner(work: u64, what: &str) -> Self {
-        if work < MIN_WORK_FOR_BAR || !std::io::stderr().is_terminal() {
-            return Self::hidden();
-        }
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-            bar.set_style(style);
-        }
-        bar.set_message(what.to_string());
-        bar.enable_steady_tick(Duration::from_millis(200));
-        Self(Some(bar), None)
-    }
-
-    /// A count of items (the entries of a folder being scanned) that shows
-    /// only on a terminal, and only once counting has taken a few seconds.
-    pub fn for_items(what: &str) -> Self {
+    /// A spinner with the time spent, for work that reports no progress of
+    /// its own (the threshold searches): it appears on a terminal once the
+    /// work has taken a few seconds, and never for work that ends sooner.
+    pub fn spinner(what: &str) -> Self {
         if !std::io::stderr().is_terminal() {
             return Self::hidden();
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}: {pos} ({elapsed})") {
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
             bar.set_style(style);
         }
         bar.set_message(what.to_string());
-        Self(Some(bar), Some(Instant::now() + ITEMS_BAR_AFTER))
+        let shown = bar.clone();
+        // Nothing calls `inc` during such work: a thread reveals it.
+        std::thread::spawn(move || {
+            std::thread::sleep(reveal_after());
+            if !shown.is_finished() {
+                shown.set_draw_target(ProgressDrawTarget::stderr());
+                shown.enable_steady_tick(Duration::from_millis(200));
+            }
+        });
+        Self(Some(bar), None)
+    }
+
+    /// A bar over `total` steps of a series, or a count of items when
+    /// `total` is `None` (the entries of a folder being scanned): shown only
+    /// on a terminal, and only once the work has taken a few seconds.
+    pub fn for_steps(total: Option<u64>, what: &str) -> Self {
+        if !std::io::stderr().is_terminal() {
+            return Self::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden());
+        let template = if total.is_some() {
+            "{msg} [{bar:30}] {pos}/{len} ({elapsed} spent, {eta} left)"
+        } else {
+            "{spinner} {msg}: {pos} ({elapsed})"
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(what.to_string());
+        Self(Some(bar), Some(Instant::now() + reveal_after()))
     }
 
     /// Records `n` more units (bytes, work or items) done.

@@ -65,7 +65,25 @@ fn looks_like_safetensors(head: &[u8]) -> bool {
     head.get(8) == Some(&b'{') || (2..=safetensors::MAX_HEADER_BYTES).contains(&declared)
 }
 
-/// The first bytes of `path` (up to 16: enough for torch's legacy magic number).
+/// What the first bytes of the regular file `path` say it is, with those
+/// bytes (up to 16: enough for torch's legacy magic number).
+pub(crate) fn sniff_path(path: &Path) -> Result<(Sniffed, Vec<u8>)> {
+    let head = head(path)?;
+    Ok((sniff(&head), head))
+}
+
+/// The error for a file that is none of the formats this tool reads.
+pub(crate) fn unknown_format(path: &Path, head: &[u8]) -> Error {
+    Error::Input {
+        path: path.to_path_buf(),
+        reason: format!(
+            "not a file format singularity-gpu reads ({FORMATS_READ}): first bytes {}",
+            first_bytes(head)
+        ),
+    }
+}
+
+/// The first bytes of `path` (up to 16).
 fn head(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let io = |source| Error::Io {
@@ -93,21 +111,13 @@ fn first_bytes(head: &[u8]) -> String {
 
 /// Opens the file at `path`, recognised by its content.
 pub fn open_file(path: &Path) -> Result<Box<dyn TensorSource>> {
-    let head = head(path)?;
-    Ok(match sniff(&head) {
+    let (sniffed, head) = sniff_path(path)?;
+    Ok(match sniffed {
         Sniffed::Safetensors => Box::new(safetensors::SafetensorsFile::open(path)?),
         Sniffed::Npy => Box::new(npy::NpyFile::open(path)?),
         Sniffed::Gguf => Box::new(gguf::GgufFile::open(path)?),
         Sniffed::Zip => open_zip(path)?,
-        Sniffed::Unknown => {
-            return Err(Error::Input {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "not a file format singularity-gpu reads ({FORMATS_READ}): first bytes {}",
-                    first_bytes(&head)
-                ),
-            })
-        }
+        Sniffed::Unknown => return Err(unknown_format(path, &head)),
         Sniffed::Hdf5 => {
             return Err(Error::Input {
                 path: path.to_path_buf(),

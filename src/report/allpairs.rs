@@ -4,7 +4,7 @@
 
 use std::fmt::{Result, Write};
 
-use super::fmt::{sci, sci2, thousands};
+use super::fmt::{count, sci, sci2, thousands};
 use crate::survey::lattice::Lattice;
 use crate::survey::near::Near;
 use crate::survey::nearest::Nearest;
@@ -101,10 +101,10 @@ pub fn nearest(o: &mut String, n: &Nearest, max_ids: usize, label: Label) -> Res
             )?;
             writeln!(
                 o,
-                "  Below it: {} tokens on {} distinct vectors ({} black holes)",
-                thousands(g.tokens.len()),
-                thousands(g.distinct_vectors),
-                thousands(g.black_holes)
+                "  Below it: {} on {} ({})",
+                count(g.tokens.len(), "token", "tokens"),
+                count(g.distinct_vectors, "distinct vector", "distinct vectors"),
+                count(g.black_holes, "black hole", "black holes")
             )?;
             writeln!(
                 o,
@@ -167,19 +167,19 @@ pub fn near(o: &mut String, n: &Near, dtype: &str, max_ids: usize, label: Label)
     for (i, c) in n.components.iter().enumerate() {
         writeln!(
             o,
-            "\nComponent {}/{}: {} tokens on {} distinct vectors ({} black holes)",
+            "\nComponent {}/{}: {} on {} ({})",
             i + 1,
             n.components.len(),
-            thousands(c.token_ids.len()),
-            thousands(c.distinct_vectors),
-            thousands(c.black_holes)
+            count(c.token_ids.len(), "token", "tokens"),
+            count(c.distinct_vectors, "distinct vector", "distinct vectors"),
+            count(c.black_holes, "black hole", "black holes")
         )?;
         match (c.diameter_l2, c.diameter_steps) {
             (Some(l2), Some(st)) => writeln!(
                 o,
-                "  Diameter: L2 {}, {} steps (largest in one coordinate)",
+                "  Diameter: L2 {}, {} (largest in one coordinate)",
                 sci(l2),
-                thousands(st as usize)
+                count(st as usize, "step", "steps")
             )?,
             _ => writeln!(o, "  Diameter: not computed (too many vectors)")?,
         }

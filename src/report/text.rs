@@ -37,6 +37,9 @@ fn byte_char(id: usize) -> String {
 
 /// `id "string"`, marked `(special)` or `(padding row)` where it is one.
 fn token(r: &Report, id: usize) -> String {
+    if r.token_display == TokenDisplay::Bytes && id < 256 {
+        return format!("{id} {}", quoted(&char::from(id as u8).to_string()));
+    }
     let text = r.tokens.as_ref().and_then(|t| t.get(&id));
     let special = r
         .special_tokens
@@ -146,23 +149,23 @@ impl TextExporter {
         if let Some(t) = &r.tokenizer {
             writeln!(
                 o,
-                "Tokenizer: {} ({}, {} tokens)",
+                "Tokenizer: {} ({}, {})",
                 t.path,
                 if r.token_display == TokenDisplay::Bytes {
                     "a byte vocabulary"
                 } else {
                     kind_name(t.kind)
                 },
-                thousands(t.vocab_size)
+                count(t.vocab_size, "token", "tokens")
             )?;
         }
         if let Some(p) = r.padding_rows.as_deref().filter(|p| !p.is_empty()) {
             writeln!(
                 o,
-                "Padding rows (past the tokenizer's vocabulary): {}–{} ({} rows)",
+                "Padding rows (past the tokenizer's vocabulary): {}–{} ({})",
                 thousands(p[0]),
                 thousands(p[p.len() - 1]),
-                thousands(p.len())
+                count(p.len(), "row", "rows")
             )?;
         }
 
@@ -319,8 +322,8 @@ impl TextExporter {
             )?;
         }
         let label = |id: usize| token(r, id);
-        let label: allpairs::Label = (r.token_display == TokenDisplay::Strings)
-            .then_some(&label as &dyn Fn(usize) -> String);
+        let label: allpairs::Label =
+            (r.token_display != TokenDisplay::Ids).then_some(&label as &dyn Fn(usize) -> String);
         if let Some(nn) = &r.nearest {
             allpairs::nearest(o, nn, self.max_tokens, label)?;
         }

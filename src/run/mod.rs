@@ -10,15 +10,31 @@ use crate::load::TokenNames;
 use crate::report::TokenDisplay;
 
 /// How a report shows token ids: as the notebook's byte characters for a
-/// byte vocabulary (a tokenizer that is one, or 256 rows and no tokenizer),
+/// byte vocabulary (a tokenizer that is one and covers every row, or 256
+/// rows and no tokenizer),
 /// as strings with any other tokenizer, else as ids.
 fn token_display(rows: usize, tokens: Option<&TokenNames>) -> TokenDisplay {
     match tokens {
-        Some(t) if t.vocab.is_byte_vocabulary() => TokenDisplay::Bytes,
+        Some(t) if t.vocab.is_byte_vocabulary() && rows <= t.vocab.vocab_size() => {
+            TokenDisplay::Bytes
+        }
         Some(_) => TokenDisplay::Strings,
         None if rows == 256 => TokenDisplay::Bytes,
         None => TokenDisplay::Ids,
     }
+}
+
+/// A note when the tokenizer has more tokens than the matrix has rows.
+fn tokenizer_too_large(tokens: Option<&TokenNames>, rows: usize) -> Option<String> {
+    let t = tokens?;
+    let size = t.vocab.vocab_size();
+    (size > rows).then(|| {
+        format!(
+            "note: the tokenizer {} has {size} tokens, more than the matrix's {}: is it this model's tokenizer?",
+            t.path.display(),
+            if rows == 1 { "1 row".to_string() } else { format!("{rows} rows") }
+        )
+    })
 }
 
 /// Milliseconds since `since`, to the microsecond (more digits would be noise).

@@ -107,9 +107,8 @@ pub fn analyze_pairs(
     }
     if let Some(th) = opts.near {
         let t = std::time::Instant::now();
-        let work = (d.len() as u64).pow(2) * m.row_bytes() as u64;
         let spinner = if show_progress {
-            Progress::spinner(work, "near-singularities")
+            Progress::spinner("near-singularities")
         } else {
             Progress::hidden()
         };

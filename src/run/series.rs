@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::{ms, token_display};
+use super::{ms, token_display, tokenizer_too_large};
 use crate::engine::hash::row_hash;
 use crate::engine::{self, DeviceChoice, Engine, GpuOptions, StepRows};
 use crate::error::{Error, Result};
@@ -75,10 +75,14 @@ pub fn open(input: &SeriesInput, opts: &SeriesOptions) -> Result<Box<dyn StepSou
         } else {
             "selected by --steps"
         };
+        let hint = match input {
+            SeriesInput::Files(_) => "survey one checkpoint with --file",
+            SeriesInput::Trajectory(_) => "select more with --steps",
+        };
         return Err(Error::Input {
             path,
             reason: format!(
-                "a series needs at least two steps, and only step {only} was {selected}; survey one checkpoint with --file"
+                "a series needs at least two steps, and only step {only} was {selected}; {hint}"
             ),
         });
     }
@@ -189,7 +193,7 @@ pub fn survey_source(
     let mut differ = engine.step_differ(info.dtype, info.rows, info.cols)?;
     let mut tracker = SeriesTracker::new(info.rows);
     let bar = if progress {
-        Progress::for_work(steps.len() as u64, "steps")
+        Progress::for_steps(Some(steps.len() as u64), "steps")
     } else {
         Progress::hidden()
     };
@@ -291,16 +295,7 @@ pub fn survey_source(
         strings
     });
     let mut notices = source.notices();
-    if let Some(t) = names {
-        let size = t.vocab.vocab_size();
-        if size > info.rows {
-            notices.push(format!(
-                "note: the tokenizer {} has {size} tokens, more than the {} rows of a step: is it this model's tokenizer?",
-                t.path.display(),
-                info.rows
-            ));
-        }
-    }
+    notices.extend(tokenizer_too_large(names, info.rows));
     timings.total = ms(start);
     Ok(SeriesReport {
         schema: SERIES_SCHEMA,

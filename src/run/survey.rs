@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::pairs;
-use super::{ms, token_display};
+use super::{ms, token_display, tokenizer_too_large};
 use crate::engine::{self, DeviceChoice, Engine, Equality, GpuOptions};
 use crate::error::Result;
 use crate::load::{self, LoadOptions};
@@ -185,16 +185,7 @@ fn survey_loaded(
     let info = &loaded.info;
     let m = loaded.matrix();
     let mut notices: Vec<String> = loaded.notices.clone();
-    if let Some(t) = &loaded.tokens {
-        let size = t.vocab.vocab_size();
-        if size > loaded.rows {
-            notices.push(format!(
-                "note: the tokenizer {} has {size} tokens, more than the matrix's {} rows: is it this model's tokenizer?",
-                t.path.display(),
-                loaded.rows
-            ));
-        }
-    }
+    notices.extend(tokenizer_too_large(loaded.tokens.as_ref(), loaded.rows));
     let progress = if opts.progress {
         Progress::for_bytes(m.bytes.len() as u64, "hashing rows")
     } else {

@@ -171,6 +171,40 @@ fn unknown_files_are_named_by_their_first_bytes() {
 }
 
 #[test]
+fn a_trajectory_that_is_not_one_says_what_it_is() {
+    let dir = TempDir::new().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text_file = write(dir.path(), "notes.txt", b"step 1: loss 2.3\n");
+    let out = run_in(
+        dir.path(),
+        &["--trajectory", text_file.to_str().unwrap(), "--key", "W"],
+    );
+    one_line_error(
+        &out,
+        &[
+            "not a file format singularity-gpu reads",
+            r#"first bytes "step 1: loss 2.3""#,
+        ],
+        &["safetensors file"],
+        "text",
+    );
+    let gguf = root.join("tests/fixtures/gguf/f32.gguf");
+    let out = run_in(
+        dir.path(),
+        &["--trajectory", gguf.to_str().unwrap(), "--key", "W"],
+    );
+    one_line_error(
+        &out,
+        &[
+            "--trajectory reads a [step, token, dim] tensor from a safetensors or HDF5 file",
+            "--file",
+        ],
+        &["header length"],
+        "gguf",
+    );
+}
+
+#[test]
 fn a_missing_path_is_looked_up_in_the_hub_cache_only_when_it_reads_as_a_model_name() {
     let dir = TempDir::new().unwrap();
     let cache = TempDir::new().unwrap();
@@ -278,6 +312,30 @@ fn counts_of_one_are_singular() {
         !out.contains(" 1 groups") && !out.contains(" 1 tokens"),
         "{out}"
     );
+
+    // A near-singularity component of one black hole (rows 0 and 1) and a
+    // row 0.1 from it: one hole, two distinct vectors, three tokens.
+    let mut rows = rows_with_group(300, 2);
+    rows[2] = vec![0.6, 1.0, -0.5, 2.0];
+    let f = write(dir.path(), "near.safetensors", &matrix_file(&rows));
+    let out = text(&run_in(
+        dir.path(),
+        &["-f", f.to_str().unwrap(), "--near-l2", "0.2"],
+    ));
+    assert!(
+        out.contains("Component 1/1: 3 tokens on 2 distinct vectors (1 black hole)"),
+        "{out}"
+    );
+    // A one-token tokenizer beside a one-row matrix.
+    let one = TempDir::new().unwrap();
+    let f = write(one.path(), "m.safetensors", &matrix_file(&[vec![1.0, 2.0]]));
+    write(
+        one.path(),
+        "tokenizer.json",
+        tokenizer(1, |_| "a".into()).as_bytes(),
+    );
+    let out = text(&run_in(one.path(), &["-f", f.to_str().unwrap()]));
+    assert!(out.contains("(plain, 1 token)\n"), "{out}");
 }
 
 #[test]
@@ -337,6 +395,38 @@ fn a_series_of_one_step_is_an_error() {
         &["a series needs at least two steps, and only step 20 was selected by --steps"],
         &[],
         "one selected",
+    );
+    // A trajectory of which one step is selected.
+    let data: Vec<u8> = (0..3 * 8 * 4)
+        .flat_map(|i| (i as f32).to_le_bytes())
+        .collect();
+    let mut header = format!(
+        r#"{{"W":{{"dtype":"F32","shape":[3,8,4],"data_offsets":[0,{}]}}}}"#,
+        data.len()
+    );
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(&data);
+    write(dir.path(), "traj.safetensors", &bytes);
+    let out = run_in(
+        dir.path(),
+        &[
+            "--trajectory",
+            "traj.safetensors",
+            "--key",
+            "W",
+            "--steps",
+            "1:1",
+        ],
+    );
+    one_line_error(
+        &out,
+        &["a series needs at least two steps, and only step 1 was selected by --steps; select more with --steps"],
+        &["--file"],
+        "one trajectory step",
     );
     // Two steps are a series.
     let out = run_in(dir.path(), &["--series", "run", "--steps", "15:", "--json"]);
@@ -399,6 +489,24 @@ fn ids_show_as_bytes_only_for_a_byte_vocabulary() {
 }
 
 #[test]
+fn a_byte_vocabulary_labels_the_all_pairs_tables_with_its_bytes() {
+    // 256 rows, no tokenizer: rows 65 ('A') and 66 ('B') are each other's
+    // nearest neighbours, closer than any other pair.
+    let mut rows = rows_with_group(256, 2);
+    rows[66] = vec![65.001, 1.0, -65.0, 2.0];
+    let dir = TempDir::new().unwrap();
+    let f = write(dir.path(), "m.safetensors", &matrix_file(&rows));
+    let out = text(&run_in(
+        dir.path(),
+        &["-f", f.to_str().unwrap(), "--nearest"],
+    ));
+    assert!(
+        out.contains(r#"65 "A""#) && out.contains(r#"66 "B""#),
+        "{out}"
+    );
+}
+
+#[test]
 fn the_bundled_example_ships_its_byte_vocabulary() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = text(&run_in(root, &["-f", "examples/notebook_128.safetensors"]));
@@ -410,4 +518,78 @@ fn the_bundled_example_ships_its_byte_vocabulary() {
         out.contains("  Token IDs (byte values): [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11,"),
         "{out}"
     );
+}
+
+/// The binary's stderr when it runs on a pseudo-terminal (`script`), with
+/// progress shown after `after_ms` (None: the default few seconds).
+fn on_a_terminal(cwd: &Path, args: &str, after_ms: Option<u64>) -> Option<String> {
+    let has_script = std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_script {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "`script` (util-linux) is needed to test progress on a terminal"
+        );
+        eprintln!("skipped: no `script` to run the binary on a pseudo-terminal");
+        return None;
+    }
+    let bin = env!("CARGO_BIN_EXE_singularity-gpu");
+    let mut cmd = std::process::Command::new("script");
+    cmd.current_dir(cwd).args([
+        "-qec",
+        &format!("{bin} {args} --device cpu 2>&1 >/dev/null"),
+        "/dev/null",
+    ]);
+    match after_ms {
+        Some(ms) => cmd.env("SINGULARITY_GPU_PROGRESS_AFTER_MS", ms.to_string()),
+        None => cmd.env_remove("SINGULARITY_GPU_PROGRESS_AFTER_MS"),
+    };
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn progress_shows_on_a_terminal_once_work_has_taken_a_while() {
+    let dir = TempDir::new().unwrap();
+    let run_dir = dir.path().join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    let m = matrix_file(&rows_with_group(64, 2));
+    for step in [1, 2, 3] {
+        write(&run_dir, &format!("step_{step}.safetensors"), &m);
+    }
+    write(dir.path(), "m.safetensors", &m);
+    let scan = "--series run";
+    let near = "-f m.safetensors --near-l2 1";
+    // Shown at once when the delay is 0 ms: the count of a folder scan, the
+    // spinner of a threshold search.
+    let Some(shown) = on_a_terminal(dir.path(), scan, Some(0)) else {
+        return;
+    };
+    assert!(shown.contains("scanning the folder: "), "{shown:?}");
+    let shown = on_a_terminal(dir.path(), near, Some(0)).unwrap();
+    assert!(shown.contains("near-singularities ("), "{shown:?}");
+    // Work that ends within the default delay shows nothing.
+    for args in [scan, near] {
+        let quiet = on_a_terminal(dir.path(), args, None).unwrap();
+        assert!(quiet.trim().is_empty(), "{args}: {quiet:?}");
+    }
+    // Nor does anything show when stderr is not a terminal.
+    for args in [scan, near] {
+        let out = bin()
+            .current_dir(dir.path())
+            .env("SINGULARITY_GPU_PROGRESS_AFTER_MS", "0")
+            .args(args.split(' '))
+            .args(["--device", "cpu"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(
+            out.stderr.is_empty(),
+            "{args}: {:?}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

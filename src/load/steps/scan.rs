@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::load::container::zip;
 use crate::load::format::npy;
 use crate::load::model::{open, open_tensor, LoadOptions};
-use crate::load::resolve::{sniff, zip_contents, Sniffed, ZipContents};
+use crate::load::resolve::{sniff_path, zip_contents, Sniffed, ZipContents};
 use crate::load::source::{map_file, Bytes};
 use crate::load::vocab::TokenNames;
 use crate::progress::Progress;
@@ -57,7 +57,6 @@ pub struct FileSeries {
 /// Whether the file at `path` starts like a checkpoint in a format we read
 /// (judged by its first bytes; an HDF5 file is a trajectory, not a step).
 fn holds_checkpoint(path: &Path) -> bool {
-    use std::io::Read;
     let Ok(meta) = std::fs::metadata(path) else {
         return false;
     };
@@ -69,12 +68,10 @@ fn holds_checkpoint(path: &Path) -> bool {
                 .any(|e| e.path().is_file() && holds_checkpoint(&e.path()))
         });
     }
-    let mut head = Vec::with_capacity(16);
-    let read = std::fs::File::open(path).and_then(|f| f.take(16).read_to_end(&mut head));
-    if read.is_err() {
+    let Ok((sniffed, head)) = sniff_path(path) else {
         return false;
-    }
-    match sniff(&head) {
+    };
+    match sniffed {
         Sniffed::Gguf => true,
         // A torch.save checkpoint or an .npz, not any zip (logs, archives).
         Sniffed::Zip => map_file(path, "zip").is_ok_and(|map| {
@@ -111,7 +108,7 @@ fn checkpoints(paths: &[PathBuf], progress: bool) -> Result<(Vec<Checkpoint>, Ve
         if dir.is_dir() {
             let mut skipped = Vec::new();
             let bar = if progress {
-                Progress::for_items("scanning the folder")
+                Progress::for_steps(None, "scanning the folder")
             } else {
                 Progress::hidden()
             };

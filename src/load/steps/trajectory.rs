@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use super::{SeriesInfo, StepSelection, StepSource};
 use crate::error::{one_line, Error, Result};
 use crate::load::choose::read_as;
-use crate::load::files::regular_file;
 use crate::load::format::hdf5::{self, Hdf5File, Hdf5Steps};
 use crate::load::format::safetensors::SafetensorsFile;
 use crate::load::model::LoadOptions;
+use crate::load::resolve::{sniff_path, unknown_format, Sniffed};
 use crate::load::source::{Bytes, StoredDtype, TensorDesc, TensorSource};
 use crate::load::vocab::{find_tokenizer, TokenNames};
 
@@ -34,21 +34,32 @@ pub fn open_trajectory(
     opts: &LoadOptions,
     sel: &StepSelection,
 ) -> Result<Box<dyn StepSource>> {
-    regular_file(path)?;
-    let (tensors, format, reader): (Vec<TensorDesc>, &'static str, OpenSteps) = if is_hdf5(path)? {
-        let file = Hdf5File::open(path)?;
+    let (sniffed, head) = sniff_path(path)?;
+    let (tensors, format, reader): (Vec<TensorDesc>, &'static str, OpenSteps) = match sniffed {
+        Sniffed::Hdf5 => {
+            let file = Hdf5File::open(path)?;
+            let tensors = file.tensors().to_vec();
+            let open =
+                move |i: usize| -> Result<Steps> { Ok(Steps::Hdf5(Box::new(file.steps(i)?))) };
+            (tensors, hdf5::FORMAT, Box::new(open))
+        }
+        Sniffed::Unknown => return Err(unknown_format(path, &head)),
+        Sniffed::Safetensors => {
+            let file = SafetensorsFile::open(path)?;
         let tensors = file.tensors().to_vec();
-        let open = move |i: usize| -> Result<Steps> { Ok(Steps::Hdf5(Box::new(file.steps(i)?))) };
-        (tensors, hdf5::FORMAT, Box::new(open))
-    } else {
-        let file = SafetensorsFile::open(path)?;
-        let tensors = file.tensors().to_vec();
-        let open = move |i: usize| -> Result<Steps> { Ok(Steps::Mapped(file.data(i)?)) };
-        (
-            tensors,
-            crate::load::format::safetensors::FORMAT,
-            Box::new(open),
-        )
+            let open = move |i: usize| -> Result<Steps> { Ok(Steps::Mapped(file.data(i)?)) };
+            (
+                tensors,
+                crate::load::format::safetensors::FORMAT,
+                Box::new(open),
+            )
+        }
+        Sniffed::Zip | Sniffed::Gguf | Sniffed::Npy | Sniffed::Pickle => {
+            return Err(Error::Input {
+                path: path.to_path_buf(),
+                reason: "--trajectory reads a [step, token, dim] tensor from a safetensors or HDF5 file, and this is a checkpoint of one step (survey it with --file, or a folder of them with --series)".into(),
+            })
+        }
     };
     let index = choose_3d(path, &tensors, opts.key.as_deref())?;
     let t = &tensors[index];
@@ -152,19 +163,6 @@ fn selected_steps(sel: &StepSelection, n_steps: u64) -> std::result::Result<Vec<
 
 /// Opens the reader of tensor `i` of the file it captured.
 type OpenSteps = Box<dyn FnOnce(usize) -> Result<Steps>>;
-
-/// True when `path` starts with HDF5's signature.
-fn is_hdf5(path: &Path) -> Result<bool> {
-    use std::io::Read;
-    let mut head = Vec::with_capacity(8);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(8).read_to_end(&mut head))
-        .map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    Ok(head == hdf5::SIGNATURE)
-}
 
 fn tensor_err(path: &Path, reason: String) -> Error {
     Error::Tensor {
