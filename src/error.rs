@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-pub(crate) use crate::text::one_line;
+pub(crate) use crate::escape::one_line;
 
 /// Everything that can go wrong in a survey.
 #[derive(Debug, thiserror::Error)]

@@ -29,13 +29,13 @@ pub mod approx;
 pub mod dtype;
 pub mod engine;
 pub mod error;
+pub mod escape;
 pub mod load;
 pub mod matrix;
 pub mod progress;
 pub mod report;
 pub mod run;
 pub mod survey;
-pub mod text;
 pub mod types;
 
 pub use dtype::Dtype;

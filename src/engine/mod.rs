@@ -5,8 +5,7 @@ pub mod cpu;
 pub mod gpu;
 pub mod hash;
 
-pub use crate::approx;
-pub use crate::types::{DeviceInfo, DeviceKind, Equality, StepRows};
+use crate::types::{DeviceInfo, DeviceKind, Equality, StepRows};
 
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;

@@ -17,7 +17,7 @@ use crate::load::resolve::{open_file, resolve, Input};
 use crate::load::source::{Bytes, TensorSource};
 use crate::load::vocab::{find_tokenizer, TokenNames};
 use crate::matrix::Matrix;
-pub use crate::types::{Role, Tied};
+use crate::types::{Role, Tied};
 
 /// How the user asked for the tensor to be chosen and read.
 #[derive(Clone, Debug, Default)]

@@ -14,7 +14,7 @@ use memmap2::Mmap;
 
 use crate::error::{one_line, Result};
 pub(crate) use crate::load::files::map_file;
-use crate::load::vocab::Vocab;
+pub use crate::load::vocab::Vocab;
 
 /// A tensor's element type as stored in a file, named the same way whatever
 /// the format (`F32`, `BF16`, `U16`, `Q4_K`, …).

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::fmt::{count, fixed, sci_or, thousands};
 use super::{allpairs, Exporter, Report, TokenDisplay};
-use crate::text::quoted;
+use crate::escape::quoted;
 use crate::types::{Equality, Role, Tied, VocabKind};
 
 /// Renders the report as text.

@@ -10,8 +10,8 @@ use serde::Serialize;
 use super::fmt::{count, decimal, thousands};
 use super::text::TextExporter;
 use super::{Exporter, TokenDisplay, TokenizerInfo};
+use crate::escape::quoted;
 use crate::survey::tracker::{Event, EventKind, Series, StepSummary};
-use crate::text::quoted;
 use crate::types::DeviceInfo;
 
 /// The JSON schema name of a series report.

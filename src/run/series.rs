@@ -24,16 +24,17 @@ use rayon::prelude::*;
 
 use super::{ms, token_display, tokenizer_too_large};
 use crate::engine::hash::row_hash;
-use crate::engine::{self, DeviceChoice, Engine, GpuOptions, StepRows};
+use crate::engine::{self, DeviceChoice, Engine, GpuOptions};
 use crate::error::{Error, Result};
 use crate::load::steps::trajectory::open_trajectory;
-use crate::load::steps::{open_series, SeriesInfo, StepBytes, StepSelection, StepSource};
+use crate::load::steps::{open_series, SeriesInfo, StepBytes, StepSource};
 use crate::load::{Bytes, LoadOptions};
 use crate::matrix::Matrix;
 use crate::progress::Progress;
 use crate::report::timeline::{SeriesReport, SeriesTimings, SERIES_SCHEMA};
 use crate::report::TokenizerInfo;
 use crate::survey::tracker::{RowIdentity, SeriesTracker};
+use crate::types::{StepRows, StepSelection};
 
 /// What a series is read from.
 #[derive(Clone, Debug)]

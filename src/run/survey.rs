@@ -7,13 +7,14 @@ use std::time::Instant;
 
 use super::pairs;
 use super::{ms, token_display, tokenizer_too_large};
-use crate::engine::{self, DeviceChoice, Engine, Equality, GpuOptions};
+use crate::engine::{self, DeviceChoice, Engine, GpuOptions};
 use crate::error::Result;
 use crate::load::{self, LoadOptions};
 use crate::matrix::Matrix;
 use crate::progress::Progress;
 use crate::report::{self, GroupReport, Report, Timings};
 use crate::survey::{self, DuplicateCounts, GroupOptions, Grouping, SizeSummary};
+use crate::types::Equality;
 
 /// Everything a survey can be asked to do.
 #[derive(Clone, Debug, Default)]

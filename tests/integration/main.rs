@@ -20,6 +20,7 @@ mod gpu_pairs;
 mod hash_known;
 mod hostile;
 mod interface;
+mod layout;
 mod notebook;
 mod parity;
 mod realdata;

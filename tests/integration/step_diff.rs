@@ -10,7 +10,8 @@ use crate::common::{fresh_gpu, gpu, Built, Rng};
 use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::gpu::GpuEngine;
 use singularity_gpu::engine::hash::row_hash;
-use singularity_gpu::engine::{Engine, StepRows};
+use singularity_gpu::engine::Engine;
+use singularity_gpu::types::StepRows;
 use singularity_gpu::{Dtype, Error, GpuOptions};
 
 const DTYPES: [Dtype; 4] = [Dtype::F32, Dtype::F16, Dtype::BF16, Dtype::F64];

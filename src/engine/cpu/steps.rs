@@ -9,9 +9,10 @@ use rayon::prelude::*;
 use super::rows_per_task;
 use crate::dtype::Dtype;
 use crate::engine::hash;
-use crate::engine::{StepDiffer, StepRows};
+use crate::engine::StepDiffer;
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
+use crate::types::StepRows;
 
 /// Keeps the previous step's hashes (the previous bytes are the caller's).
 pub struct CpuStepDiffer {

@@ -8,10 +8,11 @@ use super::chunks::{ChunkPlan, SparePool, Stream};
 use super::column_sums::{self, ColumnSums, SumParams};
 use super::{bind, buffer, grid, pipeline, GpuContext, MAX_GROUPS};
 use crate::engine::hash::{self, Lanes};
-use crate::engine::{Equality, GpuOptions, RowStats};
+use crate::engine::{GpuOptions, RowStats};
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
 use crate::progress::Progress;
+use crate::types::Equality;
 
 const ROW_STATS_WGSL: &str = include_str!("../../../shaders/row_stats.wgsl");
 /// Bytes of `out` per row: lane_a, lane_b, norm bits, flags.

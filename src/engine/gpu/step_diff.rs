@@ -25,9 +25,10 @@ use super::{bind, buffer, filled, grid, pipeline, GpuContext};
 use crate::dtype::Dtype;
 use crate::engine::cpu::steps::has_displacement;
 use crate::engine::hash::{self, Lanes};
-use crate::engine::{GpuOptions, StepDiffer, StepRows};
+use crate::engine::{GpuOptions, StepDiffer};
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
+use crate::types::StepRows;
 
 const STEP_DIFF_WGSL: &str = include_str!("../../../shaders/step_diff.wgsl");
 /// Words of `out` per row: lane_a, lane_b, changed, linf, l1 low, l1 high.

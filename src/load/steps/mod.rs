@@ -16,7 +16,7 @@ use crate::dtype::Dtype;
 use crate::error::Result;
 use crate::load::source::Bytes;
 use crate::load::vocab::TokenNames;
-pub use crate::types::StepSelection;
+use crate::types::StepSelection;
 
 /// What every step of a series shares.
 #[derive(Clone, Debug, PartialEq, Eq)]

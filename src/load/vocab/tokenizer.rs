@@ -26,8 +26,8 @@ use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::text::quoted;
-pub use crate::types::VocabKind;
+use crate::escape::quoted;
+use crate::types::VocabKind;
 
 /// SentencePiece's word-boundary mark, which stands for a space.
 const META_SPACE: char = '\u{2581}';

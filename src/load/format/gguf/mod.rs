@@ -84,10 +84,10 @@ impl TensorSource for GgufFile {
     fn format(&self) -> &'static str {
         FORMAT
     }
-    fn vocab(&self) -> Option<Result<crate::load::vocab::Vocab>> {
+    fn vocab(&self) -> Option<Result<crate::load::source::Vocab>> {
         let t = self.tokens()?;
         Some(
-            crate::load::vocab::Vocab::from_gguf(&t.model, t.tokens, t.token_types.as_deref())
+            crate::load::source::Vocab::from_gguf(&t.model, t.tokens, t.token_types.as_deref())
                 .map_err(|reason| Error::Format {
                     path: self.path.clone(),
                     format: FORMAT,
