@@ -1025,3 +1025,44 @@ fn parse_never_panics_on_damaged_headers() {
         }
     }
 }
+
+#[test]
+fn near_ulp_on_a_quantized_tensor_counts_steps_of_the_dequantized_values() {
+    // Three Q8_0 rows of one block, scale 1: row 1 differs from row 0 in one
+    // quant (5 → 6), row 2 in every quant (+40). In f32, 5.0 and 6.0 lie
+    // bits(6.0) − bits(5.0) = 2^21 steps apart: the threshold that joins rows
+    // 0 and 1 is exactly that many steps, whatever a quant step is.
+    let q0: [i8; 32] = std::array::from_fn(|j| j as i8 % 7 + 1);
+    let mut q1 = q0;
+    q1[4] = 6;
+    assert_eq!(q0[4], 5);
+    let q2 = q0.map(|x| x + 40);
+    let rows = [
+        vec![q8_block(0x3c00, q0)],
+        vec![q8_block(0x3c00, q1)],
+        vec![q8_block(0x3c00, q2)],
+    ];
+    let steps = (6.0f32.to_bits() - 5.0f32.to_bits()) as u64;
+    assert_eq!(q8_values(&rows[1][0])[4], 6.0);
+    let tmp = TempDir::new().unwrap();
+    let path = tmp.path().join("near.gguf");
+    std::fs::write(&path, q8_file(&rows)).unwrap();
+    let components = |k: u64| -> Vec<Vec<u64>> {
+        let v = run_json(&path, &["--near-ulp", &k.to_string()]);
+        v["near"]["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                c["token_ids"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_u64().unwrap())
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(components(steps), vec![vec![0, 1]]);
+    assert!(components(steps - 1).is_empty());
+}
