@@ -103,7 +103,7 @@ fn check(j: &Value, want: &Expected, shape: [usize; 2], what: &str) {
     assert_eq!(groups, want.groups, "{what}");
     for (g, n) in j["groups"].as_array().unwrap().iter().zip(&want.norms) {
         let got = g["norm"].as_f64().unwrap();
-        // Engines sum squares in f32 (see engine/approx.rs): a relative 1e-6.
+        // Engines sum squares in f32 (see src/approx.rs): a relative 1e-6.
         assert!((got - n).abs() <= 1e-6 * n, "{what}: norm {got} vs {n}");
     }
 }
