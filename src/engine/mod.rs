@@ -7,6 +7,7 @@ pub mod hash;
 
 use crate::types::{DeviceInfo, DeviceKind, Equality, StepRows};
 
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
 use crate::progress::Progress;
@@ -84,6 +85,12 @@ impl Top2 {
     }
 }
 
+/// Whether the kernels count displacement for `dtype` (not for F64, whose
+/// step counts do not fit their integers).
+pub(crate) fn has_displacement(dtype: Dtype) -> bool {
+    dtype != Dtype::F64
+}
+
 /// Compares each step of a series with the one before, keeping what it
 /// needs between calls (the GPU keeps the previous step on the device, so
 /// each step's bytes cross to it once). Made by [`Engine::step_differ`] for
@@ -154,7 +161,7 @@ pub trait Engine {
     /// made once for the whole series (pipelines and buffers included).
     fn step_differ(
         &self,
-        dtype: crate::dtype::Dtype,
+        dtype: Dtype,
         rows: usize,
         cols: usize,
     ) -> Result<Box<dyn StepDiffer + '_>>;

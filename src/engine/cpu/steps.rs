@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::rows_per_task;
 use crate::dtype::Dtype;
 use crate::engine::hash;
-use crate::engine::StepDiffer;
+use crate::engine::{has_displacement, StepDiffer};
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
 use crate::types::StepRows;
@@ -41,12 +41,6 @@ impl CpuStepDiffer {
         }
         Ok(())
     }
-}
-
-/// Whether the kernels count displacement for `dtype` (not for F64, whose
-/// step counts do not fit their integers).
-pub fn has_displacement(dtype: Dtype) -> bool {
-    dtype != Dtype::F64
 }
 
 /// Bytes compared at once before looking at single rows: most rows of a
