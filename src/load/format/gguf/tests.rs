@@ -1,5 +1,6 @@
 //! Unit tests of `gguf`.
 
+use super::meta::*;
 use super::*;
 
 /// A GGUF string.
