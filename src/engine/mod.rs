@@ -130,7 +130,7 @@ pub trait Engine {
 
     /// For each query (an index into `set`), [`Top2`] over the targets of
     /// `set` with another label. Distances are *approximate*, as in
-    /// [`approx`]: the survey certifies or refines them exactly in f64.
+    /// [`approx`](crate::approx): the survey certifies or refines them exactly in f64.
     fn nearest_approx(
         &self,
         m: &Matrix,
@@ -140,7 +140,7 @@ pub trait Engine {
     ) -> Result<Vec<Top2>>;
 
     /// Every pair `(queries[i], t)` with `t` a target of `set` of another
-    /// label whose approximate squared distance ([`approx`]) is at most
+    /// label whose approximate squared distance ([`approx`](crate::approx)) is at most
     /// `thresholds[i]`. Extra pairs are allowed (the survey checks every pair
     /// exactly); missing ones are not. Any order.
     fn pairs_within(
@@ -154,7 +154,7 @@ pub trait Engine {
 
     /// Projections of the given rows onto `directions` (`p` rows of `m.cols`
     /// f32 values, row-major): `rows.len() × p` values, row-major, computed
-    /// as in [`approx`].
+    /// as in [`approx`](crate::approx).
     fn project(&self, m: &Matrix, rows: &[usize], directions: &[f32]) -> Result<Vec<f32>>;
 
     /// A differ for a series of steps of `rows × cols` elements of `dtype`,
