@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds what scripts/device_check.sh runs on a lent x86-64 GPU machine that
+# Builds what scripts/device_check.sh runs on an x86-64 GPU machine that
 # has no Rust toolchain: stripped release binaries in .devbin (the CLI, the
 # integration test binary, the survey, allpairs, formats and series benches), and the Vulkan
 # loader packages in .gl (both ignored by git; carry them with the run).
