@@ -76,15 +76,24 @@ impl Progress {
             bar.set_style(style);
         }
         bar.set_message(what.to_string());
-        let shown = bar.clone();
-        // Nothing calls `inc` during such work: a thread reveals it.
-        std::thread::spawn(move || {
-            std::thread::sleep(reveal_after());
-            if !shown.is_finished() {
-                shown.set_draw_target(ProgressDrawTarget::stderr());
-                shown.enable_steady_tick(Duration::from_millis(200));
-            }
-        });
+        let reveal = |bar: &ProgressBar| {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.tick();
+            bar.enable_steady_tick(Duration::from_millis(200));
+        };
+        let delay = reveal_after();
+        if delay.is_zero() {
+            reveal(&bar);
+        } else {
+            // Nothing calls `inc` during such work: a thread reveals it.
+            let shown = bar.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                if !shown.is_finished() {
+                    reveal(&shown);
+                }
+            });
+        }
         Self(Some(bar), None)
     }
 
@@ -114,6 +123,7 @@ impl Progress {
             bar.inc(n);
             if self.1.is_some_and(|at| Instant::now() >= at) && bar.is_hidden() {
                 bar.set_draw_target(ProgressDrawTarget::stderr());
+                bar.tick();
             }
         }
     }
