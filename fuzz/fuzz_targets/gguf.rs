@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     for (t, r) in g.tensors.iter().zip(&g.ranges) {
         let Some(r) = r else { continue };
         assert!(r.end <= data.len());
-        if t.shape.len() == 2 && quant::is_quantized(&t.dtype) {
+        if t.shape.len() == 2 && t.dtype.is_quantized() {
             // Bounded: fuzz inputs are small, so is what they describe.
             let (rows, cols) = (t.shape[0], t.shape[1]);
             if rows.saturating_mul(cols) <= 1 << 20 {

@@ -45,7 +45,7 @@ fn gguf_inputs() {
             let Some(r) = r else { continue };
             assert!(r.end <= data.len(), "{name}");
             if t.shape.len() == 2
-                && quant::is_quantized(&t.dtype)
+                && t.dtype.is_quantized()
                 && t.shape[0].saturating_mul(t.shape[1]) <= 1 << 20
             {
                 let _ = quant::dequantize(&t.dtype, &data[r.clone()], t.shape[0], t.shape[1]);

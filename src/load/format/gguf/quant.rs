@@ -75,11 +75,6 @@ pub fn layout(dtype: &StoredDtype) -> Option<BlockLayout> {
     Kind::of(dtype).map(Kind::layout)
 }
 
-/// True for the quantized types [`dequantize`] decodes.
-pub fn is_quantized(dtype: &StoredDtype) -> bool {
-    Kind::of(dtype).is_some()
-}
-
 /// The bytes a `rows × cols` matrix of `dtype` occupies, checked: `cols` a
 /// whole number of blocks, and no overflow.
 pub fn stored_size(dtype: &StoredDtype, rows: usize, cols: usize) -> Result<usize, String> {
@@ -276,6 +271,26 @@ fn q6_k(b: &[u8], y: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_types_decoded_are_the_types_called_quantized() {
+        let all = [
+            StoredDtype::F64,
+            StoredDtype::F32,
+            StoredDtype::F16,
+            StoredDtype::BF16,
+            StoredDtype::U16,
+            StoredDtype::I16,
+            StoredDtype::Q8_0,
+            StoredDtype::Q4_0,
+            StoredDtype::Q4_K,
+            StoredDtype::Q6_K,
+            StoredDtype::Other("Q5_K".into()),
+        ];
+        for d in all {
+            assert_eq!(Kind::of(&d).is_some(), d.is_quantized(), "{d}");
+        }
+    }
 
     fn h(x: f32) -> [u8; 2] {
         f16::from_f32(x).to_le_bytes()
