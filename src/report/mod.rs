@@ -143,6 +143,10 @@ pub struct Report {
     /// How token ids are shown: set by the loader, which knows what the rows are.
     #[serde(skip)]
     pub token_display: TokenDisplay,
+    /// Every row's L2 norm, in token order (NaN for a row holding NaN), for
+    /// the plots; not in the JSON, which summarises them in `geometry`.
+    #[serde(skip)]
+    pub norms: Vec<f64>,
 }
 
 /// The tokenizer a report's token strings came from.

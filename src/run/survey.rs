@@ -271,5 +271,6 @@ fn survey_loaded(
             total: ms(start),
             ..a.timings
         },
+        norms: a.norms,
     })
 }
