@@ -146,6 +146,12 @@ pub struct Cli {
     #[arg(help_heading = "Output", long)]
     pub json: bool,
 
+    /// Also write the report as one self-contained HTML page with plots
+    /// (no network needed to view it); `-` writes the page to stdout instead
+    /// of the report
+    #[arg(help_heading = "Output", long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     /// Token ids shown per group or event in the text report (0: counts only)
     #[arg(
         help_heading = "Output",
@@ -175,6 +181,8 @@ pub struct Cli {
 pub struct Config {
     pub mode: Mode,
     pub output: Output,
+    /// `--html`: where to write the page (`-`: stdout, instead of `output`).
+    pub html: Option<PathBuf>,
 }
 
 /// Which survey to run.
@@ -278,6 +286,10 @@ impl Cli {
                 }
             }
         };
-        Ok(Config { mode, output })
+        Ok(Config {
+            mode,
+            output,
+            html: self.html,
+        })
     }
 }

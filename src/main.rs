@@ -5,11 +5,13 @@
 mod cli;
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use cli::{Config, Mode, Output};
+use singularity_gpu::report::html::HtmlExporter;
 use singularity_gpu::report::json::JsonExporter;
 use singularity_gpu::report::text::TextExporter;
 use singularity_gpu::report::Exporter;
@@ -23,27 +25,39 @@ fn emit(out: &str) {
         .and_then(|_| stdout.flush());
 }
 
-/// Renders a result as the flags ask.
-fn render<R>(result: &R, output: Output) -> String
+/// Renders a result as the flags ask: the report for stdout, after writing
+/// the HTML page where `--html` names a file (`-`: the page is the output).
+fn render<R>(result: &R, output: Output, html: Option<&Path>) -> anyhow::Result<String>
 where
     TextExporter: Exporter<R>,
     JsonExporter: Exporter<R>,
+    HtmlExporter: Exporter<R>,
 {
-    match output {
+    if let Some(path) = html {
+        let page = HtmlExporter.render(result);
+        if path == Path::new("-") {
+            return Ok(page);
+        }
+        std::fs::write(path, page).map_err(|e| {
+            singularity_gpu::Error::Usage(format!("cannot write {}: {e}", path.display()))
+        })?;
+    }
+    Ok(match output {
         Output::Json => JsonExporter.render(result),
         Output::Text { max_tokens } => TextExporter { max_tokens }.render(result),
-    }
+    })
 }
 
 fn run(config: Config) -> anyhow::Result<()> {
+    let html = config.html.as_deref();
     let (out, notices) = match config.mode {
         Mode::Survey { file, opts } => {
             let report = singularity_gpu::survey_file(&file, &opts)?;
-            (render(&report, config.output), report.notices)
+            (render(&report, config.output, html)?, report.notices)
         }
         Mode::Series { input, opts } => {
             let report = singularity_gpu::survey_series(&input, &opts)?;
-            (render(&report, config.output), report.notices)
+            (render(&report, config.output, html)?, report.notices)
         }
     };
     // Notices go to stderr, so stdout holds only the report (JSON stays parseable).

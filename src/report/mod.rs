@@ -1,9 +1,11 @@
 //! The results, each one serializable struct rendered as text ([`text`],
-//! [`timeline`] for a series) or JSON ([`json`]), through [`Exporter`].
+//! [`timeline`] for a series), JSON ([`json`]) or one HTML page ([`html`]),
+//! through [`Exporter`].
 //! Every number is computed before rendering; renderers only format.
 
 pub mod allpairs;
 pub mod fmt;
+pub mod html;
 pub mod json;
 pub mod text;
 pub mod timeline;

@@ -19,6 +19,7 @@ mod gguf;
 mod gpu_pairs;
 mod hash_known;
 mod hostile;
+mod html;
 mod interface;
 mod layout;
 mod notebook;
