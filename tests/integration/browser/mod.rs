@@ -4,6 +4,7 @@
 //! protocol and reports what a person would see go wrong: load errors,
 //! console errors, requests leaving the file, plots without drawn marks,
 //! tables that do not sort or filter; it writes a full-page screenshot.
+//! `assert_self_contained` reads the HTML for references leaving the file.
 //! Without a browser the browser tests skip, saying so (they fail under
 //! `CI=true`; `scripts/test.sh` installs `chromium-headless-shell`).
 //!
@@ -18,8 +19,10 @@
 //! one for each fault the checks must catch.
 
 mod cdp;
+mod offline;
 mod page;
 
+pub use offline::{assert_self_contained, external_references};
 pub use page::{check_page, check_page_with, screenshot_path, PageReport};
 
 use std::path::PathBuf;
@@ -351,6 +354,79 @@ fn a_browser_that_dies_fails_the_check_without_hanging() {
     );
     assert!(report.failed_with("browser: "), "{report:?}");
     assert!(report.elapsed < cdp::TIMEOUT, "{report:?}");
+}
+
+#[test]
+fn self_contained_pages_pass_the_static_check() {
+    assert_self_contained(&good_page());
+    let fine = r##"<a href="#tokens">tokens</a> <A HREF='#x'>x</A>
+        <img src="data:image/png;base64,iVBORw0KGgo=" alt="">
+        <svg><rect fill="url(#grad)"/><use xlink:href="#m"/></svg>
+        <div style="background: url( 'data:image/svg+xml,%3Csvg%3E' )"></div>
+        <style>.a { background: url("data:image/png;base64,AAAA") } .b { mask: url(#m) }</style>
+        <script>const u = "https://example.com/"; if (0) { a.href = u; }</script>
+        <!-- <img src="http://example.com/commented-out.png"> -->
+        <p>Write src="x.png" in text, it is only text.</p>"##;
+    assert_eq!(external_references(fine), Vec::<String>::new());
+}
+
+#[test]
+fn references_leaving_the_file_fail_the_static_check() {
+    let cases = [
+        (r#"<img src="x.png">"#, "<img src=\"x.png\">"),
+        (
+            r#"<script src="https://cdn.example.com/d3.js"></script>"#,
+            "<script src=\"https://cdn.example.com/d3.js\">",
+        ),
+        (
+            "<link rel=stylesheet href=style.css>",
+            "<link href=\"style.css\">",
+        ),
+        (
+            r#"<IMG SRC="HTTP://EXAMPLE.COM/A.PNG">"#,
+            "<img src=\"HTTP://EXAMPLE.COM/A.PNG\">",
+        ),
+        (
+            r#"<svg><image xlink:href="pic.png"/></svg>"#,
+            "<image xlink:href=\"pic.png\">",
+        ),
+        (
+            r#"<a href="https://example.com/">home</a>"#,
+            "<a href=\"https://example.com/\">",
+        ),
+        (
+            r#"<style>@import "more.css";</style>"#,
+            "<style> CSS @import",
+        ),
+        (
+            r#"<style>body { font-family: x; src: url(font.woff2) }</style>"#,
+            "<style> CSS url(font.woff2)",
+        ),
+        (
+            r#"<div style="background:url('http://example.com/bg.png')"></div>"#,
+            "CSS url('http://example.com/bg.png')",
+        ),
+        (
+            r#"<svg><rect fill="url(http://example.com/p.svg#g)"/></svg>"#,
+            "<rect fill=...> CSS url(http://example.com/p.svg#g)",
+        ),
+        (r#"<img srcset="a.png 1x, b.png 2x">"#, "<img srcset="),
+        (
+            r#"<form action="https://example.com/post"></form>"#,
+            "<form action=",
+        ),
+        (r#"<object data="movie.swf"></object>"#, "<object data="),
+    ];
+    for (html, expected) in cases {
+        let found = external_references(&format!("<p>before</p>\n{html}\n<p>after</p>"));
+        assert_eq!(found.len(), 1, "{html}: {found:?}");
+        assert!(
+            found[0].starts_with("line 2: ") && found[0].contains(expected),
+            "{html}: {found:?}"
+        );
+        let caught = std::panic::catch_unwind(|| assert_self_contained(html));
+        assert!(caught.is_err(), "{html} passed assert_self_contained");
+    }
 }
 
 #[test]
