@@ -34,7 +34,8 @@ pub struct Browser {
     next_id: u64,
     /// Every event received so far, in order: `{"method", "params", "sessionId"}`.
     pub events: Vec<Value>,
-    _profile: TempDir,
+    /// Its profile folder (removed on drop), which also holds its stderr.
+    profile: TempDir,
 }
 
 /// Two pipes' ends for the child, moved to fds 3 and 4 between fork and exec.
@@ -65,6 +66,8 @@ impl Browser {
     /// Starts `exe` headless with a fresh profile, connected over the pipe.
     pub fn launch(exe: &Path) -> Result<Browser, String> {
         let profile = tempfile::tempdir().map_err(|e| format!("profile folder: {e}"))?;
+        let log = File::create(profile.path().join("stderr.log"))
+            .map_err(|e| format!("browser log: {e}"))?;
         let (cmd_read, cmd_write) = pipe().map_err(|e| format!("pipe: {e}"))?;
         let (out_read, out_write) = pipe().map_err(|e| format!("pipe: {e}"))?;
         let (child_in, child_out) = (cmd_read.as_raw_fd(), out_write.as_raw_fd());
@@ -81,6 +84,7 @@ impl Browser {
             "--disable-sync",
             "--disable-default-apps",
             "--disable-extensions",
+            "--disable-dev-shm-usage", // containers often have a /dev/shm of 64 MiB
             "--mute-audio",
             "--hide-scrollbars",
             "--remote-debugging-pipe",
@@ -90,7 +94,7 @@ impl Browser {
         .arg("about:blank")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(log);
         // SAFETY: between fork and exec only async-signal-safe calls (dup2);
         // dup2 clears close-on-exec on 3 and 4, the originals close at exec.
         unsafe {
@@ -128,7 +132,7 @@ impl Browser {
             from_browser: rx,
             next_id: 0,
             events: Vec::new(),
-            _profile: profile,
+            profile,
         })
     }
 
@@ -176,12 +180,16 @@ impl Browser {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let message = match self.from_browser.recv_timeout(left) {
-                Ok(m) => m?,
+                Ok(Ok(m)) => m,
+                Ok(Err(e)) => return Err(format!("{e}{}", self.stderr_tail())),
                 Err(RecvTimeoutError::Timeout) => {
                     return Err(format!("no {what} from the browser within {TIMEOUT:?}"))
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(format!("the browser went away while waiting for {what}"))
+                    return Err(format!(
+                        "the browser went away while waiting for {what}{}",
+                        self.stderr_tail()
+                    ))
                 }
             };
             if wanted(&message) {
@@ -190,6 +198,22 @@ impl Browser {
             if message.get("method").is_some() {
                 self.events.push(message);
             }
+        }
+    }
+}
+
+impl Browser {
+    /// The last lines the browser wrote to stderr, to say why it went away.
+    fn stderr_tail(&self) -> String {
+        let log =
+            std::fs::read_to_string(self.profile.path().join("stderr.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+        match lines.len() {
+            0 => String::new(),
+            n => format!(
+                "; its stderr ends: {}",
+                lines[n.saturating_sub(5)..].join(" | ")
+            ),
         }
     }
 }

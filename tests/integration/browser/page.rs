@@ -470,12 +470,15 @@ fn sort_column(
     let read = format!(
         "(() => {{ {TABLE_JS}
            const t = document.querySelectorAll('table.sortable')[{index}];
-           const rows = rowsOf(t); const keys = rows.map(r => keyOf(r, {column}));
+           const rows = rowsOf(t); const all = rows.map(r => keyOf(r, {column}));
+           const isNumber = k => k.trim() !== '' && !isNaN(Number(k));
+           // Numbers sort among themselves; where a key is no number the order is the page's to choose.
+           const keys = {numeric} ? all.filter(isNumber) : all;
            const cmp = {numeric} ? ((a, b) => Number(a) - Number(b)) : ((a, b) => a.localeCompare(b));
            const raw = (a, b) => a < b ? -1 : a > b ? 1 : 0;
            const ordered = (f, dir) => keys.every((k, i) => i === 0 || dir * f(keys[i - 1], k) <= 0);
-           const numbers = keys.filter(k => k.trim() !== '' && !isNaN(Number(k))).length;
-           return {{keys: keys.slice(0, 12), numbers, count: keys.length,
+           const numbers = all.filter(isNumber).length;
+           return {{keys: keys.slice(0, 12), numbers, count: all.length,
                     rows: rows.map(r => r.textContent).sort(),
                     asc: ordered(cmp, 1) || (!{numeric} && ordered(raw, 1)),
                     desc: ordered(cmp, -1) || (!{numeric} && ordered(raw, -1))}}; }})()"
