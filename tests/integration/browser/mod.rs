@@ -361,7 +361,7 @@ fn self_contained_pages_pass_the_static_check() {
     assert_self_contained(&good_page());
     let fine = r##"<a href="#tokens">tokens</a> <A HREF='#x'>x</A>
         <img src="data:image/png;base64,iVBORw0KGgo=" alt="">
-        <svg><rect fill="url(#grad)"/><use xlink:href="#m"/></svg>
+        <svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"><rect fill="url(#grad)"/><use xlink:href="#m"/></svg>
         <div style="background: url( 'data:image/svg+xml,%3Csvg%3E' )"></div>
         <style>.a { background: url("data:image/png;base64,AAAA") } .b { mask: url(#m) }</style>
         <script>const u = "https://example.com/"; if (0) { a.href = u; }</script>
