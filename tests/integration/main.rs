@@ -11,6 +11,7 @@
 
 mod common;
 
+mod browser;
 mod cli;
 mod formats;
 mod fuzz_replay;
