@@ -3,6 +3,7 @@
 //! Every number is computed before rendering; renderers only format.
 
 pub mod allpairs;
+pub mod compare;
 pub mod fmt;
 pub mod json;
 pub mod text;
