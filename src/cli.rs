@@ -99,7 +99,7 @@ pub struct Cli {
 
     /// Survey only the inputs whose position p (from 0, in the whole list)
     /// has p mod N = I, for a job array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT
-    #[arg(help_heading = "Input", long, value_name = "I/N", value_parser = shard_spec)]
+    #[arg(help_heading = "Input", long, value_name = "I/N", value_parser = shard_spec, allow_hyphen_values = true)]
     pub shard: Option<Shard>,
 
     /// A checkpoint series: a folder (every file or folder in it whose name

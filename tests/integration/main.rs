@@ -21,6 +21,7 @@ mod hash_known;
 mod hostile;
 mod interface;
 mod layout;
+mod many;
 mod notebook;
 mod parity;
 mod realdata;
