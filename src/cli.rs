@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{ArgAction, Parser, ValueEnum};
 
 /// A finite number ≥ 0 (thresholds).
 fn non_negative(s: &str) -> Result<f64, String> {
@@ -13,14 +13,19 @@ fn non_negative(s: &str) -> Result<f64, String> {
     }
 }
 
+use singularity_gpu::run::many::read_list;
 use singularity_gpu::types::StepSelection;
 use singularity_gpu::{
-    DeviceChoice, Dtype, Equality, Error, GpuOptions, GroupOptions, LoadOptions, NearThreshold,
-    PairOptions, SeriesInput, SeriesOptions, SurveyOptions,
+    DeviceChoice, Dtype, Equality, Error, GpuOptions, GroupOptions, LoadOptions, ManyOptions,
+    NearThreshold, PairOptions, SeriesInput, SeriesOptions, Shard, SurveyOptions,
 };
 
 fn steps_spec(s: &str) -> Result<StepSelection, String> {
     StepSelection::parse(s)
+}
+
+fn shard_spec(s: &str) -> Result<Shard, String> {
+    s.parse()
 }
 
 /// Flags of a one-matrix survey that a series does not take.
@@ -31,6 +36,10 @@ const SERIES_CONFLICTS: &[&str] = &[
     "near_ulp",
     "numeric_equality",
     "revision",
+    "file",
+    "files_from",
+    "shard",
+    "details",
 ];
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -72,18 +81,31 @@ impl From<AsArg> for Dtype {
 /// vectors are bit-for-bit identical ("black holes").
 #[derive(Debug, Parser)]
 #[command(name = "singularity-gpu", version, about, long_about = None)]
-#[command(group(clap::ArgGroup::new("input").required(true).args(["file", "series", "trajectory"])))]
+#[command(group(clap::ArgGroup::new("input").required(true).multiple(true)
+    .args(["file", "files_from", "series", "trajectory"])))]
 pub struct Cli {
     /// What to survey: a .safetensors, PyTorch (.pt/.pth/.bin), GGUF, .npy or
     /// .npz file (recognised by content), a model folder (sharded or not), or
-    /// a Hugging Face cache entry (models--ORG--NAME, or ORG/NAME in the cache)
-    #[arg(help_heading = "Input", long, short = 'f', value_name = "PATH")]
-    pub file: Option<PathBuf>,
+    /// a Hugging Face cache entry (models--ORG--NAME, or ORG/NAME in the cache);
+    /// repeated, each is surveyed and the report is one table
+    #[arg(help_heading = "Input", long, short = 'f', value_name = "PATH", action = ArgAction::Append)]
+    pub file: Vec<PathBuf>,
+
+    /// More inputs, one a line (files, folders, ORG/NAME; blank lines and
+    /// lines starting with # skipped; - reads standard input), after the
+    /// --file ones: one table, or JSON Lines with --json
+    #[arg(help_heading = "Input", long, value_name = "LIST")]
+    pub files_from: Option<PathBuf>,
+
+    /// Survey only the inputs whose position p (from 0, in the whole list)
+    /// has p mod N = I, for a job array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT
+    #[arg(help_heading = "Input", long, value_name = "I/N", value_parser = shard_spec, allow_hyphen_values = true)]
+    pub shard: Option<Shard>,
 
     /// A checkpoint series: a folder (every file or folder in it whose name
     /// holds a step number, in any format --file reads) or the checkpoint
     /// files, ordered by the last number in each name (step_2 before step_10)
-    #[arg(help_heading = "Input", long, value_name = "PATH", num_args = 1.., conflicts_with_all = SERIES_CONFLICTS)]
+    #[arg(help_heading = "Input", long, value_name = "PATH", num_args = 1.., conflicts_with_all = SERIES_CONFLICTS, conflicts_with = "trajectory")]
     pub series: Option<Vec<PathBuf>>,
 
     /// A training trajectory: one 3-D tensor [steps, tokens, dim] (choose it
@@ -142,15 +164,20 @@ pub struct Cli {
     #[arg(help_heading = "Series", long, value_name = "START:END[:EVERY]", value_parser = steps_spec)]
     pub steps: Option<StepSelection>,
 
-    /// Print one JSON document instead of the text report
+    /// Print one JSON document instead of the text report (with several
+    /// inputs: one document per line, JSON Lines)
     #[arg(help_heading = "Output", long)]
     pub json: bool,
 
     /// Also write the report as one self-contained HTML page with plots
-    /// (no network needed to view it); `-` writes the page to stdout instead
-    /// of the report
+    /// (no network needed to view it; with several inputs, the comparison
+    /// page); `-` writes the page to stdout instead of the report
     #[arg(help_heading = "Output", long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+
+    /// With several inputs: each input's full text report after the table
+    #[arg(help_heading = "Output", long, conflicts_with = "json")]
+    pub details: bool,
 
     /// Token ids shown per group or event in the text report (0: counts only)
     #[arg(
@@ -192,6 +219,14 @@ pub enum Mode {
     Survey {
         file: PathBuf,
         opts: Box<SurveyOptions>,
+    },
+    /// `--file` repeated, `--files-from` or `--shard`: many matrices, one
+    /// table (or JSON Lines).
+    Many {
+        inputs: Vec<PathBuf>,
+        opts: Box<ManyOptions>,
+        /// `--details`: every input's report after the table.
+        details: bool,
     },
     /// `--series` or `--trajectory`: a checkpoint series.
     Series {
@@ -235,13 +270,27 @@ impl Cli {
             max_chunk_bytes: self.chunk_bytes,
             ..Default::default()
         };
-        let mode = match (series, self.file) {
-            (Some(_), Some(_)) | (None, None) => {
+        // Several inputs, a list or a shard make a many-input run (one
+        // table); a single --file is the one-matrix report.
+        let many = self.file.len() > 1 || self.files_from.is_some() || self.shard.is_some();
+        let mut files = self.file;
+        if let Some(list) = &self.files_from {
+            files.extend(read_list(list)?);
+        }
+        if self.details && !many {
+            return Err(Error::Usage(
+                "--details goes with several inputs (--file repeated, --files-from or --shard)"
+                    .into(),
+            ));
+        }
+        let has_files = !files.is_empty() || self.files_from.is_some();
+        let mode = match (series, has_files) {
+            (Some(_), true) | (None, false) => {
                 return Err(Error::Usage(
                     "give one of --file, --series or --trajectory".into(),
                 ))
             }
-            (Some(input), None) => Mode::Series {
+            (Some(input), false) => Mode::Series {
                 input,
                 opts: Box::new(SeriesOptions {
                     load,
@@ -251,7 +300,7 @@ impl Cli {
                     progress: true,
                 }),
             },
-            (None, Some(file)) => {
+            (None, true) => {
                 if self.steps.is_some() {
                     return Err(Error::Usage(
                         "--steps goes with --series or --trajectory".into(),
@@ -263,26 +312,38 @@ impl Cli {
                     (_, _, Some(k)) => Some(NearThreshold::Ulp(k)),
                     _ => None,
                 };
-                Mode::Survey {
-                    file,
-                    opts: Box::new(SurveyOptions {
-                        load,
-                        device,
-                        gpu,
-                        group: GroupOptions {
-                            equality: if self.numeric_equality {
-                                Equality::Numeric
-                            } else {
-                                Equality::Bitwise
-                            },
-                            hash_bits: self.hash_bits,
+                let survey = SurveyOptions {
+                    load,
+                    device,
+                    gpu,
+                    group: GroupOptions {
+                        equality: if self.numeric_equality {
+                            Equality::Numeric
+                        } else {
+                            Equality::Bitwise
                         },
-                        pairs: PairOptions {
-                            nearest: self.nearest,
-                            near,
-                        },
-                        progress: true,
-                    }),
+                        hash_bits: self.hash_bits,
+                    },
+                    pairs: PairOptions {
+                        nearest: self.nearest,
+                        near,
+                    },
+                    progress: true,
+                };
+                match files.as_slice() {
+                    [file] if !many => Mode::Survey {
+                        file: file.clone(),
+                        opts: Box::new(survey),
+                    },
+                    _ => Mode::Many {
+                        inputs: files,
+                        opts: Box::new(ManyOptions {
+                            survey,
+                            shard: self.shard.unwrap_or_default(),
+                            keep_reports: self.details || self.html.is_some(),
+                        }),
+                        details: self.details,
+                    },
                 }
             }
         };

@@ -43,8 +43,10 @@ pub use engine::{DeviceChoice, Engine, GpuOptions};
 pub use error::{Error, Result};
 pub use load::{open, LoadOptions, Loaded};
 pub use matrix::Matrix;
+pub use report::compare::Comparison;
 pub use report::timeline::SeriesReport;
 pub use report::Report;
+pub use run::many::{survey_many, survey_many_each, survey_many_with, ManyOptions, Shard};
 pub use run::pairs::{analyze_pairs, NearThreshold, PairOptions, PairsAnalysis};
 pub use run::series::{survey_series, SeriesInput, SeriesOptions};
 pub use run::survey::{

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Config, Mode, Output};
+use singularity_gpu::report::compare::{self, Details};
 use singularity_gpu::report::html::HtmlExporter;
 use singularity_gpu::report::json::JsonExporter;
 use singularity_gpu::report::text::TextExporter;
@@ -48,7 +49,67 @@ where
     })
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+/// Several inputs: JSON Lines printed as each input is done, or one table
+/// at the end, and the comparison page where `--html` asks (`-`: the page
+/// is the output). A failed input's error goes to stderr as it happens and
+/// the run goes on; the exit code says whether any failed (2, or 1 when the
+/// device failed).
+fn run_many(
+    inputs: &[std::path::PathBuf],
+    opts: &singularity_gpu::ManyOptions,
+    details: bool,
+    output: Output,
+    html: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let page_only = html == Some(Path::new("-"));
+    let json = matches!(output, Output::Json) && !page_only;
+    // The engine opens once; its notice (the CPU fallback) comes first.
+    let (engine, notice) = singularity_gpu::engine::select(opts.survey.device, opts.survey.gpu)?;
+    if let Some(notice) = notice {
+        eprintln!("{notice}");
+    }
+    let comparison = singularity_gpu::survey_many_with(engine.as_ref(), inputs, opts, |entry| {
+        match &entry.outcome {
+            Ok(s) => {
+                for notice in s.report.iter().flat_map(|r| &r.notices) {
+                    eprintln!("{}: {notice}", entry.input);
+                }
+            }
+            Err(f) => eprintln!("singularity-gpu: error: {}", f.message),
+        }
+        if json {
+            emit(&compare::json_line(entry));
+        }
+    });
+    if let Some(path) = html {
+        let page = HtmlExporter.render(&comparison);
+        if page_only {
+            emit(&page);
+        } else {
+            std::fs::write(path, page).map_err(|e| {
+                singularity_gpu::Error::Usage(format!("cannot write {}: {e}", path.display()))
+            })?;
+        }
+    }
+    if let (Output::Text { max_tokens }, false) = (output, page_only) {
+        let text = TextExporter { max_tokens };
+        emit(&if details {
+            Details(text).render(&comparison)
+        } else {
+            text.render(&comparison)
+        });
+    }
+    let failures: Vec<bool> = comparison.failures().map(|(_, f)| f.device).collect();
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else if failures.contains(&true) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn run(config: Config) -> anyhow::Result<ExitCode> {
     let html = config.html.as_deref();
     let (out, notices) = match config.mode {
         Mode::Survey { file, opts } => {
@@ -59,13 +120,18 @@ fn run(config: Config) -> anyhow::Result<()> {
             let report = singularity_gpu::survey_series(&input, &opts)?;
             (render(&report, config.output, html)?, report.notices)
         }
+        Mode::Many {
+            inputs,
+            opts,
+            details,
+        } => return run_many(&inputs, &opts, details, config.output, html),
     };
     // Notices go to stderr, so stdout holds only the report (JSON stays parseable).
     for notice in &notices {
         eprintln!("{notice}");
     }
     emit(&out);
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// On a headless machine, Vulkan drivers probing for a Wayland display make
@@ -115,7 +181,7 @@ fn main() -> ExitCode {
         Err(e) => return flag_error(e),
     };
     match cli.into_config().map_err(anyhow::Error::from).and_then(run) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("singularity-gpu: error: {e}");
             // Bad input and unusable flags exit 2; a device failing mid-run, 1.

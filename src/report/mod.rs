@@ -4,6 +4,7 @@
 //! Every number is computed before rendering; renderers only format.
 
 pub mod allpairs;
+pub mod compare;
 pub mod fmt;
 pub mod html;
 pub mod json;

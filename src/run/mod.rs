@@ -1,5 +1,6 @@
 //! The drivers: the only code that wires load → engine → survey → report.
 
+pub mod many;
 pub mod pairs;
 pub mod series;
 pub mod survey;

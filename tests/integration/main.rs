@@ -23,6 +23,7 @@ mod hostile;
 mod html;
 mod interface;
 mod layout;
+mod many;
 mod notebook;
 mod parity;
 mod realdata;

@@ -8,6 +8,7 @@
 //! ([`figures`]), so the page's size grows with the bins and the token
 //! tables, not with the vocabulary.
 
+mod compare;
 pub mod figures;
 mod series;
 mod survey;
@@ -19,6 +20,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::{Exporter, Report, TokenDisplay};
 use crate::escape::quoted;
+use crate::report::compare::Comparison;
 use crate::report::timeline::SeriesReport;
 
 /// Renders a result as one HTML page.
@@ -68,6 +70,16 @@ impl Exporter<Report> for HtmlExporter {
             "Singularity survey",
             survey::subtitle(r),
             survey::body(r, &Ids::new("")),
+        )
+    }
+}
+
+impl Exporter<Comparison> for HtmlExporter {
+    fn render(&self, c: &Comparison) -> String {
+        page(
+            "Singularity survey of several models",
+            compare::subtitle(c),
+            compare::body(c),
         )
     }
 }
