@@ -25,6 +25,7 @@ mod interface;
 mod layout;
 mod many;
 mod notebook;
+mod pages;
 mod parity;
 mod realdata;
 mod series;

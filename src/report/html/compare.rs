@@ -23,8 +23,14 @@ fn section(i: usize) -> String {
 }
 
 pub(super) fn body(c: &Comparison) -> Markup {
-    let any_near = c.entries.iter().any(|e| e.row().is_some_and(|r| r.near.is_some()));
-    let any_nearest = c.entries.iter().any(|e| e.row().is_some_and(|r| r.nearest.is_some()));
+    let any_near = c
+        .entries
+        .iter()
+        .any(|e| e.row().is_some_and(|r| r.near.is_some()));
+    let any_nearest = c
+        .entries
+        .iter()
+        .any(|e| e.row().is_some_and(|r| r.nearest.is_some()));
     html! {
         h2 { "Models" }
         @if c.entries.is_empty() {
@@ -128,7 +134,11 @@ fn holes_plot(c: &Comparison) -> Option<String> {
     );
     for (k, (_, e, n)) in rows.iter().enumerate() {
         if *n > 0 {
-            let tip = format!("{}: {}", e.input, count(*n, "token in holes", "tokens in holes"));
+            let tip = format!(
+                "{}: {}",
+                e.input,
+                count(*n, "token in holes", "tokens in holes")
+            );
             chart.band_bar(k, 0.6, 0.0, *n as f64, colour::HOLE, &tip);
         } else {
             // A model without holes still gets a mark, on the axis.

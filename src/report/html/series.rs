@@ -77,7 +77,7 @@ pub(super) fn body(r: &SeriesReport) -> Markup {
         }
         h2 { "Timeline" }
         @if let Some(svg) = timeline_plot(r) {
-            (figure("timeline", svg, "Per step, on one time axis (log scale): the tokens in holes, the holes, and the tokens whose vector changed since the step before; dashed lines mark the events (colour by kind). Tokens leave the holes as the ones that get trained start to move; a flat red line is a structure that never trains."))
+            (figure("timeline", svg, "Per step, on one time axis (log scale): the tokens in holes, the holes, and the tokens whose vector changed since the step before; dashed lines mark the events (red: a hole split, purple: holes merged, green: a hole formed, orange: tokens evaporated). Tokens leave the holes as the ones that get trained start to move; a flat red line is a structure that never trains."))
         }
         @if let Some(svg) = evaporation_plot(r) {
             (figure("evaporation", svg, "When tokens left the hole they started in (evaporated), binned by step. Early, sharp peaks are the tokens seen in the first batches; a long tail, the rare ones."))

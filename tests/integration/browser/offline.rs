@@ -43,7 +43,7 @@ pub fn external_references(html: &str) -> Vec<String> {
     let line_of = |at: usize| html[..at].matches('\n').count() + 1;
     let mut i = 0;
     while i < bytes.len() {
-        if html[i..].starts_with("<!--") {
+        if bytes[i..].starts_with(b"<!--") {
             i = html[i..].find("-->").map_or(bytes.len(), |end| i + end + 3);
             continue;
         }
