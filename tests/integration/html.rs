@@ -75,9 +75,10 @@ pub fn table_rows(html: &str, id: &str) -> Vec<Vec<String>> {
     let rest = &html[start..];
     let rest = &rest[..rest.find("</table>").expect("table closes")];
     let body = &rest[rest.find("<tbody>").expect("a body")..];
-    body.split("<tr>")
+    body.split("<tr")
         .skip(1)
         .map(|row| {
+            let row = &row[row.find('>').unwrap() + 1..];
             row.split("<td")
                 .skip(1)
                 .map(|cell| {
@@ -338,4 +339,63 @@ fn an_unwritable_page_is_a_one_line_error() {
     let target = dir.path().join("no/such/folder/page.html");
     let out = run(&example_path(), &["--html", target.to_str().unwrap()]);
     expect_error(&out, &["cannot write", "page.html"]);
+}
+
+#[test]
+fn the_comparison_page_has_a_row_and_a_bar_per_model_and_links_to_each_section() {
+    // A: two holes (3 and 2 tokens); B: every row distinct; C: no file.
+    let mut a = Built::random(Dtype::F32, 40, 6, 21);
+    for t in [5, 9] {
+        a.copy_row(2, t);
+    }
+    a.copy_row(30, 31);
+    let b = Built::random(Dtype::F16, 25, 4, 22);
+    let dir = TempDir::new().unwrap();
+    let fa = write(&dir, "a.safetensors", &file_of(&a));
+    let fb = write(&dir, "b.safetensors", &file_of(&b));
+    let fc = dir.path().join("missing.safetensors");
+    let out = dir.path().join("many.html");
+    let run = sg()
+        .args(["--device", "cpu"])
+        .arg("--file")
+        .arg(&fa)
+        .arg("--file")
+        .arg(&fb)
+        .arg("--file")
+        .arg(&fc)
+        .arg("--html")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(2),
+        "a failed input: exit 2 at the end"
+    );
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert_nothing_leaves(&html);
+
+    let rows = table_rows(&html, "models");
+    assert_eq!(rows.len(), 3);
+    // model, vocabulary, dim, dtype, unique, holes, largest, tokens in holes.
+    assert!(rows[0][0].contains("a.safetensors") && rows[0][0].contains("href=\"#m1\""));
+    assert_eq!(&rows[0][1..8], ["40", "6", "F32", "37", "2", "3", "5"]);
+    assert_eq!(&rows[1][1..8], ["25", "4", "F16", "25", "0", "-", "0"]);
+    assert!(rows[2][0].contains("missing.safetensors"));
+    assert!(rows[2][1].starts_with("error: "), "{:?}", rows[2]);
+
+    let bars = mark_tips(figure(&html, "tokens-in-holes").expect("a bar per model"));
+    assert_eq!(bars.len(), 2, "{bars:?}");
+    assert!(
+        bars[0].ends_with("a.safetensors: 5 tokens in holes"),
+        "{}",
+        bars[0]
+    );
+    assert!(bars[1].ends_with("b.safetensors: no hole"), "{}", bars[1]);
+
+    // Each surveyed model has its section, ids kept apart; the failed one none.
+    assert!(html.contains(r#"<section id="m1">"#) && html.contains(r#"<section id="m2">"#));
+    assert!(!html.contains(r#"<section id="m3">"#));
+    assert_eq!(table_rows(&html, "m1-groups").len(), 5);
+    assert!(figure(&html, "m1-norms").is_some() && figure(&html, "m2-norms").is_some());
 }
