@@ -1,8 +1,10 @@
 // row_dots: for every row x of a chunk, its dot products with p ≤ 3 vectors
 // and its sum of squares, in split-product arithmetic (src/engine/split.rs):
 //
-//   out[(first + r)·(p+1) + k] = Σ_c x[r][c] · u_k[c]      k < p
-//   out[(first + r)·(p+1) + p] = Σ_c x[r][c]²
+//   out[(first + r)·w + k]     = Σ_c x[r][c] · u_k[c]      k < p
+//   out[(first + r)·w + p]     = Σ_c x[r][c]²
+//   out[(first + r)·w + p + 1] = Σ_c e[r][c]²,  e = x − centre rounded to f32
+//                                (only when a centre is given; w = p + 1 + that)
 //
 // Every value x (decoded, then zero below 2^-40) and u (given as halves by the
 // host) is split into a high half (top 12 significant bits) and a low half,
@@ -17,8 +19,9 @@
 // Rows are gathered on the host, `stride` words each (common.wgsl's
 // col_word / col_value).
 //
-// Bindings: 0 rows (read), 1 vectors: p × cols high halves then p × cols low
-// halves (read), 2 params (uniform), 3 out (read_write).
+// Bindings: 0 rows (read), 1 vectors: p × cols high halves, then p × cols low
+// halves, then the centre's cols values if any (read), 2 params (uniform),
+// 3 out (read_write).
 
 struct Params {
     dtype: u32,
@@ -28,8 +31,9 @@ struct Params {
     // Rows in this chunk, and the index of its first one in `out`.
     rows: u32,
     first: u32,
+    // 1 when a centre follows the vectors' halves.
+    centre: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> data: array<u32>;
@@ -43,6 +47,7 @@ const SLAB: u32 = 16u;
 var<workgroup> xs: array<f32, 1024>;
 var<workgroup> uh: array<f32, 48>;
 var<workgroup> ul: array<f32, 48>;
+var<workgroup> cs: array<f32, 16>;
 
 // Zero below 2^-40 (f32 exponent field below 87), subnormals included.
 fn flush_input(x: f32) -> f32 {
@@ -86,7 +91,8 @@ fn main(
     if (r0 >= p.rows) {
         return;
     }
-    var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+    var acc = array<f32, 5>(0.0, 0.0, 0.0, 0.0, 0.0);
+    let w = p.p + 1u + p.centre;
     for (var c0 = 0u; c0 < p.cols; c0 += SLAB) {
         for (var i = 0u; i < SLAB; i += 1u) {
             let e = li + BLOCK * i;
@@ -110,6 +116,14 @@ fn main(
             uh[li] = h;
             ul[li] = l;
         }
+        if (li >= 48u && p.centre != 0u) {
+            let c = c0 + li - 48u;
+            var v = 0.0;
+            if (c < p.cols) {
+                v = vecs[2u * p.p * p.cols + c];
+            }
+            cs[li - 48u] = v;
+        }
         workgroupBarrier();
         let n = min(SLAB, p.cols - c0);
         for (var kk = 0u; kk < n; kk += 1u) {
@@ -120,13 +134,19 @@ fn main(
                 acc[k] = add_product(acc[k], xh, xl, uh[k * SLAB + kk], ul[k * SLAB + kk]);
             }
             acc[p.p] = add_product(acc[p.p], xh, xl, xh, xl);
+            if (p.centre != 0u) {
+                let e = flush_input(x - cs[kk]);
+                let eh = high(e);
+                let el = e - eh;
+                acc[p.p + 1u] = add_product(acc[p.p + 1u], eh, el, eh, el);
+            }
         }
         workgroupBarrier();
     }
     let r = r0 + li;
     if (r < p.rows) {
-        for (var k = 0u; k <= p.p; k += 1u) {
-            out[(p.first + r) * (p.p + 1u) + k] = acc[k];
+        for (var k = 0u; k < w; k += 1u) {
+            out[(p.first + r) * w + k] = acc[k];
         }
     }
 }

@@ -135,8 +135,13 @@ impl Engine for CpuEngine {
         Ok(pairs::project(m, rows, directions))
     }
 
-    fn row_dots(&self, m: &Matrix, vectors: &[super::split::Split]) -> Result<Vec<f32>> {
-        Ok(indicators::row_dots(m, vectors))
+    fn row_dots(
+        &self,
+        m: &Matrix,
+        vectors: &[super::split::Split],
+        centre: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
+        Ok(indicators::row_dots(m, vectors, centre))
     }
 
     fn weighted_column_sums(&self, m: &Matrix, weights: &super::split::Split) -> Result<Vec<f32>> {

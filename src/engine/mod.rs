@@ -159,12 +159,14 @@ pub trait Engine {
     /// as in [`approx`](crate::approx).
     fn project(&self, m: &Matrix, rows: &[usize], directions: &[f32]) -> Result<Vec<f32>>;
 
-    /// For every row x of `m`, its dot products with up to three `vectors`
-    /// (each of `m.cols` values) and its sum of squares: `rows × (p + 1)`
-    /// values, row-major, the sum of squares last. Computed in
-    /// [`split`]'s arithmetic: every engine gives the same bits, and the
-    /// results are to be multiplied by each vector's [`Split::unscale`].
-    fn row_dots(&self, m: &Matrix, vectors: &[Split]) -> Result<Vec<f32>>;
+    /// For every row x of `m`: its dot products with up to three `vectors`
+    /// (each of `m.cols` values; to be multiplied by each one's
+    /// [`Split::unscale`]), its sum of squares, and with a `centre` c (f32,
+    /// each value zero or of magnitude at least 2^-40) Σ_c (x_c − c_c)² from
+    /// the direct differences (rounded to f32): `rows × w` values, row-major,
+    /// `w = p + 1 + (centre given)`. Computed in [`split`]'s arithmetic:
+    /// every engine gives the same bits.
+    fn row_dots(&self, m: &Matrix, vectors: &[Split], centre: Option<&[f32]>) -> Result<Vec<f32>>;
 
     /// Xᵀw for one weight per row of `m`, as per-block partial sums: block
     /// `b` (rows `b·B ..`, `B =` [`split::sum_block_rows`]) gives `m.cols`

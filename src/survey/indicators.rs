@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::engine::split::{add_blocks, Split};
+use crate::engine::split::{add_blocks, flush_input, Split};
 use crate::error::{Error, Result};
 use crate::types::Role;
 
@@ -34,6 +34,9 @@ pub const MAX_POWER_ITERATIONS: usize = 100;
 /// … or once 1 − (v_k · v_{k−1})² (the squared sine of the step's angle) is below this.
 pub const POWER_TOLERANCE: f64 = 1e-10;
 
+/// [`Engine::row_dots`](crate::engine::Engine::row_dots) on one matrix.
+pub type RowDots<'a> = &'a dyn Fn(&[Split], Option<&[f32]>) -> Result<Vec<f32>>;
+
 /// The two engine kernels the indicators need (see
 /// [`Engine::row_dots`](crate::engine::Engine::row_dots) and
 /// [`Engine::weighted_column_sums`](crate::engine::Engine::weighted_column_sums)),
@@ -41,7 +44,7 @@ pub const POWER_TOLERANCE: f64 = 1e-10;
 pub struct Kernels<'a> {
     pub rows: usize,
     pub cols: usize,
-    pub row_dots: &'a dyn Fn(&[Split]) -> Result<Vec<f32>>,
+    pub row_dots: RowDots<'a>,
     pub weighted_column_sums: &'a dyn Fn(&Split) -> Result<Vec<f32>>,
 }
 
@@ -353,7 +356,7 @@ fn first_pc(k: &Kernels, finite: &[bool], mu: &[f64]) -> Result<(Option<Vec<f64>
     for step in 1..=MAX_POWER_ITERATIONS {
         let sv = Split::new(&v);
         let vh: Vec<f64> = (0..k.cols).map(|c| sv.value(c)).collect();
-        let out = (k.row_dots)(std::slice::from_ref(&sv))?;
+        let out = (k.row_dots)(std::slice::from_ref(&sv), None)?;
         let mu_v = dot(mu, &vh);
         let u: Vec<f64> = (0..k.rows)
             .map(|r| {
@@ -378,11 +381,15 @@ fn first_pc(k: &Kernels, finite: &[bool], mu: &[f64]) -> Result<(Option<Vec<f64>
     Ok((Some(v), MAX_POWER_ITERATIONS, false))
 }
 
-/// 1 − cos, with cos taken as 0 when either vector is zero.
-fn cosine_distance(dot: f64, sq_a: f64, sq_b: f64) -> f64 {
-    let den = sq_a.max(0.0).sqrt() * sq_b.max(0.0).sqrt();
+/// 1 − cos(a, b) from ‖a − b‖² and the squared norms, as
+/// (‖a − b‖² − (‖a‖ − ‖b‖)²) / (2‖a‖‖b‖): for nearly parallel rows this keeps
+/// the accuracy of the direct difference, where 1 − a·b/(‖a‖‖b‖) would
+/// cancel. cos is taken as 0 (distance 1) when either vector is zero.
+fn cosine_distance(diff_sq: f64, sq_a: f64, sq_b: f64) -> f64 {
+    let (na, nb) = (sq_a.max(0.0).sqrt(), sq_b.max(0.0).sqrt());
+    let den = 2.0 * na * nb;
     if den > 0.0 {
-        1.0 - (dot / den).clamp(-1.0, 1.0)
+        ((diff_sq.max(0.0) - (na - nb) * (na - nb)) / den).clamp(0.0, 2.0)
     } else {
         1.0
     }
@@ -393,7 +400,7 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
     let mut notices = Vec::new();
     let n = k.rows;
     // Pass 1: each row's sum of squares: which rows are finite.
-    let ss: Vec<f32> = (k.row_dots)(&[])?;
+    let ss: Vec<f32> = (k.row_dots)(&[], None)?;
     let finite: Vec<bool> = ss.iter().map(|s| s.is_finite()).collect();
     let norm_of = |s: f32| s.is_finite().then(|| (s as f64).sqrt());
     let input_norm: Vec<Option<f64>> = match &input.input_sumsq {
@@ -435,13 +442,15 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
                 "notice: --indicators: power iteration for the first principal component stopped after {steps} steps without converging"
             ));
         }
-        // Final pass: each row against m̄ and the component.
-        let sm = Split::new(&mbar);
+        // Final pass: each row against m̄ (as f32) and the component.
+        let centre: Vec<f32> = mbar.iter().map(|&x| flush_input(x as f32)).collect();
+        let sm = Split::new(&centre.iter().map(|&x| x as f64).collect::<Vec<_>>());
         let mut vectors = vec![sm.clone()];
         let sv = pc.as_ref().map(|v| Split::new(v));
         vectors.extend(sv.clone());
-        let out = (k.row_dots)(&vectors)?;
-        let w = vectors.len() + 1;
+        let out = (k.row_dots)(&vectors, Some(&centre))?;
+        let w = vectors.len() + 2;
+        // m̄ as the kernels used it: its dot products with itself and v̂.
         let mh: Vec<f64> = (0..k.cols).map(|c| sm.value(c)).collect();
         let mm = dot(&mh, &mh);
         let (mv, vv) = match &sv {
@@ -462,19 +471,20 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
                 continue;
             }
             let o = &out[r * w..(r + 1) * w];
-            let dm = o[0] as f64 * sm.unscale();
             let dv = match &sv {
                 Some(sv) => o[1] as f64 * sv.unscale(),
                 None => 0.0,
             };
-            let s = o[w - 1] as f64;
-            plain.push(Some(cosine_distance(dm, s, mm)));
+            let s = o[w - 2] as f64;
+            let e2 = o[w - 1] as f64;
+            plain.push(Some(cosine_distance(e2, s, mm)));
+            // x − (x·v̂)v̂/‖v̂‖² against m̄ − (m̄·v̂)v̂/‖v̂‖².
             removed.push(Some(cosine_distance(
-                dm - dv * mv / vv,
+                e2 - (dv - mv) * (dv - mv) / vv,
                 s - dv * dv / vv,
                 mm - mv * mv / vv,
             )));
-            l2.push(Some((s - 2.0 * dm + mm).max(0.0).sqrt()));
+            l2.push(Some(e2.sqrt()));
         }
         per_token.l2_to_reference_mean = Some(l2);
         if mm == 0.0 {
@@ -581,8 +591,10 @@ mod tests {
 
     #[test]
     fn cosine_distance_of_a_zero_vector_is_one() {
-        assert_eq!(cosine_distance(0.0, 0.0, 1.0), 1.0);
-        assert_eq!(cosine_distance(1.0, 1.0, 1.0), 0.0);
-        assert_eq!(cosine_distance(-2.0, 1.0, 4.0), 2.0);
+        assert_eq!(cosine_distance(1.0, 0.0, 1.0), 1.0);
+        // a = b: 0; a = −b/2 (‖a − b‖ = 3): 2; orthogonal unit vectors: 1.
+        assert_eq!(cosine_distance(0.0, 1.0, 1.0), 0.0);
+        assert_eq!(cosine_distance(9.0, 1.0, 4.0), 2.0);
+        assert_eq!(cosine_distance(2.0, 1.0, 1.0), 1.0);
     }
 }

@@ -3,25 +3,31 @@
 
 use rayon::prelude::*;
 
-use crate::engine::split::{add_product, decode, split, sum_block_rows, Split};
+use crate::engine::split::{add_product, decode, flush_input, split, sum_block_rows, Split};
 use crate::matrix::Matrix;
 
 /// [`Engine::row_dots`](crate::engine::Engine::row_dots).
-pub fn row_dots(m: &Matrix, vectors: &[Split]) -> Vec<f32> {
+pub fn row_dots(m: &Matrix, vectors: &[Split], centre: Option<&[f32]>) -> Vec<f32> {
     let p = vectors.len();
     let d = m.cols;
-    let mut out = vec![0f32; m.rows * (p + 1)];
-    out.par_chunks_mut(p + 1).enumerate().for_each(|(r, o)| {
+    let w = p + 1 + centre.is_some() as usize;
+    let mut out = vec![0f32; m.rows * w];
+    out.par_chunks_mut(w).enumerate().for_each(|(r, o)| {
         let row = m.row(r);
-        let mut acc = [0f32; 4];
+        let mut acc = [0f32; 5];
         for c in 0..d {
-            let x = split(decode(m.dtype, row, c));
+            let v = decode(m.dtype, row, c);
+            let x = split(v);
             for (k, u) in vectors.iter().enumerate() {
                 acc[k] = add_product(acc[k], x, (u.hi[c], u.lo[c]));
             }
             acc[p] = add_product(acc[p], x, x);
+            if let Some(centre) = centre {
+                let e = split(flush_input(v - centre[c]));
+                acc[p + 1] = add_product(acc[p + 1], e, e);
+            }
         }
-        o.copy_from_slice(&acc[..p + 1]);
+        o.copy_from_slice(&acc[..w]);
     });
     out
 }

@@ -30,7 +30,8 @@ struct DotParams {
     p: u32,
     rows: u32,
     first: u32,
-    _pad: [u32; 2],
+    centre: u32,
+    _pad: u32,
 }
 
 #[repr(C)]
@@ -104,25 +105,32 @@ impl IndicatorKernels {
         ctx: &GpuContext,
         m: &Matrix,
         vectors: &[Split],
+        centre: Option<&[f32]>,
         opts: GpuOptions,
     ) -> Result<Vec<f32>> {
         use wgpu::BufferUsages as U;
         let p = vectors.len();
-        if p > 3 || vectors.iter().any(|v| v.hi.len() != m.cols) {
+        if p > 3
+            || vectors.iter().any(|v| v.hi.len() != m.cols)
+            || centre.is_some_and(|c| c.len() != m.cols)
+        {
             return Err(Error::Gpu(
-                "row_dots takes up to 3 vectors of the row width".into(),
+                "row_dots takes up to 3 vectors and a centre of the row width".into(),
             ));
         }
-        let out_bytes = (m.rows * (p + 1) * 4) as u64;
+        let w = p + 1 + centre.is_some() as usize;
+        let out_bytes = (m.rows * w * 4) as u64;
         let limit = ctx.max_binding();
-        if out_bytes > limit || (2 * p * m.cols * 4) as u64 > limit {
+        if out_bytes > limit || ((2 * p + 1) * m.cols * 4) as u64 > limit {
             // Results beyond one binding: the CPU computes the same bits.
-            return Ok(crate::engine::cpu::indicators::row_dots(m, vectors));
+            return Ok(crate::engine::cpu::indicators::row_dots(m, vectors, centre));
         }
+        // High halves, low halves, then the centre.
         let halves: Vec<f32> = vectors
             .iter()
             .flat_map(|v| v.hi.iter())
             .chain(vectors.iter().flat_map(|v| v.lo.iter()))
+            .chain(centre.into_iter().flatten())
             .copied()
             .collect();
         let vecs = filled(ctx, "vectors", bytemuck::cast_slice(&halves), U::STORAGE);
@@ -140,7 +148,8 @@ impl IndicatorKernels {
                     p: p as u32,
                     rows: r.len() as u32,
                     first: r.start as u32,
-                    _pad: [0; 2],
+                    centre: centre.is_some() as u32,
+                    _pad: 0,
                 };
                 let params = uniform(ctx, "row_dots params", &params);
                 let group = bind(ctx, &self.dots, &[chunk, &vecs, &params, &out]);

@@ -266,8 +266,14 @@ impl Engine for GpuEngine {
         self.project.run(&self.ctx, m, rows, directions, self.opts)
     }
 
-    fn row_dots(&self, m: &Matrix, vectors: &[crate::engine::split::Split]) -> Result<Vec<f32>> {
-        self.indicators.row_dots(&self.ctx, m, vectors, self.opts)
+    fn row_dots(
+        &self,
+        m: &Matrix,
+        vectors: &[crate::engine::split::Split],
+        centre: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
+        self.indicators
+            .row_dots(&self.ctx, m, vectors, centre, self.opts)
     }
 
     fn weighted_column_sums(
