@@ -19,6 +19,7 @@ mod gguf;
 mod gpu_pairs;
 mod hash_known;
 mod hostile;
+mod indicators;
 mod interface;
 mod layout;
 mod notebook;
