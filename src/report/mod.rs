@@ -45,8 +45,9 @@ pub struct Timings {
     pub nearest: f64,
     /// `--near-*` (0 when not asked for).
     pub near: f64,
-    /// `--indicators` (0 when not asked for).
-    pub indicators: f64,
+    /// `--indicators`; absent when not asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indicators: Option<f64>,
     pub total: f64,
 }
 

@@ -375,7 +375,7 @@ impl TextExporter {
             ("lattice", r.lattice.as_ref().map(|_| t.lattice)),
             ("nearest", r.nearest.as_ref().map(|_| t.nearest)),
             ("near", r.near.as_ref().map(|_| t.near)),
-            ("indicators", r.indicators.as_ref().map(|_| t.indicators)),
+            ("indicators", t.indicators),
             ("total", Some(t.total)),
         ];
         let shown: Vec<String> = stages

@@ -234,7 +234,7 @@ fn survey_loaded(
         }
         None => None,
     };
-    let indicators_ms = ms(t);
+    let indicators_ms = indicators.as_ref().map(|_| ms(t));
     let tokens = loaded.tokens.as_ref().map(|t| {
         let grouped = a.grouping.groups.iter().flat_map(|g| g.ids.iter().copied());
         let nearest = pa.nearest.iter().flat_map(|nn| {
