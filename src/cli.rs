@@ -16,8 +16,8 @@ fn non_negative(s: &str) -> Result<f64, String> {
 use singularity_gpu::run::many::read_list;
 use singularity_gpu::types::StepSelection;
 use singularity_gpu::{
-    DeviceChoice, Dtype, Equality, Error, GpuOptions, GroupOptions, LoadOptions, ManyOptions,
-    NearThreshold, PairOptions, SeriesInput, SeriesOptions, Shard, SurveyOptions,
+    DeviceChoice, Dtype, Equality, Error, GpuOptions, GroupOptions, IndicatorOptions, LoadOptions,
+    ManyOptions, NearThreshold, PairOptions, SeriesInput, SeriesOptions, Shard, SurveyOptions,
 };
 
 fn steps_spec(s: &str) -> Result<StepSelection, String> {
@@ -40,6 +40,8 @@ const SERIES_CONFLICTS: &[&str] = &[
     "files_from",
     "shard",
     "details",
+    "indicators",
+    "reference_tokens",
 ];
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -158,6 +160,25 @@ pub struct Cli {
     #[arg(help_heading = "Geometry", long, value_name = "K", group = "near", allow_negative_numbers = true,
           value_parser = clap::value_parser!(u64).range(0..=(1u64 << 53)))]
     pub near_ulp: Option<u64>,
+
+    /// Under-trained-token indicators (as Magikarp's): input-embedding norm,
+    /// cosine distance to the mean of a reference set of unused tokens (plain
+    /// and with the first principal component removed, the main one) and L2
+    /// distance, on the output head when it is untied; candidates below the
+    /// main indicator's 2nd percentile
+    #[arg(help_heading = "Indicators", long)]
+    pub indicators: bool,
+
+    /// The reference set for --indicators: ids and ranges (0-9,120) or a file
+    /// of ids (whitespace, commas, or a JSON array); default: the black holes,
+    /// near components and rows past the vocabulary the survey finds
+    #[arg(
+        help_heading = "Indicators",
+        long,
+        value_name = "IDS|FILE",
+        requires = "indicators"
+    )]
+    pub reference_tokens: Option<String>,
 
     /// With --series or --trajectory: the steps START:END (inclusive) and
     /// every EVERY-th of them, each part optional: ::10, 1000:5000, 0:10000:100
@@ -306,6 +327,15 @@ impl Cli {
                         "--steps goes with --series or --trajectory".into(),
                     ));
                 }
+                let indicators = match (self.indicators, &self.reference_tokens) {
+                    (false, _) => None,
+                    (true, None) => Some(IndicatorOptions::default()),
+                    (true, Some(arg)) => Some(IndicatorOptions {
+                        reference: Some(
+                            singularity_gpu::survey::indicators::parse_reference_tokens(arg)?,
+                        ),
+                    }),
+                };
                 let near = match (self.near_l2, self.near_rel, self.near_ulp) {
                     (Some(r), _, _) => Some(NearThreshold::L2(r)),
                     (_, Some(f), _) => Some(NearThreshold::Rel(f)),
@@ -329,6 +359,7 @@ impl Cli {
                         near,
                     },
                     progress: true,
+                    indicators,
                 };
                 match files.as_slice() {
                     [file] if !many => Mode::Survey {

@@ -50,7 +50,8 @@ pub use run::many::{survey_many, survey_many_each, survey_many_with, ManyOptions
 pub use run::pairs::{analyze_pairs, NearThreshold, PairOptions, PairsAnalysis};
 pub use run::series::{survey_series, SeriesInput, SeriesOptions};
 pub use run::survey::{
-    analyze, analyze_stored, survey_file, survey_file_with, Analysis, SurveyOptions,
+    analyze, analyze_stored, survey_file, survey_file_with, Analysis, IndicatorOptions,
+    SurveyOptions,
 };
 pub use survey::GroupOptions;
 pub use types::{Equality, StepSelection};

@@ -2,6 +2,7 @@
 //! and NaN flag taken, and its values added to per-thread column sums.
 //! Norms and sums accumulate in f64: this is the reference the GPU is checked against.
 
+pub(crate) mod indicators;
 mod pairs;
 pub(crate) mod steps;
 
@@ -132,6 +133,19 @@ impl Engine for CpuEngine {
 
     fn project(&self, m: &Matrix, rows: &[usize], directions: &[f32]) -> Result<Vec<f32>> {
         Ok(pairs::project(m, rows, directions))
+    }
+
+    fn row_dots(
+        &self,
+        m: &Matrix,
+        vectors: &[super::split::Split],
+        centre: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
+        Ok(indicators::row_dots(m, vectors, centre))
+    }
+
+    fn weighted_column_sums(&self, m: &Matrix, weights: &super::split::Split) -> Result<Vec<f32>> {
+        Ok(indicators::weighted_column_sums(m, weights))
     }
 
     fn step_differ(

@@ -4,6 +4,7 @@
 pub mod cpu;
 pub mod gpu;
 pub mod hash;
+pub mod split;
 
 use crate::types::{DeviceInfo, DeviceKind, Equality, StepRows};
 
@@ -11,6 +12,7 @@ use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
 use crate::progress::Progress;
+use split::Split;
 
 /// Per-row results of one pass over the matrix, plus the column sums.
 #[derive(Clone, Debug, Default)]
@@ -156,6 +158,23 @@ pub trait Engine {
     /// f32 values, row-major): `rows.len() × p` values, row-major, computed
     /// as in [`approx`](crate::approx).
     fn project(&self, m: &Matrix, rows: &[usize], directions: &[f32]) -> Result<Vec<f32>>;
+
+    /// For every row x of `m`: its dot products with up to three `vectors`
+    /// (each of `m.cols` values; to be multiplied by each one's
+    /// [`Split::unscale`]), its sum of squares, and with a `centre` c (f32,
+    /// each value zero or of magnitude at least 2^-40) Σ_c (x_c − c_c)² from
+    /// the direct differences (rounded to f32): `rows × w` values, row-major,
+    /// `w = p + 1 + (centre given)`. Computed in [`split`]'s arithmetic:
+    /// every engine gives the same bits.
+    fn row_dots(&self, m: &Matrix, vectors: &[Split], centre: Option<&[f32]>) -> Result<Vec<f32>>;
+
+    /// Xᵀw for one weight per row of `m`, as per-block partial sums: block
+    /// `b` (rows `b·B ..`, `B =` [`split::sum_block_rows`]) gives `m.cols`
+    /// values, `blocks × cols` in all, to be added in f64 in block order
+    /// ([`split::add_blocks`]) and multiplied by `weights.unscale()`. Rows of
+    /// weight zero are skipped. Computed in [`split`]'s arithmetic: every
+    /// engine gives the same bits.
+    fn weighted_column_sums(&self, m: &Matrix, weights: &Split) -> Result<Vec<f32>>;
 
     /// A differ for a series of steps of `rows × cols` elements of `dtype`,
     /// made once for the whole series (pipelines and buffers included).

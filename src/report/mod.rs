@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::{Serialize, Serializer};
 
+use crate::survey::indicators::Indicators;
 use crate::survey::lattice::Lattice;
 use crate::survey::near::Near;
 use crate::survey::nearest::Nearest;
@@ -47,6 +48,9 @@ pub struct Timings {
     pub nearest: f64,
     /// `--near-*` (0 when not asked for).
     pub near: f64,
+    /// `--indicators`; absent when not asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indicators: Option<f64>,
     pub total: f64,
 }
 
@@ -121,6 +125,9 @@ pub struct Report {
     /// `--near-l2`, `--near-rel`, `--near-ulp`: near-singularity components.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub near: Option<Near>,
+    /// `--indicators`: under-trained-token indicators and their candidates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indicators: Option<Indicators>,
     /// Where token strings came from; absent without a tokenizer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<TokenizerInfo>,

@@ -2,9 +2,10 @@
 
 use std::fmt::Write;
 
-use super::fmt::{count, fixed, sci_or, thousands};
+use super::fmt::{count, fixed, sci, sci_or, thousands};
 use super::{allpairs, Exporter, Report, TokenDisplay};
 use crate::escape::quoted;
+use crate::survey::indicators::{Indicators, ReferenceSource};
 use crate::types::{Equality, Role, Tied, VocabKind};
 
 /// Renders the report as text.
@@ -330,6 +331,13 @@ impl TextExporter {
         if let Some(near) = &r.near {
             allpairs::near(o, near, &r.dtype, self.max_tokens, label)?;
         }
+        if let Some(ind) = &r.indicators {
+            let named = |id: usize| match r.token_display {
+                TokenDisplay::Ids => id.to_string(),
+                _ => token(r, id),
+            };
+            indicators(o, ind, self.max_tokens, &named)?;
+        }
 
         writeln!(o, "\n{RULE}\nSUMMARY\n{RULE}")?;
         let file_name = std::path::Path::new(&r.file)
@@ -367,6 +375,7 @@ impl TextExporter {
             ("lattice", r.lattice.as_ref().map(|_| t.lattice)),
             ("nearest", r.nearest.as_ref().map(|_| t.nearest)),
             ("near", r.near.as_ref().map(|_| t.near)),
+            ("indicators", t.indicators),
             ("total", Some(t.total)),
         ];
         let shown: Vec<String> = stages
@@ -376,6 +385,111 @@ impl TextExporter {
         writeln!(o, "Time: {}", shown.join(", "))?;
         Ok(())
     }
+}
+
+/// The `--indicators` section: the matrix, the reference set, each
+/// indicator's distribution, the candidates with their strings and values,
+/// and their overlap with the survey's findings.
+fn indicators(
+    o: &mut String,
+    ind: &Indicators,
+    max_tokens: usize,
+    label: &dyn Fn(usize) -> String,
+) -> std::fmt::Result {
+    writeln!(
+        o,
+        "\n{RULE}\nIndicators (under-trained tokens, as Magikarp's)\n{RULE}\n"
+    )?;
+    let role = match ind.matrix.role {
+        Role::InputEmbedding => "input embedding",
+        Role::OutputHead => "output head",
+    };
+    writeln!(o, "Matrix: {} ({role})", ind.matrix.tensor)?;
+    let refs = &ind.reference.token_ids;
+    let source = match ind.reference.source {
+        ReferenceSource::Survey => {
+            "from the survey (black holes, components, rows past the vocabulary)"
+        }
+        ReferenceSource::Given => "given (--reference-tokens)",
+    };
+    let shown: Vec<String> = refs
+        .iter()
+        .take(max_tokens.min(10))
+        .map(|&t| label(t))
+        .collect();
+    let more = refs.len().saturating_sub(shown.len());
+    writeln!(
+        o,
+        "reference: {} {source}{}{}{}",
+        count(refs.len(), "token", "tokens"),
+        if shown.is_empty() { "" } else { ": " },
+        shown.join(", "),
+        if more > 0 {
+            format!(" ... and {} more", thousands(more))
+        } else {
+            String::new()
+        }
+    )?;
+    if let Some(steps) = ind.power_iterations {
+        writeln!(
+            o,
+            "first principal component: {} of power iteration{}",
+            count(steps, "step", "steps"),
+            if ind.pc1_converged == Some(false) {
+                " (not converged)"
+            } else {
+                ""
+            }
+        )?;
+    }
+    writeln!(
+        o,
+        "\n{:<36} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "indicator (lower: more under-trained)", "min", "q1", "median", "q3", "max"
+    )?;
+    for (name, q) in ind.summary.each() {
+        let title = if name == ind.main {
+            format!("{name} (main)")
+        } else {
+            name.to_string()
+        };
+        writeln!(
+            o,
+            "{title:<36} {:>12} {:>12} {:>12} {:>12} {:>12}",
+            sci(q.min),
+            sci(q.q1),
+            sci(q.median),
+            sci(q.q3),
+            sci(q.max)
+        )?;
+    }
+    let main = ind.per_token.get(ind.main);
+    let threshold = ind.threshold.map(sci).unwrap_or_else(|| "none".into());
+    writeln!(
+        o,
+        "\ncandidates: {} at or below the {}nd percentile of {} ({threshold}), most under-trained first:",
+        thousands(ind.candidates.len()),
+        ind.threshold_percentile,
+        ind.main
+    )?;
+    for &t in ind.candidates.iter().take(max_tokens) {
+        let v = main.and_then(|m| m[t]).map(sci).unwrap_or_default();
+        writeln!(o, "  {v:>12}  {}", label(t))?;
+    }
+    if ind.candidates.len() > max_tokens {
+        writeln!(
+            o,
+            "  ... and {} more (--max-tokens, or all in --json)",
+            thousands(ind.candidates.len() - max_tokens)
+        )?;
+    }
+    writeln!(
+        o,
+        "overlap: in black holes: {}, in near components: {}, in the reference set: {}",
+        thousands(ind.overlap.holes),
+        thousands(ind.overlap.components),
+        thousands(ind.overlap.reference)
+    )
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! One matrix end to end: load → engine (hashes, norms) → survey (groups,
 //! geometry, all-pairs) → a [`Report`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -13,8 +13,11 @@ use crate::load::{self, LoadOptions};
 use crate::matrix::Matrix;
 use crate::progress::Progress;
 use crate::report::{self, GroupReport, Report, Timings};
+use crate::survey::indicators::{
+    self, IndicatorInput, IndicatorMatrix, Indicators, Kernels, Reference, ReferenceSource,
+};
 use crate::survey::{self, DuplicateCounts, GroupOptions, Grouping, SizeSummary};
-use crate::types::Equality;
+use crate::types::{Equality, Role, Tied};
 
 /// Everything a survey can be asked to do.
 #[derive(Clone, Debug, Default)]
@@ -28,6 +31,16 @@ pub struct SurveyOptions {
     pub pairs: pairs::PairOptions,
     /// Show a progress bar on stderr (only for long inputs on a terminal).
     pub progress: bool,
+    /// `--indicators`: under-trained-token indicators.
+    pub indicators: Option<IndicatorOptions>,
+}
+
+/// `--indicators` and `--reference-tokens`.
+#[derive(Clone, Debug, Default)]
+pub struct IndicatorOptions {
+    /// The reference set `--reference-tokens` gives; `None`: the survey's
+    /// black-hole and component members and rows past the vocabulary.
+    pub reference: Option<Vec<usize>>,
 }
 
 /// The outcome of surveying one matrix, before it is dressed as a [`Report`].
@@ -212,6 +225,16 @@ fn survey_loaded(
         .collect();
     let pa = pairs::analyze_pairs(engine, &m, &a.grouping.groups, opts.pairs, opts.progress)?;
     let holes = a.grouping.groups.len();
+    let t = Instant::now();
+    let indicators = match &opts.indicators {
+        Some(io) => {
+            let (ind, notes) = run_indicators(engine, path, loaded, &m, &a, &pa, io, &opts.load)?;
+            notices.extend(notes);
+            Some(ind)
+        }
+        None => None,
+    };
+    let indicators_ms = indicators.as_ref().map(|_| ms(t));
     let tokens = loaded.tokens.as_ref().map(|t| {
         let grouped = a.grouping.groups.iter().flat_map(|g| g.ids.iter().copied());
         let nearest = pa.nearest.iter().flat_map(|nn| {
@@ -225,7 +248,11 @@ fn survey_loaded(
                 c.token_ids.iter().copied().chain(outside)
             })
         });
-        TokenSection::of(t, grouped.chain(nearest).chain(near), n)
+        let candidates = indicators.iter().flat_map(|i| {
+            let reference = i.reference.token_ids.iter().take(MAX_REFERENCE_STRINGS);
+            i.candidates.iter().chain(reference).copied()
+        });
+        TokenSection::of(t, grouped.chain(nearest).chain(near).chain(candidates), n)
     });
     let numeric = opts.group.equality == Equality::Numeric;
     Ok(Report {
@@ -256,6 +283,7 @@ fn survey_loaded(
         lattice_skipped: (holes > survey::lattice::MAX_LATTICE_HOLES).then_some(holes),
         nearest: pa.nearest,
         near: pa.near,
+        indicators,
         nan_rows: numeric.then(|| a.grouping.nan_rows.clone()),
         notices,
         token_display: token_display(loaded.rows, loaded.tokens.as_ref()),
@@ -268,9 +296,157 @@ fn survey_loaded(
             lattice: pa.lattice_ms,
             nearest: pa.nearest_ms,
             near: pa.near_ms,
+            indicators: indicators_ms,
             total: ms(start),
             ..a.timings
         },
         norms: a.norms,
     })
+}
+
+/// Reference ids whose strings a report keeps (the text shows the first few).
+const MAX_REFERENCE_STRINGS: usize = 64;
+
+/// The other matrix of the model: with `head`, the output head, else the
+/// input embedding; `None` (with a notice where worth one) when it is the
+/// surveyed tensor, is tied to it, or cannot be used.
+fn other_matrix(
+    path: &Path,
+    loaded: &load::Loaded,
+    load_opts: &LoadOptions,
+    head: bool,
+) -> (Option<load::Loaded>, Option<String>) {
+    let opts = LoadOptions {
+        key: None,
+        unembedding: head,
+        ..load_opts.clone()
+    };
+    let what = if head {
+        "output head"
+    } else {
+        "input embedding"
+    };
+    match load::model::open_tensor(path, &opts) {
+        Err(e) => (
+            None,
+            Some(format!(
+                "notice: --indicators: the {what} could not be read ({e}); using the surveyed matrix"
+            )),
+        ),
+        Ok(other) => {
+            let same = other.info.name == loaded.info.name && other.info.file == loaded.info.file;
+            let tied = matches!(
+                (head, other.tied, loaded.tied),
+                (true, Some(Tied::SameTensor | Tied::BitIdentical), _)
+                    | (false, _, Some(Tied::SameTensor | Tied::BitIdentical))
+            );
+            if same || tied {
+                (None, None)
+            } else if other.rows != loaded.rows {
+                (
+                    None,
+                    Some(format!(
+                        "notice: --indicators: the {what} {:?} has {} rows, the surveyed matrix {}; using the surveyed matrix",
+                        other.info.name, other.rows, loaded.rows
+                    )),
+                )
+            } else {
+                (Some(other), None)
+            }
+        }
+    }
+}
+
+/// `--indicators`: the reference set, the indicator matrix (the output head
+/// when it is a tensor of its own), and [`indicators::compute`] on the engine.
+#[allow(clippy::too_many_arguments)]
+fn run_indicators(
+    engine: &dyn Engine,
+    path: &Path,
+    loaded: &load::Loaded,
+    m: &Matrix,
+    a: &Analysis,
+    pa: &pairs::PairsAnalysis,
+    io: &IndicatorOptions,
+    load_opts: &LoadOptions,
+) -> Result<(Indicators, Vec<String>)> {
+    let mut notices = Vec::new();
+    let hole_members: BTreeSet<usize> = a
+        .grouping
+        .groups
+        .iter()
+        .flat_map(|g| g.ids.iter().copied())
+        .collect();
+    let component_members: BTreeSet<usize> = pa
+        .near
+        .iter()
+        .flat_map(|nr| nr.components.iter())
+        .flat_map(|c| c.token_ids.iter().copied())
+        .collect();
+    let reference = match &io.reference {
+        Some(ids) => {
+            indicators::check_reference(ids, m.rows)?;
+            Reference {
+                source: ReferenceSource::Given,
+                token_ids: ids.clone(),
+            }
+        }
+        None => {
+            let mut ids: BTreeSet<usize> =
+                hole_members.union(&component_members).copied().collect();
+            if let Some(t) = &loaded.tokens {
+                ids.extend(t.vocab.vocab_size().min(m.rows)..m.rows);
+            }
+            Reference {
+                source: ReferenceSource::Survey,
+                token_ids: ids.into_iter().collect(),
+            }
+        }
+    };
+    // The surveyed matrix is the input embedding unless --unembedding.
+    let surveyed_head = loaded.role == Role::OutputHead;
+    let (other, notice) = if surveyed_head && loaded.tied != Some(Tied::Untied) {
+        (None, None)
+    } else {
+        other_matrix(path, loaded, load_opts, !surveyed_head)
+    };
+    notices.extend(notice);
+    let other_m = other.as_ref().map(|o| o.matrix());
+    // The indicator matrix, and the input embedding's sums of squares when it is another matrix.
+    let (im, info, role, input_sumsq) = match (&other, other_m) {
+        (Some(o), Some(om)) if !surveyed_head => (
+            om,
+            &o.info,
+            Role::OutputHead,
+            Some(engine.row_dots(m, &[], None)?),
+        ),
+        (Some(_), Some(om)) => (
+            *m,
+            &loaded.info,
+            loaded.role,
+            Some(engine.row_dots(&om, &[], None)?),
+        ),
+        _ => (*m, &loaded.info, loaded.role, None),
+    };
+    let dots = |v: &[crate::engine::split::Split], c: Option<&[f32]>| engine.row_dots(&im, v, c);
+    let sums = |w: &crate::engine::split::Split| engine.weighted_column_sums(&im, w);
+    let kernels = Kernels {
+        rows: im.rows,
+        cols: im.cols,
+        row_dots: &dots,
+        weighted_column_sums: &sums,
+    };
+    let input = IndicatorInput {
+        matrix: IndicatorMatrix {
+            tensor: info.name.clone(),
+            role,
+        },
+        reference,
+        input_sumsq,
+        hole_members: &hole_members,
+        component_members: &component_members,
+    };
+    let (ind, notes) = indicators::compute(input, &kernels)?;
+    notices.extend(notes);
+    Ok((ind, notices))
 }

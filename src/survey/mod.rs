@@ -8,6 +8,7 @@
 //! - [`nearest`]: every token's nearest distinct vector, and its summary;
 //! - [`near`]: near-singularity components (union–find);
 //! - [`lattice`]: step distances between black holes;
+//! - [`indicators`]: under-trained-token indicators (Magikarp's), from a reference set;
 //! - [`tracker`]: a checkpoint series step by step (cores, holes, events).
 //!
 //! The items are re-exported here, so `survey::group_rows`, `survey::Geometry`
@@ -15,6 +16,7 @@
 
 pub mod geometry;
 pub mod group;
+pub mod indicators;
 pub mod lattice;
 pub mod near;
 pub mod nearest;

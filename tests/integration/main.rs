@@ -21,6 +21,7 @@ mod gpu_pairs;
 mod hash_known;
 mod hostile;
 mod html;
+mod indicators;
 mod interface;
 mod layout;
 mod many;

@@ -13,6 +13,7 @@
 pub(crate) mod chunks;
 pub(crate) mod column_sums;
 pub(crate) mod context;
+pub(crate) mod indicators;
 pub(crate) mod nearest;
 pub(crate) mod pairwise;
 pub(crate) mod project;
@@ -161,6 +162,7 @@ pub struct GpuEngine {
     pairwise: pairwise::PairwiseKernel,
     nearest: nearest::NearestKernel,
     project: project::ProjectKernel,
+    indicators: indicators::IndicatorKernels,
     step_diff: step_diff::StepDiffKernel,
     opts: GpuOptions,
 }
@@ -173,6 +175,7 @@ impl GpuEngine {
         let pairwise = pairwise::PairwiseKernel::new(&ctx);
         let nearest = nearest::NearestKernel::new(&ctx);
         let project = project::ProjectKernel::new(&ctx);
+        let indicators = indicators::IndicatorKernels::new(&ctx);
         let step_diff = step_diff::StepDiffKernel::new(&ctx);
         ctx.check()?;
         Ok(Self {
@@ -181,6 +184,7 @@ impl GpuEngine {
             pairwise,
             nearest,
             project,
+            indicators,
             step_diff,
             opts,
         })
@@ -260,6 +264,25 @@ impl Engine for GpuEngine {
 
     fn project(&self, m: &Matrix, rows: &[usize], directions: &[f32]) -> Result<Vec<f32>> {
         self.project.run(&self.ctx, m, rows, directions, self.opts)
+    }
+
+    fn row_dots(
+        &self,
+        m: &Matrix,
+        vectors: &[crate::engine::split::Split],
+        centre: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
+        self.indicators
+            .row_dots(&self.ctx, m, vectors, centre, self.opts)
+    }
+
+    fn weighted_column_sums(
+        &self,
+        m: &Matrix,
+        weights: &crate::engine::split::Split,
+    ) -> Result<Vec<f32>> {
+        self.indicators
+            .weighted_column_sums(&self.ctx, m, weights, self.opts)
     }
 
     fn step_differ(

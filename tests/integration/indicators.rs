@@ -1,0 +1,502 @@
+//! `--indicators`: Magikarp's under-trained-token indicators, against numpy
+//! (`scripts/make_indicator_fixtures.py` wrote tests/fixtures/indicators/ and
+//! the values numpy computed for them in `expected.json`), a hand-built case
+//! whose answer is known exactly, the engines' kernels bit for bit on every
+//! dtype, the flag errors, and a real matrix (MiniLM's `[unusedN]` tokens).
+
+use crate::common::{self, expect_error, fetched, json_report, on_cpu, require, sg, Built};
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use singularity_gpu::engine::cpu::CpuEngine;
+use singularity_gpu::engine::split::Split;
+use singularity_gpu::{Dtype, Engine, GpuOptions};
+use tempfile::TempDir;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/indicators")
+        .join(name)
+}
+
+fn expected(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixture("expected.json")).expect("expected.json");
+    let all: Value = serde_json::from_str(&text).expect("expected.json parses");
+    all[name].clone()
+}
+
+/// The `indicators` object of a JSON run on `device` with extra flags.
+fn indicators(file: &Path, device: &str, extra: &[&str]) -> Value {
+    let mut cmd = sg();
+    cmd.args(["--device", device, "--json", "--indicators", "--file"])
+        .arg(file)
+        .args(extra);
+    json_report(&mut cmd)["indicators"].clone()
+}
+
+/// The devices to run on: the CPU, and the GPU (lavapipe on CI) where there is one.
+fn devices() -> Vec<&'static str> {
+    let mut d = vec!["cpu"];
+    if common::gpu().is_some() {
+        d.push("gpu");
+    }
+    d
+}
+
+fn values(v: &Value) -> Vec<Option<f64>> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(Value::as_f64)
+        .collect()
+}
+
+fn ids(v: &Value) -> Vec<usize> {
+    v.as_array()
+        .expect("an array of ids")
+        .iter()
+        .map(|x| x.as_u64().expect("an id") as usize)
+        .collect()
+}
+
+const NAMES: [&str; 4] = [
+    "input_norm",
+    "cosine_distance",
+    "cosine_distance_pc1_removed",
+    "l2_to_reference_mean",
+];
+
+#[test]
+fn an_untied_model_is_measured_on_its_output_head_as_numpy_does() {
+    for file in ["model_f32.safetensors", "model_bf16.safetensors"] {
+        let want = expected(file);
+        for device in devices() {
+            let what = format!("{file} on {device}");
+            let got = indicators(&fixture(file), device, &[]);
+            assert_eq!(got["matrix"]["tensor"], "lm_head.weight", "{what}");
+            assert_eq!(got["matrix"]["role"], "output_head", "{what}");
+            assert_eq!(got["reference"]["source"], "survey", "{what}");
+            assert_eq!(ids(&got["reference"]["token_ids"]), ids(&want["reference"]));
+            assert_eq!(got["main"], "cosine_distance_pc1_removed", "{what}");
+            assert_eq!(got["threshold_percentile"], 2, "{what}");
+            assert_eq!(got["pc1_converged"], true, "{what}");
+            for name in NAMES {
+                let (g, w) = (values(&got["per_token"][name]), values(&want[name]));
+                assert_eq!(g.len(), 1000, "{what} {name}");
+                for (t, (g, w)) in g.iter().zip(&w).enumerate() {
+                    match (g, w) {
+                        (Some(g), Some(w)) => assert!(
+                            (g - w).abs() <= 1e-4 * (w.abs() + 1e-2),
+                            "{what} {name} token {t}: {g} vs numpy {w}"
+                        ),
+                        (None, None) => {}
+                        _ => panic!("{what} {name} token {t}: {g:?} vs numpy {w:?}"),
+                    }
+                }
+            }
+            // Row 3 holds a NaN in the head only.
+            assert!(got["per_token"]["cosine_distance"][3].is_null(), "{what}");
+            assert!(got["per_token"]["input_norm"][3].is_number(), "{what}");
+            let t = got["threshold"].as_f64().unwrap();
+            let wt = want["threshold"].as_f64().unwrap();
+            assert!((t - wt).abs() <= 1e-5, "{what}: threshold {t} vs {wt}");
+            // The fixture leaves a wide margin at the threshold (checked
+            // here), so the candidates are numpy's, in numpy's order up to
+            // float32 rounding.
+            assert!(want["margin"].as_f64().unwrap() > 1e-2);
+            let (gc, wc) = (ids(&got["candidates"]), ids(&want["candidates"]));
+            let mut sorted = (gc.clone(), wc.clone());
+            sorted.0.sort_unstable();
+            sorted.1.sort_unstable();
+            assert_eq!(sorted.0, sorted.1, "{what}: candidates");
+            let main = values(&want["cosine_distance_pc1_removed"]);
+            for pair in gc.windows(2) {
+                let (a, b) = (main[pair[0]].unwrap(), main[pair[1]].unwrap());
+                assert!(a <= b + 1e-6, "{what}: {pair:?} out of numpy's order");
+            }
+            // The twelve hidden tokens are found beside the eight of the hole.
+            let hidden = ids(&want["hidden"]);
+            assert!(hidden.iter().all(|h| gc.contains(h)), "{what}: {gc:?}");
+            assert_eq!(got["overlap"]["holes"], 8, "{what}");
+            assert_eq!(got["overlap"]["reference"], 8, "{what}");
+        }
+    }
+}
+
+/// Every indicator value, candidate and threshold of two runs, compared exactly.
+fn assert_same(a: &Value, b: &Value, what: &str) {
+    assert_eq!(a["per_token"], b["per_token"], "{what}: per_token");
+    assert_eq!(a["candidates"], b["candidates"], "{what}: candidates");
+    assert_eq!(a["threshold"], b["threshold"], "{what}: threshold");
+    assert_eq!(a["power_iterations"], b["power_iterations"], "{what}");
+}
+
+#[test]
+fn gpu_and_cpu_give_the_same_indicators_and_ranking() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let q4k = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf/q4_k.gguf");
+    let files = [
+        fixture("model_f32.safetensors"),
+        fixture("model_bf16.safetensors"),
+        q4k,
+    ];
+    for file in &files {
+        let cpu = indicators(file, "cpu", &[]);
+        for extra in [
+            &[][..],
+            &["--chunk-bytes", "4096"],
+            &["--chunk-bytes", "700"],
+        ] {
+            let gpu = indicators(file, "gpu", extra);
+            assert_same(&cpu, &gpu, &format!("{} {extra:?}", file.display()));
+        }
+    }
+}
+
+/// A random matrix of `dtype` with special rows: one holding NaN, one with
+/// values below the kernels' 2^-40 (and a subnormal of the dtype), one of
+/// zeros.
+fn special(dtype: Dtype, rows: usize, cols: usize) -> Built {
+    let mut b = Built::random(dtype, rows, cols, 7 + dtype.size() as u64);
+    let nan = match dtype {
+        Dtype::F32 => 0x7fc0_0000,
+        Dtype::F64 => 0x7ff8_0000_0000_0000,
+        Dtype::F16 => 0x7e00,
+        Dtype::BF16 => 0x7fc0,
+    };
+    b.set_bits(5, 3, nan);
+    for c in 0..cols {
+        b.set_bits(9, c, 1 + c as u64 % 3);
+        b.set_bits(11, c, 0);
+    }
+    let rb = b.row_bytes();
+    b.bytes[12 * rb..13 * rb].copy_from_slice(&common::encode(dtype, 1e-13).repeat(cols));
+    b
+}
+
+fn same_bits(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+            "{what}: value {i}: {x:e} vs {y:e}"
+        );
+    }
+}
+
+#[test]
+fn the_kernels_give_the_same_bits_on_both_engines_for_every_dtype() {
+    let Some(gpu) = common::fresh_gpu(GpuOptions {
+        max_chunk_bytes: Some(2048),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    for dtype in [Dtype::F32, Dtype::F16, Dtype::BF16, Dtype::F64] {
+        // Odd widths put 2-byte rows off word boundaries; 700 rows span
+        // several 256-row blocks, cut by the small chunks.
+        for cols in [37, 64] {
+            let b = special(dtype, 700, cols);
+            let m = b.matrix();
+            let what = format!("{dtype} × {cols}");
+            let mut rng = common::Rng::new(3);
+            let vecs: Vec<Split> = (0..3)
+                .map(|_| Split::new(&(0..cols).map(|_| rng.unit() - 0.5).collect::<Vec<_>>()))
+                .collect();
+            let centre: Vec<f32> = (0..cols).map(|c| (c as f32 - 20.0) / 64.0).collect();
+            for p in 0..=3 {
+                for c in [None, Some(&centre[..])] {
+                    let want = CpuEngine.row_dots(&m, &vecs[..p], c).unwrap();
+                    let got = gpu.row_dots(&m, &vecs[..p], c).unwrap();
+                    same_bits(&want, &got, &format!("{what}: row_dots p={p}"));
+                }
+            }
+            let mut w: Vec<f64> = (0..700).map(|_| rng.unit() * 4.0 - 2.0).collect();
+            w[5] = 0.0;
+            w[100..300].iter_mut().for_each(|x| *x = 0.0);
+            let w = Split::new(&w);
+            let want = CpuEngine.weighted_column_sums(&m, &w).unwrap();
+            let got = gpu.weighted_column_sums(&m, &w).unwrap();
+            same_bits(&want, &got, &format!("{what}: weighted sums"));
+            // Against f64: each block's sum is within float32 rounding.
+            let sums = singularity_gpu::engine::split::add_blocks(&want, cols);
+            for (c, s) in sums.iter().enumerate() {
+                let exact: f64 = (0..700)
+                    .filter(|&r| r != 5 && r != 9 && r != 12)
+                    .map(|r| w.value(r) * b.values(r)[c] * 2f64.powi(w.shift))
+                    .sum();
+                let scale: f64 = (0..700)
+                    .filter(|&r| r != 5)
+                    .map(|r| (w.value(r) * b.values(r)[c] * 2f64.powi(w.shift)).abs())
+                    .sum();
+                assert!(
+                    (s - exact).abs() <= 1e-5 * scale + 1e-9,
+                    "{what}: column {c}: {s} vs {exact}"
+                );
+            }
+        }
+    }
+}
+
+/// Writes a one-matrix f32 safetensors file of the given rows.
+fn one_matrix(dir: &TempDir, rows: &[&[f32]]) -> PathBuf {
+    common::write(
+        dir,
+        "m.safetensors",
+        &common::f32_matrix("embeddings", rows),
+    )
+}
+
+#[test]
+fn a_hand_built_case_has_the_exact_answer() {
+    // Mean zero; the covariance is diagonal with 100 on z and 0.5 on x and y,
+    // so the first principal component is the z axis. The reference is token
+    // 0 alone: m̄ = (1, 0, 10), and once z is removed, (1, 0, 0).
+    let rows: [[f32; 3]; 8] = [
+        [1.0, 0.0, 10.0],
+        [1.0, 0.0, -10.0],
+        [-1.0, 0.0, 10.0],
+        [-1.0, 0.0, -10.0],
+        [0.0, 1.0, 10.0],
+        [0.0, 1.0, -10.0],
+        [0.0, -1.0, 10.0],
+        [0.0, -1.0, -10.0],
+    ];
+    let refs: Vec<&[f32]> = rows.iter().map(|r| &r[..]).collect();
+    let dir = TempDir::new().unwrap();
+    let file = one_matrix(&dir, &refs);
+    let s101 = 101f64.sqrt();
+    let want: [(&str, [f64; 8]); 4] = [
+        ("input_norm", [s101; 8]),
+        (
+            // 1 − (x + 10z)/101
+            "cosine_distance",
+            [
+                0.0,
+                200.0 / 101.0,
+                2.0 / 101.0,
+                2.0,
+                1.0 / 101.0,
+                201.0 / 101.0,
+                1.0 / 101.0,
+                201.0 / 101.0,
+            ],
+        ),
+        (
+            "cosine_distance_pc1_removed",
+            [0.0, 0.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.0],
+        ),
+        (
+            "l2_to_reference_mean",
+            [
+                0.0,
+                20.0,
+                2.0,
+                404f64.sqrt(),
+                2f64.sqrt(),
+                402f64.sqrt(),
+                2f64.sqrt(),
+                402f64.sqrt(),
+            ],
+        ),
+    ];
+    for device in devices() {
+        let got = indicators(&file, device, &["--reference-tokens", "0"]);
+        assert_eq!(got["matrix"]["tensor"], "embeddings");
+        assert_eq!(got["matrix"]["role"], "input_embedding");
+        assert_eq!(got["reference"]["source"], "given");
+        assert_eq!(ids(&got["reference"]["token_ids"]), vec![0]);
+        for (name, w) in &want {
+            let g = values(&got["per_token"][*name]);
+            for t in 0..8 {
+                let g = g[t].unwrap();
+                assert!(
+                    (g - w[t]).abs() <= 1e-5 * (1.0 + w[t]),
+                    "{device} {name} token {t}: {g} vs {}",
+                    w[t]
+                );
+            }
+        }
+        // Tokens 0 and 1 tie at 0 up to rounding: the candidates are among
+        // them, the lowest first.
+        let c = ids(&got["candidates"]);
+        assert!(
+            !c.is_empty() && c.iter().all(|t| *t <= 1),
+            "{device}: {c:?}"
+        );
+    }
+}
+
+#[test]
+fn without_a_reference_set_the_input_norm_ranks_alone() {
+    // No black holes, no tokenizer: an empty reference set.
+    let mut rows: Vec<Vec<f32>> = (0..60)
+        .map(|i| vec![1.0 + i as f32 / 10.0, (i % 7) as f32, 2.0])
+        .collect();
+    rows[17] = vec![0.1, 0.0, 0.2];
+    let refs: Vec<&[f32]> = rows.iter().map(|r| &r[..]).collect();
+    let dir = TempDir::new().unwrap();
+    let file = one_matrix(&dir, &refs);
+    let out = on_cpu(&file)
+        .args(["--json", "--indicators"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("reference set is empty"), "{stderr}");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ind = &r["indicators"];
+    assert_eq!(ind["main"], "input_norm");
+    assert!(ind["reference"]["token_ids"].as_array().unwrap().is_empty());
+    assert!(ind["per_token"].get("cosine_distance").is_none());
+    assert!(ind["power_iterations"].is_null());
+    // numpy.percentile(norms, 2) lies at position 60·0.02 − 0.02 = 1.18 of
+    // the sorted norms: between the second smallest, ‖(1, 0, 2)‖ (row 0), and
+    // the third, ‖(1.1, 1, 2)‖. At or below it: ‖(0.1, 0, 0.2)‖ (row 17), then row 0.
+    assert_eq!(ids(&ind["candidates"]), vec![17, 0]);
+    let n = ind["per_token"]["input_norm"][17].as_f64().unwrap();
+    assert!((n - 0.05f64.sqrt()).abs() < 1e-7, "{n}");
+}
+
+#[test]
+fn reference_tokens_come_as_lists_and_files_and_bad_ones_are_one_line_errors() {
+    let file = fixture("model_f32.safetensors");
+    let dir = TempDir::new().unwrap();
+    let list = common::write(&dir, "ids.txt", b"990 991\n992,993\n");
+    let json = common::write(&dir, "ids.json", b"[990, 991, 992, 993]");
+    for arg in ["990-993", "993,990-992"] {
+        let got = indicators(&file, "cpu", &["--reference-tokens", arg]);
+        assert_eq!(got["reference"]["source"], "given");
+        assert_eq!(
+            ids(&got["reference"]["token_ids"]),
+            vec![990, 991, 992, 993]
+        );
+    }
+    for path in [&list, &json] {
+        let got = indicators(
+            &file,
+            "cpu",
+            &["--reference-tokens", path.to_str().unwrap()],
+        );
+        assert_eq!(
+            ids(&got["reference"]["token_ids"]),
+            vec![990, 991, 992, 993]
+        );
+    }
+    let bad = common::write(&dir, "bad.txt", b"1 2 x3\n");
+    let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
+        (
+            vec![
+                "--indicators".into(),
+                "--reference-tokens".into(),
+                "1000".into(),
+            ],
+            vec!["token id 1000", "1000 rows"],
+        ),
+        (
+            vec![
+                "--indicators".into(),
+                "--reference-tokens".into(),
+                "abc".into(),
+            ],
+            vec!["--reference-tokens", "neither a list of ids"],
+        ),
+        (
+            vec![
+                "--indicators".into(),
+                "--reference-tokens".into(),
+                bad.display().to_string(),
+            ],
+            vec!["\"x3\" is not a token id", "bad.txt"],
+        ),
+        (
+            vec!["--reference-tokens".into(), "1".into()],
+            vec!["--indicators"],
+        ),
+    ];
+    for (args, phrases) in &cases {
+        let out = on_cpu(&file).args(args).output().unwrap();
+        expect_error(&out, phrases);
+    }
+    let out = sg()
+        .args(["--series"])
+        .arg(&file)
+        .arg("--indicators")
+        .output()
+        .unwrap();
+    expect_error(&out, &["--indicators"]);
+}
+
+#[test]
+fn the_text_report_shows_the_indicators_section() {
+    let file = fixture("model_f32.safetensors");
+    let text = common::run_text(&file, &["--indicators"]);
+    for phrase in [
+        "Indicators",
+        "lm_head.weight (output head)",
+        "reference: 8 tokens from the survey",
+        "cosine_distance_pc1_removed (main)",
+        "candidates: 20",
+        "in black holes: 8",
+    ] {
+        assert!(text.contains(phrase), "no {phrase:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn minilm_unused_tokens_rank_among_the_candidates() {
+    // MiniLM (BERT uncased) keeps [unused0]..[unused98] at ids 1..99 and
+    // [unused99]..[unused993] at ids 104..998. With the first 99 as the
+    // reference, numpy (float64, full SVD) puts 382 of the other 895 below
+    // the 2nd percentile (611 candidates; by chance about 18 would be) and
+    // 894 of them below the 5th.
+    let dir = fetched();
+    let path = dir.join("minilm_l6_v2.safetensors");
+    if !require(&path) {
+        return;
+    }
+    let got = indicators(
+        &path,
+        "cpu",
+        &[
+            "--key",
+            "embeddings.word_embeddings.weight",
+            "--reference-tokens",
+            "1-99",
+        ],
+    );
+    assert_eq!(got["pc1_converged"], true);
+    let c = ids(&got["candidates"]);
+    assert_eq!(c.len(), 611);
+    let held_out = |t: &usize| (104..=998).contains(t);
+    let found = c.iter().filter(|t| held_out(t)).count();
+    assert!(
+        found >= 370,
+        "{found} of the held-out unused tokens among the candidates"
+    );
+    let mut main: Vec<f64> = values(&got["per_token"]["cosine_distance_pc1_removed"])
+        .into_iter()
+        .map(|v| v.unwrap())
+        .collect();
+    let by_token = main.clone();
+    main.sort_by(f64::total_cmp);
+    let p5 = singularity_gpu::survey::indicators::percentile(&main, 5.0);
+    let below = (104..=998).filter(|&t| by_token[t] <= p5).count();
+    assert!(below >= 890, "{below} of 895 below the 5th percentile");
+    if common::gpu().is_some() {
+        let gpu = indicators(
+            &path,
+            "gpu",
+            &[
+                "--key",
+                "embeddings.word_embeddings.weight",
+                "--reference-tokens",
+                "1-99",
+            ],
+        );
+        assert_same(&got, &gpu, "minilm");
+    }
+}
