@@ -20,7 +20,7 @@ sg=target/release/singularity-gpu
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-"$sg" --device cpu --file examples/notebook_128.safetensors --nearest --near-ulp 2 \
+"$sg" --device cpu --file examples/notebook_128.safetensors --nearest --near-ulp 2 --indicators \
   --html "$work/single.html" >/dev/null
 "$sg" --device cpu --series tests/fixtures/series/run --html "$work/series.html" >/dev/null
 "$sg" --device cpu --file examples/notebook_128.safetensors --file tests/fixtures/gguf/q4_k.gguf \

@@ -181,7 +181,7 @@ fn a_vocabulary_of_151936_tokens_makes_a_small_page_that_shows_every_hole() {
     let (b, holes, frozen) = qwen_shaped();
     let dir = TempDir::new().unwrap();
     let file = write(&dir, "qwen_shaped.safetensors", &file_of(&b));
-    let html = page(&file, &["--near-ulp", "2"]);
+    let html = page(&file, &["--near-ulp", "2", "--indicators"]);
     assert!(
         html.len() <= 2_000_000,
         "the page is {} bytes, more than 2 MB",
@@ -398,4 +398,53 @@ fn the_comparison_page_has_a_row_and_a_bar_per_model_and_links_to_each_section()
     assert!(!html.contains(r#"<section id="m3">"#));
     assert_eq!(table_rows(&html, "m1-groups").len(), 5);
     assert!(figure(&html, "m1-norms").is_some() && figure(&html, "m2-norms").is_some());
+}
+
+#[test]
+fn the_indicator_section_ranks_the_candidates_as_numpy_does() {
+    // tests/fixtures/indicators: scripts/make_indicator_fixtures.py computed
+    // the indicators and the candidates with numpy.
+    let dir = root().join("tests/fixtures/indicators");
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let want = &expected["model_f32.safetensors"];
+    let html = page(&dir.join("model_f32.safetensors"), &["--indicators"]);
+    assert_nothing_leaves(&html);
+
+    let candidates: Vec<usize> = table_rows(&html, "candidates")
+        .iter()
+        .map(|r| r[1].parse().unwrap())
+        .collect();
+    let numpy: Vec<usize> = want["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(
+        candidates, numpy,
+        "the candidates, most under-trained first"
+    );
+
+    let svg = figure(&html, "indicator").expect("the main indicator's histogram");
+    assert!(
+        svg.contains(r#"class="band""#),
+        "the candidates' range is shaded"
+    );
+    let tips = mark_tips(svg);
+    let sum = |what: &str| -> usize {
+        tips.iter()
+            .filter(|t| t.contains(what))
+            .map(|t| leading_count(t))
+            .sum()
+    };
+    let defined = want["cosine_distance_pc1_removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| !v.is_null())
+        .count();
+    assert_eq!(sum(" all tokens "), defined);
+    let reference = want["reference"].as_array().unwrap().len();
+    assert_eq!(sum(" reference tokens "), reference);
 }

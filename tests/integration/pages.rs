@@ -62,11 +62,12 @@ fn the_single_matrix_page_renders_with_every_plot_drawn() {
             os("--nearest"),
             os("--near-ulp"),
             os("2"),
+            os("--indicators"),
         ],
     );
-    // Norms, populations, nearest (the example's hole has no neighbour
-    // within two steps: no component).
-    check(&page, "single", 3, 1);
+    // Norms, populations, nearest, indicators (the example's hole has no
+    // neighbour within two steps: no component).
+    check(&page, "single", 4, 2);
 }
 
 #[test]

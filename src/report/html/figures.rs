@@ -119,6 +119,45 @@ pub fn norm_histogram(r: &Report) -> Option<NormHistogram> {
     Some(h)
 }
 
+/// The main indicator's values binned three times over the same bins:
+/// every token, the reference tokens, and the members of black holes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndicatorHistogram {
+    pub all: Bins,
+    pub reference: Bins,
+    pub holes: Bins,
+}
+
+/// The histogram of a report's main indicator; `None` without indicators
+/// or a defined value.
+pub fn indicator_histogram(r: &Report) -> Option<IndicatorHistogram> {
+    let ind = r.indicators.as_ref()?;
+    let values = ind.per_token.get(ind.main)?;
+    let finite = values.iter().flatten().copied().filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    if lo > hi {
+        return None;
+    }
+    let mut h = IndicatorHistogram {
+        all: Bins::new(lo, hi, NORM_BINS),
+        reference: Bins::new(lo, hi, NORM_BINS),
+        holes: Bins::new(lo, hi, NORM_BINS),
+    };
+    let value = |id: usize| values.get(id).copied().flatten().filter(|v| v.is_finite());
+    for v in values.iter().flatten().filter(|v| v.is_finite()) {
+        h.all.add(*v);
+    }
+    for v in ind.reference.token_ids.iter().filter_map(|&id| value(id)) {
+        h.reference.add(v);
+    }
+    for v in hole_members(r).into_iter().filter_map(value) {
+        h.holes.add(v);
+    }
+    Some(h)
+}
+
 /// The lattice as the heatmap shows it: labels and L∞ steps between them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Heatmap {

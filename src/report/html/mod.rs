@@ -10,6 +10,7 @@
 
 mod compare;
 pub mod figures;
+mod indicators;
 mod series;
 mod survey;
 pub mod svg;

@@ -32,6 +32,7 @@ pub(crate) fn body(r: &Report, ids: &Ids) -> Markup {
         (geometry(r, ids))
         @if r.nearest.is_some() { (nearest(r, ids)) }
         @if r.near.is_some() { (near(r, ids)) }
+        (super::indicators::section(r, ids))
         (timings(r))
     }
 }
