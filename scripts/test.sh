@@ -62,3 +62,21 @@ fi
 [ -n "${XDG_RUNTIME_DIR:-}" ] || export WAYLAND_DISPLAY="${WAYLAND_DISPLAY:-/nonexistent/wayland-0}"
 
 cargo test --release --locked
+
+# The Python package (python/): built into a virtual environment under
+# target/ (reusing the release build above), tested with pytest, including
+# examples/survey.ipynb executed headless. Without Python 3 and its venv
+# module the run stops here under CI=true, else says so and skips them.
+PYTHON="${PYTHON:-python3}"
+VENV=target/pyenv
+if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  echo "test.sh: no $PYTHON with venv and ensurepip; the Python package is not tested" >&2
+  [ "${CI:-}" != true ] || exit 1
+  exit 0
+fi
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r python/requirements-test.txt
+# pip builds the wheel with maturin (the pinned one, already in the venv) in
+# this clone's target/, so the library built above is not built again.
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps ./python
+"$VENV/bin/python" -m pytest -q python/tests
