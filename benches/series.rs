@@ -184,7 +184,7 @@ fn run(engine: &dyn Engine, path: &Path) -> SeriesReport {
     let input = SeriesInput::Trajectory(path.to_path_buf());
     let start = Instant::now();
     let mut source = series::open(&input, &opts).expect("open the trajectory");
-    series::survey_source(engine, source.as_mut(), "trajectory", false, start)
+    series::survey_source(engine, source.as_mut(), "trajectory", false, None, start)
         .expect("survey the trajectory")
 }
 
@@ -232,8 +232,15 @@ fn compute_only(engine: &dyn Engine, map: &Arc<memmap2::Mmap>, a: &Args) -> Seri
         map: map.clone(),
         offset,
     };
-    series::survey_source(engine, &mut source, "trajectory", false, Instant::now())
-        .expect("survey the mapped steps")
+    series::survey_source(
+        engine,
+        &mut source,
+        "trajectory",
+        false,
+        None,
+        Instant::now(),
+    )
+    .expect("survey the mapped steps")
 }
 
 /// The engine alone: every step compared with the one before, in the

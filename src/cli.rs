@@ -319,6 +319,7 @@ impl Cli {
                     device,
                     gpu,
                     progress: true,
+                    interrupt: None,
                 }),
             },
             (None, true) => {
@@ -360,6 +361,7 @@ impl Cli {
                     },
                     progress: true,
                     indicators,
+                    interrupt: None,
                 };
                 match files.as_slice() {
                     [file] if !many => Mode::Survey {

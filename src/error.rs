@@ -37,13 +37,16 @@ pub enum Error {
     /// The GPU reported an error while running the kernels.
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// The caller asked the work to stop ([`crate::progress::Interrupt`]).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl Error {
     /// True for problems with what the user gave us or asked for (exit code
     /// 2); false for a device that failed while running (exit code 1).
     pub fn is_user_error(&self) -> bool {
-        !matches!(self, Error::Gpu(_))
+        !matches!(self, Error::Gpu(_) | Error::Interrupted)
     }
 }
 

@@ -39,19 +39,21 @@ pub mod survey;
 pub mod types;
 
 pub use dtype::Dtype;
-pub use engine::{DeviceChoice, Engine, GpuOptions};
+pub use engine::{DeviceChoice, Engine, GpuOptions, SharedEngine};
 pub use error::{Error, Result};
-pub use load::{open, LoadOptions, Loaded};
+pub use load::{open, LoadOptions, Loaded, TokenNames};
 pub use matrix::Matrix;
+pub use progress::Interrupt;
 pub use report::compare::Comparison;
 pub use report::timeline::SeriesReport;
 pub use report::Report;
 pub use run::many::{survey_many, survey_many_each, survey_many_with, ManyOptions, Shard};
 pub use run::pairs::{analyze_pairs, NearThreshold, PairOptions, PairsAnalysis};
+pub use run::recorder::Recorder;
 pub use run::series::{survey_series, SeriesInput, SeriesOptions};
 pub use run::survey::{
-    analyze, analyze_stored, survey_file, survey_file_with, Analysis, IndicatorOptions,
-    SurveyOptions,
+    analyze, analyze_stored, survey_file, survey_file_with, survey_matrix, Analysis,
+    IndicatorOptions, SurveyOptions,
 };
 pub use survey::GroupOptions;
 pub use types::{Equality, StepSelection};

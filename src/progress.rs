@@ -1,7 +1,13 @@
 //! Progress on stderr for long inputs; silent when stderr is not a terminal.
+//! A progress also carries the caller's [`Interrupt`]: long work polls it
+//! where it counts progress, and stops with [`Error::Interrupted`].
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -22,14 +28,81 @@ fn reveal_after() -> Duration {
         .map_or(Duration::from_secs(3), Duration::from_millis)
 }
 
-/// A progress bar or spinner, or nothing.
+/// A flag a caller sets to stop a long call (a notebook's Ctrl-C): the call
+/// returns [`Error::Interrupted`] soon after. Clones share the flag.
+#[derive(Clone, Debug, Default)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the call to stop.
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether it was asked to stop.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// `Err(Error::Interrupted)` once set.
+    pub fn check(&self) -> Result<()> {
+        if self.is_set() {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A progress bar or spinner, or nothing; and the interrupt to poll.
 #[derive(Default)]
-pub struct Progress(Option<ProgressBar>, Option<Instant>);
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    /// When a hidden bar shows itself ([`Progress::for_steps`]).
+    reveal_at: Option<Instant>,
+    interrupt: Option<Interrupt>,
+}
 
 impl Progress {
+    fn of(bar: ProgressBar, reveal_at: Option<Instant>) -> Self {
+        Self {
+            bar: Some(bar),
+            reveal_at,
+            interrupt: None,
+        }
+    }
+
     /// No output at all (library use, tests, benchmarks).
     pub fn hidden() -> Self {
-        Self(None, None)
+        Self::default()
+    }
+
+    /// The same progress, stopping when `interrupt` is set.
+    pub fn with_interrupt(mut self, interrupt: Option<&Interrupt>) -> Self {
+        self.interrupt = interrupt.cloned();
+        self
+    }
+
+    /// No output, but the same interrupt (for work nested in this one).
+    pub fn quiet(&self) -> Progress {
+        Progress::hidden().with_interrupt(self.interrupt.as_ref())
+    }
+
+    /// Whether the caller asked the work to stop.
+    pub fn interrupted(&self) -> bool {
+        self.interrupt.as_ref().is_some_and(Interrupt::is_set)
+    }
+
+    /// `Err(Error::Interrupted)` once the caller asked the work to stop.
+    pub fn check(&self) -> Result<()> {
+        match &self.interrupt {
+            Some(i) => i.check(),
+            None => Ok(()),
+        }
     }
 
     /// A bar over `total` bytes, shown only when stderr is a terminal and the input is long.
@@ -44,7 +117,7 @@ impl Progress {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_message(what.to_string());
-        Self(Some(bar), None)
+        Self::of(bar, None)
     }
 
     /// A bar over `total` units of all-pairs work (query × target × row
@@ -61,7 +134,7 @@ impl Progress {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_message(what.to_string());
-        Self(Some(bar), None)
+        Self::of(bar, None)
     }
 
     /// A spinner with the time spent, for work that reports no progress of
@@ -94,7 +167,7 @@ impl Progress {
                 }
             });
         }
-        Self(Some(bar), None)
+        Self::of(bar, None)
     }
 
     /// A bar over `total` steps of a series, or a count of items when
@@ -114,14 +187,14 @@ impl Progress {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_message(what.to_string());
-        Self(Some(bar), Some(Instant::now() + reveal_after()))
+        Self::of(bar, Some(Instant::now() + reveal_after()))
     }
 
     /// Records `n` more units (bytes, work or items) done.
     pub fn inc(&self, n: u64) {
-        if let Some(bar) = &self.0 {
+        if let Some(bar) = &self.bar {
             bar.inc(n);
-            if self.1.is_some_and(|at| Instant::now() >= at) && bar.is_hidden() {
+            if self.reveal_at.is_some_and(|at| Instant::now() >= at) && bar.is_hidden() {
                 bar.set_draw_target(ProgressDrawTarget::stderr());
                 bar.tick();
             }
@@ -130,7 +203,7 @@ impl Progress {
 
     /// Removes the bar.
     pub fn finish(&self) {
-        if let Some(bar) = &self.0 {
+        if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
     }

@@ -117,7 +117,9 @@ impl Engine for CpuEngine {
         queries: &[u32],
         progress: &Progress,
     ) -> Result<Vec<Top2>> {
-        Ok(pairs::nearest_approx(m, set, queries, progress))
+        let out = pairs::nearest_approx(m, set, queries, progress);
+        progress.check()?;
+        Ok(out)
     }
 
     fn pairs_within(
@@ -128,7 +130,9 @@ impl Engine for CpuEngine {
         thresholds: &[f32],
         progress: &Progress,
     ) -> Result<Vec<(u32, u32)>> {
-        Ok(pairs::pairs_within(m, set, queries, thresholds, progress))
+        let out = pairs::pairs_within(m, set, queries, thresholds, progress);
+        progress.check()?;
+        Ok(out)
     }
 
     fn project(&self, m: &Matrix, rows: &[usize], directions: &[f32]) -> Result<Vec<f32>> {
@@ -153,7 +157,7 @@ impl Engine for CpuEngine {
         dtype: Dtype,
         rows: usize,
         cols: usize,
-    ) -> Result<Box<dyn StepDiffer + '_>> {
+    ) -> Result<Box<dyn StepDiffer + Send>> {
         Ok(Box::new(steps::CpuStepDiffer::new(dtype, rows, cols)))
     }
 }

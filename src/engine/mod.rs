@@ -103,6 +103,13 @@ pub trait StepDiffer {
     /// own may ignore it.
     fn push(&mut self, prev: Option<&Matrix>, cur: &Matrix) -> Result<StepRows>;
 
+    /// Whether the differ keeps the previous step itself (the GPU keeps it
+    /// on the device): then `prev` only says that there was one, and its
+    /// bytes are not read.
+    fn keeps_previous(&self) -> bool {
+        false
+    }
+
     /// Takes several consecutive steps at once (`prev`, then `steps[0]`,
     /// `steps[1]`, …): the same rows as pushing them one by one, which is
     /// what this default does. An engine overrides it where a batch runs
@@ -178,12 +185,14 @@ pub trait Engine {
 
     /// A differ for a series of steps of `rows × cols` elements of `dtype`,
     /// made once for the whole series (pipelines and buffers included).
+    /// It owns what it needs (the GPU's handles are shared, not borrowed),
+    /// so it may outlive the borrow of the engine (a recorder keeps one).
     fn step_differ(
         &self,
         dtype: Dtype,
         rows: usize,
         cols: usize,
-    ) -> Result<Box<dyn StepDiffer + '_>>;
+    ) -> Result<Box<dyn StepDiffer + Send>>;
 }
 
 /// `--device`: which engine to use.
@@ -224,4 +233,53 @@ pub fn select(choice: DeviceChoice, gpu: GpuOptions) -> Result<(Box<dyn Engine>,
             Err(e) => Err(e),
         },
     }
+}
+
+/// The engine for `choice`, made once per process and choice and shared by
+/// every later call (a GPU device costs hundreds of milliseconds to open,
+/// and some drivers fail after many). The notice (for `auto` falling back to
+/// the CPU) comes with every call.
+pub fn shared(choice: DeviceChoice) -> Result<(SharedEngine, Option<String>)> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Cache = Mutex<HashMap<u8, (SharedEngine, Option<String>)>>;
+    static ENGINES: OnceLock<Cache> = OnceLock::new();
+    let key = match choice {
+        DeviceChoice::Auto => 0,
+        DeviceChoice::Gpu => 1,
+        DeviceChoice::Cpu => 2,
+    };
+    let mut cache = ENGINES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = cache.get(&key) {
+        return Ok(found.clone());
+    }
+    let made: (SharedEngine, Option<String>) = match choice {
+        DeviceChoice::Cpu => (std::sync::Arc::new(cpu::CpuEngine::new()), None),
+        DeviceChoice::Gpu => (
+            std::sync::Arc::new(gpu::GpuEngine::new(true, GpuOptions::default())?),
+            None,
+        ),
+        DeviceChoice::Auto => match gpu::GpuEngine::new(false, GpuOptions::default()) {
+            Ok(engine) => (std::sync::Arc::new(engine), None),
+            Err(Error::NoAdapter(why)) => (
+                std::sync::Arc::new(cpu::CpuEngine::new()),
+                Some(format!("notice: {why}; using the CPU path")),
+            ),
+            Err(e) => return Err(e),
+        },
+    };
+    cache.insert(key, made.clone());
+    Ok(made)
+}
+
+/// An engine shared between threads ([`shared`]).
+pub type SharedEngine = std::sync::Arc<dyn Engine + Send + Sync>;
+
+/// Every GPU adapter that runs compute shaders (software ones included),
+/// best first; the CPU path is always there besides.
+pub fn adapters() -> Vec<DeviceInfo> {
+    gpu::context::GpuContext::adapters()
 }

@@ -2,6 +2,7 @@
 
 pub mod many;
 pub mod pairs;
+pub mod recorder;
 pub mod series;
 pub mod survey;
 

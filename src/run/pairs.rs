@@ -17,7 +17,7 @@ use crate::approx::{ErrorModel, MAX_F32_COLUMNS, MAX_F32_SAFE_NORM};
 use crate::engine::{Engine, VectorSet};
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
-use crate::progress::Progress;
+use crate::progress::{Interrupt, Progress};
 use crate::survey::lattice::{lattice, Lattice};
 use crate::survey::near::{self, Near, Projections, Threshold};
 use crate::survey::nearest::{self, exact_distance, Distinct, Nearest};
@@ -71,6 +71,19 @@ pub fn analyze_pairs(
     opts: PairOptions,
     show_progress: bool,
 ) -> Result<PairsAnalysis> {
+    analyze_pairs_with(engine, m, groups, opts, show_progress, None)
+}
+
+/// [`analyze_pairs`], stopping with [`Error::Interrupted`](crate::Error::Interrupted)
+/// soon after `interrupt` is set.
+pub fn analyze_pairs_with(
+    engine: &dyn Engine,
+    m: &Matrix,
+    groups: &[Group],
+    opts: PairOptions,
+    show_progress: bool,
+    interrupt: Option<&Interrupt>,
+) -> Result<PairsAnalysis> {
     let mut out = PairsAnalysis::default();
     let t = std::time::Instant::now();
     let reps: Vec<usize> = groups.iter().map(|g| g.representative()).collect();
@@ -95,7 +108,8 @@ pub fn analyze_pairs(
             Progress::for_work(work, "nearest neighbours")
         } else {
             Progress::hidden()
-        };
+        }
+        .with_interrupt(interrupt);
         let set = VectorSet {
             rows: &d.rows,
             labels: &labels,
@@ -112,8 +126,12 @@ pub fn analyze_pairs(
         } else {
             Progress::hidden()
         };
-        out.near = Some(near_components(engine, m, &d, &vnorms, &norms, th)?);
+        let spinner = spinner.with_interrupt(interrupt);
+        out.near = Some(near_components(
+            engine, m, &d, &vnorms, &norms, th, &spinner,
+        )?);
         spinner.finish();
+        spinner.check()?;
         out.near_ms = ms(t);
     }
     Ok(out)
@@ -239,7 +257,7 @@ fn nearest_f32(
     let batch = (PAIRS_PER_CALL / set.rows.len().max(1) as u64).max(1) as usize;
     for (chunk, thr) in open.chunks(batch).zip(thresholds.chunks(batch)) {
         let open_queries: Vec<u32> = chunk.iter().map(|&i| queries[i]).collect();
-        let mut pairs = engine.pairs_within(m, set, &open_queries, thr, &Progress::hidden())?;
+        let mut pairs = engine.pairs_within(m, set, &open_queries, thr, &progress.quiet())?;
         pairs.par_sort_unstable();
         pairs.dedup();
         let settled: Vec<Option<(u32, f64)>> = chunk
@@ -282,6 +300,7 @@ fn near_components(
     vnorms: &[f64],
     row_norms: &[f64],
     threshold: NearThreshold,
+    progress: &Progress,
 ) -> Result<Near> {
     let (metric, value, th) = match threshold {
         NearThreshold::L2(r) => ("l2", r, Threshold::L2(r)),
@@ -320,7 +339,8 @@ fn near_components(
         rows: &d.rows,
         labels: &labels,
     };
-    let outside = exact_nearest(engine, m, set, &queries, vnorms, &Progress::hidden())?;
+    progress.check()?;
+    let outside = exact_nearest(engine, m, set, &queries, vnorms, &progress.quiet())?;
     let mut best: Vec<Option<(u32, f64)>> = vec![None; comps.len()];
     for (&q, o) in queries.iter().zip(outside) {
         let c = labels[q as usize] as usize;

@@ -28,9 +28,9 @@ use crate::engine::{self, DeviceChoice, Engine, GpuOptions};
 use crate::error::{Error, Result};
 use crate::load::steps::trajectory::open_trajectory;
 use crate::load::steps::{open_series, SeriesInfo, StepBytes, StepSource};
-use crate::load::{Bytes, LoadOptions};
+use crate::load::{Bytes, LoadOptions, TokenNames};
 use crate::matrix::Matrix;
-use crate::progress::Progress;
+use crate::progress::{Interrupt, Progress};
 use crate::report::timeline::{SeriesReport, SeriesTimings, SERIES_SCHEMA};
 use crate::report::TokenizerInfo;
 use crate::survey::tracker::{RowIdentity, SeriesTracker};
@@ -54,6 +54,8 @@ pub struct SeriesOptions {
     pub gpu: GpuOptions,
     /// Show a progress bar on stderr (only on a terminal).
     pub progress: bool,
+    /// Set by the caller to stop the series ([`Error::Interrupted`]).
+    pub interrupt: Option<Interrupt>,
 }
 
 /// Bytes of steps held at once: the steps of a batch are compared with
@@ -99,7 +101,14 @@ pub fn survey_series(input: &SeriesInput, opts: &SeriesOptions) -> Result<Series
         SeriesInput::Files(_) => "series",
         SeriesInput::Trajectory(_) => "trajectory",
     };
-    let mut report = survey_source(engine.as_ref(), source.as_mut(), kind, opts.progress, start)?;
+    let mut report = survey_source(
+        engine.as_ref(),
+        source.as_mut(),
+        kind,
+        opts.progress,
+        opts.interrupt.as_ref(),
+        start,
+    )?;
     report.notices.splice(0..0, notice);
     Ok(report)
 }
@@ -187,6 +196,7 @@ pub fn survey_source(
     source: &mut dyn StepSource,
     kind: &'static str,
     progress: bool,
+    interrupt: Option<&Interrupt>,
     start: Instant,
 ) -> Result<SeriesReport> {
     let info = source.info().clone();
@@ -197,7 +207,8 @@ pub fn survey_source(
         Progress::for_steps(Some(steps.len() as u64), "steps")
     } else {
         Progress::hidden()
-    };
+    }
+    .with_interrupt(interrupt);
     let mut timings = SeriesTimings::default();
     let step_bytes = info.rows * info.cols * info.dtype.size();
     let batch = (BATCH_BYTES / step_bytes.max(1)).clamp(1, MAX_BATCH);
@@ -217,6 +228,7 @@ pub fn survey_source(
     let mut pending: Option<(usize, Vec<StepBytes>, Vec<StepRows>)> = None;
     let mut i = 0;
     while i < steps.len() || pending.is_some() {
+        bar.check()?;
         let k = batch.min(steps.len() - i);
         let t = Instant::now();
         let bufs = (i..i + k)
@@ -280,7 +292,39 @@ pub fn survey_source(
     }
     bar.finish();
     let series = tracker.finish();
-    let names = source.tokens();
+    let mut notices = source.notices();
+    notices.extend(tokenizer_too_large(source.tokens(), info.rows));
+    timings.total = ms(start);
+    let inputs = source
+        .inputs()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    Ok(dress(
+        engine.device(),
+        &info,
+        inputs,
+        kind,
+        series,
+        source.tokens(),
+        notices,
+        timings,
+    ))
+}
+
+/// A series as its report: the token strings of the tokens it names, and
+/// what the steps were read from.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn dress(
+    device: crate::types::DeviceInfo,
+    info: &SeriesInfo,
+    inputs: Vec<String>,
+    kind: &'static str,
+    series: crate::survey::tracker::Series,
+    names: Option<&TokenNames>,
+    notices: Vec<String>,
+    timings: SeriesTimings,
+) -> SeriesReport {
     let tokens = names.map(|t| {
         let ids = series
             .events
@@ -295,23 +339,16 @@ pub fn survey_source(
         }
         strings
     });
-    let mut notices = source.notices();
-    notices.extend(tokenizer_too_large(names, info.rows));
-    timings.total = ms(start);
-    Ok(SeriesReport {
+    SeriesReport {
         schema: SERIES_SCHEMA,
-        inputs: source
-            .inputs()
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect(),
+        inputs,
         kind,
         format: info.format,
         tensor: info.tensor.clone(),
         dtype: info.dtype.name().to_string(),
         stored_dtype: info.stored_dtype.clone(),
-        shape: [steps.len(), info.rows, info.cols],
-        device: engine.device(),
+        shape: [series.steps.len(), info.rows, info.cols],
+        device,
         series,
         tokenizer: names.map(|t| TokenizerInfo {
             path: t.path.display().to_string(),
@@ -322,7 +359,7 @@ pub fn survey_source(
         timings_ms: timings,
         notices,
         token_display: token_display(info.rows, names),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -423,9 +460,16 @@ mod tests {
                 data: data.to_vec(),
                 stored: stored.to_vec(),
             };
-            survey_source(&CpuEngine, &mut source, "series", false, Instant::now())
-                .unwrap()
-                .series
+            survey_source(
+                &CpuEngine,
+                &mut source,
+                "series",
+                false,
+                None,
+                Instant::now(),
+            )
+            .unwrap()
+            .series
         };
         let got = survey(&values, &stored);
         let want = survey(&encoded, &[]);
@@ -509,9 +553,16 @@ mod tests {
             data: data.clone(),
             stored: Vec::new(),
         };
-        let got = survey_source(&CpuEngine, &mut source, "trajectory", false, Instant::now())
-            .unwrap()
-            .series;
+        let got = survey_source(
+            &CpuEngine,
+            &mut source,
+            "trajectory",
+            false,
+            None,
+            Instant::now(),
+        )
+        .unwrap()
+        .series;
 
         let mut differ = CpuStepDiffer::new(Dtype::F32, n, 1);
         let mut tracker = SeriesTracker::new(n);

@@ -11,7 +11,7 @@ use crate::engine::{self, DeviceChoice, Engine, GpuOptions};
 use crate::error::Result;
 use crate::load::{self, LoadOptions};
 use crate::matrix::Matrix;
-use crate::progress::Progress;
+use crate::progress::{Interrupt, Progress};
 use crate::report::{self, GroupReport, Report, Timings};
 use crate::survey::indicators::{
     self, IndicatorInput, IndicatorMatrix, Indicators, Kernels, Reference, ReferenceSource,
@@ -33,6 +33,8 @@ pub struct SurveyOptions {
     pub progress: bool,
     /// `--indicators`: under-trained-token indicators.
     pub indicators: Option<IndicatorOptions>,
+    /// Set by the caller to stop the survey ([`Error::Interrupted`](crate::Error::Interrupted)).
+    pub interrupt: Option<Interrupt>,
 }
 
 /// `--indicators` and `--reference-tokens`.
@@ -173,7 +175,13 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
     let loaded = load::open(path, &opts.load)?;
     let load_ms = ms(start);
     let (engine, notice) = engine::select(opts.device, opts.gpu)?;
-    let mut report = survey_loaded(engine.as_ref(), path, &loaded, opts, load_ms, start)?;
+    let mut report = survey_subject(
+        engine.as_ref(),
+        &Subject::of(path, &loaded),
+        opts,
+        load_ms,
+        start,
+    )?;
     report.notices.splice(0..0, notice);
     Ok(report)
 }
@@ -184,34 +192,97 @@ pub fn survey_file(path: &Path, opts: &SurveyOptions) -> Result<Report> {
 pub fn survey_file_with(engine: &dyn Engine, path: &Path, opts: &SurveyOptions) -> Result<Report> {
     let start = Instant::now();
     let loaded = load::open(path, &opts.load)?;
-    survey_loaded(engine, path, &loaded, opts, ms(start), start)
+    survey_subject(engine, &Subject::of(path, &loaded), opts, ms(start), start)
 }
 
-/// Surveys a loaded matrix; `start` is when loading began.
-fn survey_loaded(
+/// Surveys a matrix already in memory (an array a caller holds) with every
+/// option of a file's survey but the loading ones (`opts.load`, `device`,
+/// `gpu`); `label` stands for the file in the report, `tokens` names the
+/// tokens. The matrix is read in place. The indicators use this one matrix
+/// (there is no output head beside it).
+pub fn survey_matrix(
     engine: &dyn Engine,
-    path: &Path,
-    loaded: &load::Loaded,
+    m: &Matrix,
+    opts: &SurveyOptions,
+    tokens: Option<&load::TokenNames>,
+    label: &str,
+) -> Result<Report> {
+    let info = load::model::TensorInfo {
+        name: "array".into(),
+        stored_dtype: m.dtype.name().to_string(),
+        format: "memory",
+        file: label.into(),
+    };
+    let subject = Subject {
+        label: Path::new(label),
+        m: *m,
+        identity: None,
+        info: &info,
+        role: Role::InputEmbedding,
+        tied: None,
+        tokens,
+        notices: &[],
+        loaded: None,
+    };
+    survey_subject(engine, &subject, opts, 0.0, Instant::now())
+}
+
+/// A matrix to survey and what the report says of it.
+struct Subject<'a> {
+    /// What the report names as its file.
+    label: &'a Path,
+    m: Matrix<'a>,
+    /// A quantized tensor's stored blocks (rows are the same token vector
+    /// when these bytes are).
+    identity: Option<&'a [u8]>,
+    info: &'a load::model::TensorInfo,
+    role: Role,
+    tied: Option<Tied>,
+    tokens: Option<&'a load::TokenNames>,
+    notices: &'a [String],
+    /// The model it was loaded from, where the indicators look for the
+    /// other matrix (the output head); `None` for an array in memory.
+    loaded: Option<&'a load::Loaded>,
+}
+
+impl<'a> Subject<'a> {
+    fn of(path: &'a Path, loaded: &'a load::Loaded) -> Self {
+        Subject {
+            label: path,
+            m: loaded.matrix(),
+            identity: loaded.identity.as_deref(),
+            info: &loaded.info,
+            role: loaded.role,
+            tied: loaded.tied,
+            tokens: loaded.tokens.as_ref(),
+            notices: &loaded.notices,
+            loaded: Some(loaded),
+        }
+    }
+}
+
+/// Surveys a matrix; `start` is when loading began.
+fn survey_subject(
+    engine: &dyn Engine,
+    src: &Subject,
     opts: &SurveyOptions,
     load_ms: f64,
     start: Instant,
 ) -> Result<Report> {
-    let info = &loaded.info;
-    let m = loaded.matrix();
-    let mut notices: Vec<String> = loaded.notices.clone();
-    notices.extend(tokenizer_too_large(loaded.tokens.as_ref(), loaded.rows));
+    let path = src.label;
+    let info = src.info;
+    let m = src.m;
+    let interrupt = opts.interrupt.as_ref();
+    let mut notices: Vec<String> = src.notices.to_vec();
+    notices.extend(tokenizer_too_large(src.tokens, m.rows));
     let progress = if opts.progress {
         Progress::for_bytes(m.bytes.len() as u64, "hashing rows")
     } else {
         Progress::hidden()
-    };
-    let a = analyze_stored(
-        engine,
-        &m,
-        loaded.identity.as_deref(),
-        opts.group,
-        &progress,
-    )?;
+    }
+    .with_interrupt(interrupt);
+    let a = analyze_stored(engine, &m, src.identity, opts.group, &progress)?;
+    progress.check()?;
     let n = m.rows;
     let groups: Vec<GroupReport> = a
         .grouping
@@ -223,19 +294,26 @@ fn survey_loaded(
             norm: survey::defined(a.norms[g.representative()]),
         })
         .collect();
-    let pa = pairs::analyze_pairs(engine, &m, &a.grouping.groups, opts.pairs, opts.progress)?;
+    let pa = pairs::analyze_pairs_with(
+        engine,
+        &m,
+        &a.grouping.groups,
+        opts.pairs,
+        opts.progress,
+        interrupt,
+    )?;
     let holes = a.grouping.groups.len();
     let t = Instant::now();
     let indicators = match &opts.indicators {
         Some(io) => {
-            let (ind, notes) = run_indicators(engine, path, loaded, &m, &a, &pa, io, &opts.load)?;
+            let (ind, notes) = run_indicators(engine, src, &a, &pa, io, opts)?;
             notices.extend(notes);
             Some(ind)
         }
         None => None,
     };
     let indicators_ms = indicators.as_ref().map(|_| ms(t));
-    let tokens = loaded.tokens.as_ref().map(|t| {
+    let tokens = src.tokens.map(|t| {
         let grouped = a.grouping.groups.iter().flat_map(|g| g.ids.iter().copied());
         let nearest = pa.nearest.iter().flat_map(|nn| {
             let isolated = nn.most_isolated.iter().chain(&nn.least_isolated);
@@ -261,12 +339,12 @@ fn survey_loaded(
         format: info.format,
         tensor_file: (info.file != path).then(|| info.file.display().to_string()),
         tensor: info.name.clone(),
-        role: loaded.role,
-        tied: loaded.tied,
+        role: src.role,
+        tied: src.tied,
         dtype: m.dtype.name().to_string(),
         stored_dtype: info.stored_dtype.clone(),
         shape: [n, m.cols],
-        memory_bytes: loaded.identity.as_ref().map_or(m.bytes.len(), |s| s.len()) as u64,
+        memory_bytes: src.identity.map_or(m.bytes.len(), |s| s.len()) as u64,
         values_bytes: m.bytes.len() as u64,
         device: engine.device(),
         equality: opts.group.equality,
@@ -286,7 +364,7 @@ fn survey_loaded(
         indicators,
         nan_rows: numeric.then(|| a.grouping.nan_rows.clone()),
         notices,
-        token_display: token_display(loaded.rows, loaded.tokens.as_ref()),
+        token_display: token_display(m.rows, src.tokens),
         tokenizer: tokens.as_ref().map(|t| t.info.clone()),
         tokens: tokens.as_ref().map(|t| t.strings.clone()),
         special_tokens: tokens.as_ref().map(|t| t.special.clone()),
@@ -362,14 +440,14 @@ fn other_matrix(
 #[allow(clippy::too_many_arguments)]
 fn run_indicators(
     engine: &dyn Engine,
-    path: &Path,
-    loaded: &load::Loaded,
-    m: &Matrix,
+    src: &Subject,
     a: &Analysis,
     pa: &pairs::PairsAnalysis,
     io: &IndicatorOptions,
-    load_opts: &LoadOptions,
+    opts: &SurveyOptions,
 ) -> Result<(Indicators, Vec<String>)> {
+    let m = &src.m;
+    let interrupt = opts.interrupt.as_ref();
     let mut notices = Vec::new();
     let hole_members: BTreeSet<usize> = a
         .grouping
@@ -394,7 +472,7 @@ fn run_indicators(
         None => {
             let mut ids: BTreeSet<usize> =
                 hole_members.union(&component_members).copied().collect();
-            if let Some(t) = &loaded.tokens {
+            if let Some(t) = src.tokens {
                 ids.extend(t.vocab.vocab_size().min(m.rows)..m.rows);
             }
             Reference {
@@ -404,11 +482,11 @@ fn run_indicators(
         }
     };
     // The surveyed matrix is the input embedding unless --unembedding.
-    let surveyed_head = loaded.role == Role::OutputHead;
-    let (other, notice) = if surveyed_head && loaded.tied != Some(Tied::Untied) {
-        (None, None)
-    } else {
-        other_matrix(path, loaded, load_opts, !surveyed_head)
+    let surveyed_head = src.role == Role::OutputHead;
+    let (other, notice) = match src.loaded {
+        Some(_) if surveyed_head && src.tied != Some(Tied::Untied) => (None, None),
+        Some(loaded) => other_matrix(src.label, loaded, &opts.load, !surveyed_head),
+        None => (None, None),
     };
     notices.extend(notice);
     let other_m = other.as_ref().map(|o| o.matrix());
@@ -422,13 +500,17 @@ fn run_indicators(
         ),
         (Some(_), Some(om)) => (
             *m,
-            &loaded.info,
-            loaded.role,
+            src.info,
+            src.role,
             Some(engine.row_dots(&om, &[], None)?),
         ),
-        _ => (*m, &loaded.info, loaded.role, None),
+        _ => (*m, src.info, src.role, None),
     };
-    let dots = |v: &[crate::engine::split::Split], c: Option<&[f32]>| engine.row_dots(&im, v, c);
+    // Each power iteration runs these: an interrupt stops the next one.
+    let dots = |v: &[crate::engine::split::Split], c: Option<&[f32]>| {
+        interrupt.map_or(Ok(()), |i| i.check())?;
+        engine.row_dots(&im, v, c)
+    };
     let sums = |w: &crate::engine::split::Split| engine.weighted_column_sums(&im, w);
     let kernels = Kernels {
         rows: im.rows,

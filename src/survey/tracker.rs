@@ -218,7 +218,7 @@ impl Hasher for HashIsKey {
 /// The partition of the tokens into classes of identical vectors, kept
 /// from step to step and updated only where tokens moved: a step where `k`
 /// tokens moved costs O(k · dim), not a regrouping of every token.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Partition {
     /// Per token: its class.
     class_of: Vec<u32>,
@@ -379,6 +379,7 @@ impl Partition {
 
 /// Follows a series one step at a time ([`SeriesTracker::push`]), keeping
 /// the partition of the previous step and updating it where tokens moved.
+#[derive(Clone)]
 pub struct SeriesTracker {
     rows: usize,
     part: Partition,

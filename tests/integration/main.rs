@@ -24,6 +24,7 @@ mod html;
 mod indicators;
 mod interface;
 mod layout;
+mod library;
 mod many;
 mod notebook;
 mod pages;

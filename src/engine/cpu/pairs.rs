@@ -251,6 +251,10 @@ fn sweep<T: Send>(
             // Targets outside, quads inside: a block of targets is read from
             // memory once for all the task's queries, then served from cache.
             for t0 in (0..n).step_by(TARGETS_PER_BLOCK) {
+                // An interrupted sweep stops here; the engine then reports it.
+                if progress.interrupted() {
+                    break;
+                }
                 let t1 = (t0 + TARGETS_PER_BLOCK).min(n);
                 for (b4, (q, labels)) in quads.iter().enumerate() {
                     let len = 4.min(block.len() - b4 * 4);
@@ -315,6 +319,9 @@ fn nearest_all(dec: &Decoded, set: VectorSet, progress: &Progress, row_bytes: u6
                 // per task. Pairs (q, t) with t ≤ q were counted from the
                 // other side.
                 for t0 in (q0 + 1..n).step_by(TARGETS_PER_BLOCK) {
+                    if progress.interrupted() {
+                        break;
+                    }
                     let t1 = (t0 + TARGETS_PER_BLOCK).min(n);
                     for quad in (q0..q1).step_by(4) {
                         if quad + 1 >= t1 {

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 
 /// An open wgpu device with the adapter's own limits, and a sink for
 /// validation and out-of-memory errors (which wgpu would otherwise panic on).
+#[derive(Clone)]
 pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
@@ -30,6 +31,35 @@ impl GpuContext {
     /// taken only when `allow_software` is set.
     pub fn new(allow_software: bool) -> Result<Self> {
         pollster::block_on(Self::open(allow_software))
+    }
+
+    /// Every adapter that runs compute shaders, software ones included, best first.
+    pub fn adapters() -> Vec<crate::types::DeviceInfo> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        if std::env::var_os("WGPU_BACKEND").is_none() {
+            desc.backends = wgpu::Backends::PRIMARY;
+        }
+        let backends = desc.backends;
+        let instance = wgpu::Instance::new(desc);
+        let mut found: Vec<wgpu::AdapterInfo> =
+            pollster::block_on(instance.enumerate_adapters(backends))
+                .into_iter()
+                .filter(|a| {
+                    a.get_downlevel_capabilities()
+                        .flags
+                        .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+                })
+                .map(|a| a.get_info())
+                .collect();
+        found.sort_by_key(|i| rank(i.device_type));
+        found
+            .into_iter()
+            .map(|i| crate::types::DeviceInfo {
+                kind: crate::types::DeviceKind::Gpu,
+                adapter: format!("{} ({:?})", i.name, i.device_type),
+                backend: format!("{:?}", i.backend),
+            })
+            .collect()
     }
 
     async fn open(allow_software: bool) -> Result<Self> {

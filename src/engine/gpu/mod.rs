@@ -290,7 +290,7 @@ impl Engine for GpuEngine {
         dtype: crate::dtype::Dtype,
         rows: usize,
         cols: usize,
-    ) -> Result<Box<dyn crate::engine::StepDiffer + '_>> {
+    ) -> Result<Box<dyn crate::engine::StepDiffer + Send>> {
         if rows == 0 || cols == 0 {
             // No step of this shape can be pushed (a matrix has rows and
             // columns); the CPU differ gives the same error for each.

@@ -313,6 +313,10 @@ impl NearestKernel {
                 })?;
                 ci += 1;
                 progress.inc((qr.len() * tr.len() * m.row_bytes()) as u64);
+                if progress.interrupted() {
+                    ctx.wait()?;
+                    return Err(crate::error::Error::Interrupted);
+                }
             }
         }
         // Idle, so that the staging buffers are mapped again for the next call.

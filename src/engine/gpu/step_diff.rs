@@ -46,6 +46,7 @@ struct Params {
 }
 
 /// The compiled pipeline, made once with the engine.
+#[derive(Clone)]
 pub struct StepDiffKernel {
     pipe: wgpu::ComputePipeline,
 }
@@ -78,9 +79,11 @@ struct Chunk {
 }
 
 /// A series' differ on the device (see the module documentation).
-pub struct GpuStepDiffer<'a> {
-    ctx: &'a GpuContext,
-    kernel: &'a StepDiffKernel,
+pub struct GpuStepDiffer {
+    /// Clones of the engine's (wgpu handles are shared, not copied), so a
+    /// differ lives apart from the engine that made it.
+    ctx: GpuContext,
+    kernel: StepDiffKernel,
     dtype: Dtype,
     rows: usize,
     cols: usize,
@@ -98,11 +101,11 @@ pub struct GpuStepDiffer<'a> {
     _params: Vec<wgpu::Buffer>,
 }
 
-impl<'a> GpuStepDiffer<'a> {
+impl GpuStepDiffer {
     /// Plans the chunks and allocates every buffer of the series.
     pub fn new(
-        ctx: &'a GpuContext,
-        kernel: &'a StepDiffKernel,
+        ctx: &GpuContext,
+        kernel: &StepDiffKernel,
         dtype: Dtype,
         rows: usize,
         cols: usize,
@@ -190,8 +193,8 @@ impl<'a> GpuStepDiffer<'a> {
         }
         ctx.check()?;
         Ok(Self {
-            ctx,
-            kernel,
+            ctx: ctx.clone(),
+            kernel: kernel.clone(),
             dtype,
             rows,
             cols,
@@ -221,7 +224,7 @@ impl<'a> GpuStepDiffer<'a> {
         let rb = cur.row_bytes();
         for c in &mut self.chunks {
             if let Some(rx) = c.remap.take() {
-                wait_mapped(self.ctx, rx)?;
+                wait_mapped(&self.ctx, rx)?;
             }
             c.copied = write_padded(&c.staging, &cur.bytes[c.rows.start * rb..c.rows.end * rb])?;
             c.staging.unmap();
@@ -232,7 +235,7 @@ impl<'a> GpuStepDiffer<'a> {
     /// Records and submits the step (copies, kernels, result copies), asks
     /// for the staging buffers back and for the results, and waits for them.
     fn run(&mut self) -> Result<Vec<u32>> {
-        let ctx = self.ctx;
+        let ctx = &self.ctx;
         let k = self.turn;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         for c in &self.chunks {
@@ -304,7 +307,11 @@ fn wait_mapped(ctx: &GpuContext, rx: MapResult) -> Result<()> {
     done.map_err(|e| Error::Gpu(e.to_string()))
 }
 
-impl StepDiffer for GpuStepDiffer<'_> {
+impl StepDiffer for GpuStepDiffer {
+    fn keeps_previous(&self) -> bool {
+        true
+    }
+
     fn push(&mut self, prev: Option<&Matrix>, cur: &Matrix) -> Result<StepRows> {
         self.check(cur)?;
         if let Some(p) = prev {

@@ -18,6 +18,17 @@ pub struct TokenNames {
     pub path: PathBuf,
 }
 
+impl TokenNames {
+    /// The tokenizer at `path` (a `tokenizer.json` or `vocab.txt`), for a
+    /// matrix that has no file of its own to find one beside.
+    pub fn read(path: &Path) -> Result<TokenNames> {
+        Ok(TokenNames {
+            vocab: read_tokenizer(path)?,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
 /// Tokenizer files looked for next to the model, in order.
 pub const TOKENIZER_FILES: &[&str] = &["tokenizer.json", "vocab.txt"];
 

@@ -71,7 +71,7 @@ pub(super) fn section(r: &Report, ids: &Ids) -> Markup {
             @if let Some(t) = ind.threshold {
                 dt { "Candidates" } dd {
                     (count(ind.candidates.len(), "token", "tokens")) " at or below the "
-                    (ordinal(ind.threshold_percentile)) " percentile, " (format!("{t:.6}"))
+                    (ordinal(ind.threshold_percentile)) " percentile, " (crate::report::fmt::sci(t))
                 }
             }
             dt { "Overlap" } dd {

@@ -437,6 +437,7 @@ fn timings(r: &Report) -> Markup {
             " ms · lattice " (format!("{:.1}", t.lattice)) " ms"
             @if r.nearest.is_some() { " · nearest " (format!("{:.1}", t.nearest)) " ms" }
             @if r.near.is_some() { " · near " (format!("{:.1}", t.near)) " ms" }
+            @if let Some(i) = t.indicators { " · indicators " (format!("{i:.1}")) " ms" }
             " · total " (format!("{:.1}", t.total)) " ms"
         }
     }
