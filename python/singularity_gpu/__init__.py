@@ -682,7 +682,7 @@ class SeriesRecorder:
         self._native.push(int(step), a, read, stored)
 
     def result(self) -> Series:
-        """The series so far (two steps or more), as :func:`series` gives it."""
+        """The series of the steps pushed so far, as :func:`series` gives it for their checkpoints."""
         return Series(self._native.result())
 
     def __len__(self) -> int:

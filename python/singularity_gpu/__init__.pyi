@@ -220,5 +220,5 @@ class SeriesRecorder:
     def push(self, step: int, tensor: Any) -> None:
         """Compares the matrix at ``step`` with the step before."""
     def result(self) -> Series:
-        """The series so far (two steps or more)."""
+        """The series of the steps pushed so far."""
     def __len__(self) -> int: ...

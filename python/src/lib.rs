@@ -3,19 +3,21 @@
 //! the engine works. The Python half (`python/singularity_gpu/__init__.py`)
 //! turns whatever the user holds into a C-contiguous array first.
 
-mod compat;
+mod array;
+mod recorder;
 mod report;
 mod work;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
+use numpy::PyUntypedArray;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 use singularity_gpu::{
     DeviceChoice, Dtype, Equality, GroupOptions, IndicatorOptions, LoadOptions, NearThreshold,
-    PairOptions, SeriesInput, SeriesOptions, StepSelection, SurveyOptions,
+    PairOptions, SeriesInput, SeriesOptions, StepSelection, SurveyOptions, TokenNames,
 };
 
 pub use report::{NativeReport, NativeSeries};
@@ -159,6 +161,7 @@ impl Keywords {
             },
             progress: false,
             indicators,
+            interrupt: None,
         })
     }
 }
@@ -203,11 +206,70 @@ fn survey_path(
     };
     let opts = kw.options()?;
     let (engine, notice) = work::engine(py, opts.device)?;
-    let mut report = work::run(py, |_| {
+    let mut report = work::run(py, |interrupt| {
+        let opts = SurveyOptions {
+            interrupt: Some(interrupt),
+            ..opts
+        };
         singularity_gpu::survey_file_with(engine.as_ref(), &path, &opts)
     })?;
     report.notices.splice(0..0, notice);
     Ok(NativeReport::new(report, None))
+}
+
+/// Surveys a 2-D array read in place (C-contiguous, little-endian; the
+/// Python half copies any other once): `dtype` is how its elements are
+/// read (`F32`, `F16`, `BF16`, `F64`), `stored` what they are (`U16` for
+/// bf16 bits held as uint16), `label` the report's `file`.
+#[pyfunction]
+#[pyo3(signature = (array, dtype, stored, label, *, device="auto".to_string(), nearest=false,
+    near_l2=None, near_rel=None, near_ulp=None, indicators=false, reference_tokens=None,
+    tokenizer=None, numeric_equality=false))]
+#[allow(clippy::too_many_arguments)]
+fn survey_array(
+    py: Python<'_>,
+    array: &Bound<'_, PyUntypedArray>,
+    dtype: &str,
+    stored: String,
+    label: String,
+    device: String,
+    nearest: bool,
+    near_l2: Option<f64>,
+    near_rel: Option<f64>,
+    near_ulp: Option<u64>,
+    indicators: bool,
+    reference_tokens: Option<String>,
+    tokenizer: Option<PathBuf>,
+    numeric_equality: bool,
+) -> PyResult<NativeReport> {
+    let kw = Keywords {
+        device,
+        nearest,
+        near_l2,
+        near_rel,
+        near_ulp,
+        indicators,
+        reference_tokens,
+        numeric_equality,
+        ..Default::default()
+    };
+    let opts = kw.options()?;
+    let (m, address) = array::matrix_of(array, array::dtype_named(dtype)?)?;
+    let (engine, notice) = work::engine(py, opts.device)?;
+    let mut report = work::run(py, |interrupt| {
+        let tokens = match &tokenizer {
+            Some(p) => Some(TokenNames::read(p)?),
+            None => None,
+        };
+        let opts = SurveyOptions {
+            interrupt: Some(interrupt),
+            ..opts
+        };
+        singularity_gpu::survey_matrix(engine.as_ref(), &m, &opts, tokens.as_ref(), &label)
+    })?;
+    report.stored_dtype = stored;
+    report.notices.splice(0..0, notice);
+    Ok(NativeReport::new(report, Some(address)))
 }
 
 /// Surveys a checkpoint series: `paths` (a folder, or the checkpoint files)
@@ -257,10 +319,11 @@ fn survey_series(
         device: device_choice(&device)?,
         gpu: Default::default(),
         progress: false,
+        interrupt: None,
     };
     let (engine, notice) = work::engine(py, opts.device)?;
     let kind = if trajectory { "trajectory" } else { "series" };
-    let mut report = work::run(py, |_| {
+    let mut report = work::run(py, |interrupt| {
         let start = Instant::now();
         let mut source = singularity_gpu::run::series::open(&input, &opts)?;
         singularity_gpu::run::series::survey_source(
@@ -268,6 +331,7 @@ fn survey_series(
             source.as_mut(),
             kind,
             false,
+            Some(&interrupt),
             start,
         )
     })?;
@@ -275,11 +339,39 @@ fn survey_series(
     Ok(NativeSeries::new(report))
 }
 
-/// The adapters this machine offers, and the CPU path.
+/// A benchmark hook: the seconds of each of `reps` surveys of the array's
+/// bytes by the library's `survey_matrix`, timed in Rust alone (no Python,
+/// no thread of our own), for `python/benches/bench_survey.py`.
+#[pyfunction]
+fn _time_library(
+    py: Python<'_>,
+    array: &Bound<'_, PyUntypedArray>,
+    dtype: &str,
+    reps: usize,
+    device: String,
+) -> PyResult<Vec<f64>> {
+    let (m, _) = array::matrix_of(array, array::dtype_named(dtype)?)?;
+    let (engine, _) = work::engine(py, device_choice(&device)?)?;
+    let opts = SurveyOptions::default();
+    py.detach(|| {
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                let report = singularity_gpu::survey_matrix(engine.as_ref(), &m, &opts, None, "")?;
+                drop(report);
+                Ok(t.elapsed().as_secs_f64())
+            })
+            .collect::<singularity_gpu::Result<Vec<f64>>>()
+    })
+    .map_err(to_py)
+}
+
+/// The GPU adapters wgpu finds here (software ones included), best first,
+/// as JSON: `[{kind, adapter, backend}, ...]`.
 #[pyfunction]
 fn devices(py: Python<'_>) -> PyResult<String> {
-    let _ = py;
-    Ok("[]".into())
+    let list = work::run(py, |_| Ok(singularity_gpu::engine::adapters()))?;
+    serde_json::to_string(&list).map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
 /// The native module: `singularity_gpu._native`.
@@ -288,9 +380,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SingularityError", m.py().get_type::<SingularityError>())?;
     m.add_class::<NativeReport>()?;
     m.add_class::<NativeSeries>()?;
+    m.add_class::<recorder::Recorder>()?;
     m.add_function(wrap_pyfunction!(survey_path, m)?)?;
+    m.add_function(wrap_pyfunction!(survey_array, m)?)?;
     m.add_function(wrap_pyfunction!(survey_series, m)?)?;
     m.add_function(wrap_pyfunction!(devices, m)?)?;
     m.add_function(wrap_pyfunction!(work::_test_panic, m)?)?;
+    m.add_function(wrap_pyfunction!(_time_library, m)?)?;
     Ok(())
 }

@@ -2,44 +2,26 @@
 //! seen within [`POLL`], and no panic crossing into Python.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
-use crate::compat::{self, SharedEngine};
 use crate::to_py;
-use singularity_gpu::DeviceChoice;
+use singularity_gpu::{DeviceChoice, Interrupt, SharedEngine};
 
 /// How often the waiting thread looks for a signal (Ctrl-C) while the work runs.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Stack of the thread the work runs on: as much as a main thread has, for
-/// the deep recursion of nothing in particular but the loaders' parsers.
+/// Stack of the thread the work runs on: as much as the command line's main
+/// thread has, where the loaders run there.
 const STACK: usize = 8 << 20;
-
-/// A flag the work polls to stop early.
-#[derive(Clone, Debug, Default)]
-pub struct Interrupt(Arc<AtomicBool>);
-
-impl Interrupt {
-    /// Asks the work to stop.
-    pub fn set(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether it was asked to.
-    pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 /// The shared engine for `choice` (opening a GPU device takes a while: the
 /// GIL is released meanwhile).
 pub fn engine(py: Python<'_>, choice: DeviceChoice) -> PyResult<(SharedEngine, Option<String>)> {
-    run(py, |_| compat::shared(choice))
+    run(py, |_| singularity_gpu::engine::shared(choice))
 }
 
 /// The message a panic carried.
@@ -61,7 +43,7 @@ where
     T: Send,
     F: FnOnce(Interrupt) -> singularity_gpu::Result<T> + Send,
 {
-    let interrupt = Interrupt::default();
+    let interrupt = Interrupt::new();
     py.detach(|| {
         std::thread::scope(|s| {
             let (tx, rx) = mpsc::channel();

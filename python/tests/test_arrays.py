@@ -49,7 +49,7 @@ def test_other_arrays_are_copied_once_and_still_right():
 
 
 def test_misaligned_arrays_are_copied():
-    m = structured(n=40, d=4).astype(np.float32)
+    m = structured().astype(np.float32)
     buf = np.zeros(m.nbytes + 1, dtype=np.uint8)
     a = np.ndarray(m.shape, dtype=np.float32, buffer=buf, offset=1)
     a[...] = m

@@ -22,7 +22,7 @@ def steps_of_run() -> list:
     out = []
     for p in RUN.iterdir():
         step = int(re.findall(r"\d+", p.name)[-1])
-        (dtype, bits), = read_safetensors(p).values()
+        dtype, bits = read_safetensors(p)["model.embed_tokens.weight"]
         out.append((step, dtype, bits))
     return sorted(out, key=lambda s: s[0])
 
@@ -78,8 +78,9 @@ def test_the_recorder_takes_uint16_with_as_and_refuses_what_does_not_fit():
     with pytest.raises(sg.SingularityError):
         rec.result()  # no step yet
     rec.push(0, steps[0][2])
-    with pytest.raises(sg.SingularityError):
-        rec.result()  # one step: nothing to compare
+    assert rec.result().steps.tolist() == [0]  # one step so far: nothing moved yet
+    with pytest.raises(sg.SingularityError, match="steps must increase"):
+        rec.push(0, steps[0][2])
     with pytest.raises(sg.SingularityError):
         rec.push(1, steps[1][2][:, :4].copy())  # another shape
     rec.push(1, steps[1][2])

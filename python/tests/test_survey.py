@@ -123,7 +123,8 @@ def test_same_document_as_the_command_line(tmp_path, cli, device, dtype, flags):
     if "near" in want:
         comps = [c["token_ids"] for c in want["near"]["components"]]
         assert [c["token_ids"].tolist() for c in s.near.components] == comps
-        assert any(60 in c and 61 in c for c in comps)  # the rows one step apart
+        if "near_l2" in flags:  # 0.3 joins the rows 1/4 apart
+            assert any(60 in c and 61 in c for c in comps)
     if "indicators" in want:
         assert s.indicators["candidates"] == want["indicators"]["candidates"]
     lat = want["lattice"]
