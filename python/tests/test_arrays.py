@@ -162,3 +162,20 @@ def test_ctrl_c_stops_a_waiting_call():
     with pytest.raises(KeyboardInterrupt):
         sg._native._test_panic(seconds=60)
     assert time.monotonic() - start < 5  # the work stopped: it would have run a minute
+
+
+def test_ctrl_c_stops_a_long_survey(device):
+    """All nearest neighbours of 100,000 random rows take tens of seconds
+    (20,000 take about 1.5 s on two cores, and it grows as the square); an
+    interrupt half a second in stops the survey within a second."""
+    a = np.random.default_rng(5).standard_normal((100_000, 64), dtype=np.float32)
+    sg.survey(a[:2], device=device)  # the engine is open before the clock starts
+    timer = _interrupt_after(0.5)
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        sg.survey(a, nearest=True, device=device)
+    stopped = time.monotonic() - start
+    timer.join()
+    assert stopped < 0.5 + 1.0
+    # The engine is still usable afterwards.
+    assert as_lists(sg.survey(structured().astype(np.float32), device=device).groups) == STRUCTURED_GROUPS
