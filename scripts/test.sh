@@ -78,5 +78,6 @@ fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r python/requirements-test.txt
 # pip builds the wheel with maturin (the pinned one, already in the venv) in
 # this clone's target/, so the library built above is not built again.
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps ./python
+PATH="$PWD/$VENV/bin:$PATH" "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+  --no-build-isolation --force-reinstall --no-deps ./python
 "$VENV/bin/python" -m pytest -q python/tests
