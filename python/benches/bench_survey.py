@@ -78,6 +78,8 @@ def main() -> None:
         rust_t += sg._native._time_library(a, "BF16", 1, args.device)
     py, rust = statistics.median(py_t), statistics.median(rust_t)
     py_min, rust_min = min(py_t), min(rust_t)
+    # The overhead itself: each Python call minus the library call right after it.
+    extra = statistics.median(p - r for p, r in zip(py_t, rust_t))
 
     # Steps: each moves 1 % of the rows by one bf16 step.
     rng = np.random.default_rng(1)
@@ -112,6 +114,7 @@ def main() -> None:
     print(f"|---|---:|---:|---:|")
     print(f"| survey {args.rows:,} x {args.cols} bf16, median of {args.reps} | {py*1000:.1f} ms | {rust*1000:.1f} ms (library) | {py/rust:.3f} |")
     print(f"| survey {args.rows:,} x {args.cols} bf16, best of {args.reps} | {py_min*1000:.1f} ms | {rust_min*1000:.1f} ms (library) | {py_min/rust_min:.3f} |")
+    print(f"| Python's extra per survey, median of the {args.reps} paired differences | {extra*1000:.2f} ms | | {extra/rust*100:.1f} % of the library's median |")
     print(f"| push one step, median of {len(steps)} | {py_step*1000:.1f} ms | {cli_step*1000:.1f} ms (`--series` per step) | {py_step/cli_step:.3f} |")
 
 
