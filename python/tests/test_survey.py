@@ -172,3 +172,32 @@ def test_the_same_matrix_from_the_file_and_from_memory():
     a_mem = sg.survey(a, device="cpu", nearest=True).to_dict()
     for k in ("groups", "n_unique", "geometry", "lattice", "nearest"):
         assert a_mem[k] == a_file[k]
+
+
+def test_compare_returns_a_survey_or_the_error_per_input(tmp_path):
+    path = REPO / "examples" / "notebook_128.safetensors"
+    m = structured().astype(np.float32)
+    out = sg.compare([path, m, tmp_path / "missing.safetensors"], device="cpu")
+    assert [type(x) for x in out] == [sg.Survey, sg.Survey, sg.SingularityError]
+    assert out[0].n_unique == 78 and as_lists(out[1].groups) == STRUCTURED_GROUPS
+    assert "no such file or folder" in str(out[2])
+    with pytest.raises(sg.SingularityError, match="no such file"):
+        sg.compare([path, tmp_path / "missing.safetensors"], errors="raise", device="cpu")
+
+
+def test_an_array_with_a_tokenizer_names_its_tokens(cli):
+    """The example's matrix from memory with its tokenizer: the same strings
+    as the command line gives for the file (which finds the tokenizer beside it)."""
+    from conftest import read_safetensors
+
+    path = REPO / "examples" / "notebook_128.safetensors"
+    (_, a), = read_safetensors(path).values()
+    s = sg.survey(a, tokenizer=REPO / "examples" / "tokenizer.json", device="cpu")
+    want = run_cli(cli, "--file", str(path), "--device", "cpu")
+    assert s.to_dict()["tokens"] == want["tokens"]
+    assert s.tokens == {int(k): v for k, v in want["tokens"].items()}
+
+
+def test_devices_lists_adapters():
+    for d in sg.devices():
+        assert set(d) == {"kind", "adapter", "backend"} and d["kind"] == "gpu"
