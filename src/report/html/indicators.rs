@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 
 use maud::{html, Markup};
 
-use super::figures::{self, frozen_members, hole_members, Bins};
+use super::figures::{self, frozen_members, hole_members};
 use super::svg::{colour, Axis, Chart};
-use super::{figure, table, Cell, Column, Ids, Names, MAX_TABLE_ROWS};
-use crate::report::fmt::{count, thousands};
+use super::{figure, layered_bars, table, Cell, Column, Ids, Names, MAX_TABLE_ROWS};
+use crate::report::fmt::{count, sci, thousands};
 use crate::report::Report;
 use crate::survey::indicators::ReferenceSource;
 use crate::types::Role;
@@ -71,7 +71,7 @@ pub(super) fn section(r: &Report, ids: &Ids) -> Markup {
             @if let Some(t) = ind.threshold {
                 dt { "Candidates" } dd {
                     (count(ind.candidates.len(), "token", "tokens")) " at or below the "
-                    (ordinal(ind.threshold_percentile)) " percentile, " (crate::report::fmt::sci(t))
+                    (ordinal(ind.threshold_percentile)) " percentile, " (sci(t))
                 }
             }
             dt { "Overlap" } dd {
@@ -91,9 +91,9 @@ pub(super) fn section(r: &Report, ids: &Ids) -> Markup {
                 @for (name, q) in ind.summary.each() {
                     tr {
                         td.t { (title(name)) }
-                        td { (format!("{:.6}", q.min)) } td { (format!("{:.6}", q.q1)) }
-                        td { (format!("{:.6}", q.median)) } td { (format!("{:.6}", q.q3)) }
-                        td { (format!("{:.6}", q.max)) }
+                        td { (sci(q.min)) } td { (sci(q.q1)) }
+                        td { (sci(q.median)) } td { (sci(q.q3)) }
+                        td { (sci(q.max)) }
                     }
                 }
             }
@@ -116,8 +116,8 @@ pub(super) fn section(r: &Report, ids: &Ids) -> Markup {
                 Cell::int(k + 1),
                 Cell::int(t),
                 Cell::text(names.string(t)),
-                Cell::float(value(main, t), Some(6)),
-                Cell::float(value(norm, t), Some(6)),
+                Cell::float(value(main, t), None),
+                Cell::float(value(norm, t), None),
                 Cell::text(yes(holes.contains(&t))),
                 Cell::text(yes(frozen.contains(&t))),
                 Cell::text(yes(reference.contains(&t))),
@@ -145,23 +145,11 @@ fn histogram(r: &Report) -> Option<String> {
             ),
         );
     }
-    let layers: [(&Bins, &str, &str); 3] = [
+    let layers = [
         (&h.all, colour::CLOUD, "all tokens"),
         (&h.reference, colour::FROZEN, "reference tokens"),
         (&h.holes, colour::HOLE, "in black holes"),
     ];
-    for (bins, col, what) in layers {
-        if bins.counts.iter().all(|&n| n == 0) {
-            continue;
-        }
-        c.legend(what, col);
-        for (k, &n) in bins.counts.iter().enumerate() {
-            if n > 0 {
-                let (a, b) = bins.edges(k);
-                let tip = format!("{} {what} in [{a:.4}, {b:.4}]", thousands(n));
-                c.bar(a, b, n as f64, col, &tip);
-            }
-        }
-    }
+    layered_bars(&mut c, &layers, "value");
     Some(c.finish())
 }
