@@ -328,7 +328,13 @@ fn survey_subject(
         });
         let candidates = indicators.iter().flat_map(|i| {
             let reference = i.reference.token_ids.iter().take(MAX_REFERENCE_STRINGS);
-            i.candidates.iter().chain(reference).copied()
+            let left_out = i.reference.left_out_non_finite.iter();
+            let left_out = left_out.take(MAX_REFERENCE_STRINGS);
+            i.candidates
+                .iter()
+                .chain(reference)
+                .chain(left_out)
+                .copied()
         });
         TokenSection::of(t, grouped.chain(nearest).chain(near).chain(candidates), n)
     });
@@ -467,6 +473,7 @@ fn run_indicators(
             Reference {
                 source: ReferenceSource::Given,
                 token_ids: ids.clone(),
+                left_out_non_finite: Vec::new(),
             }
         }
         None => {
@@ -478,6 +485,7 @@ fn run_indicators(
             Reference {
                 source: ReferenceSource::Survey,
                 token_ids: ids.into_iter().collect(),
+                left_out_non_finite: Vec::new(),
             }
         }
     };

@@ -69,8 +69,12 @@ pub enum ReferenceSource {
 #[derive(Clone, Debug, Serialize)]
 pub struct Reference {
     pub source: ReferenceSource,
-    /// Ascending.
+    /// The tokens whose rows the reference mean was taken over, ascending.
     pub token_ids: Vec<usize>,
+    /// Tokens of the set found or given whose row of the indicator matrix
+    /// holds NaN or ±∞, so that no mean can include them: left out of
+    /// `token_ids`, ascending.
+    pub left_out_non_finite: Vec<usize>,
 }
 
 /// One `T` per indicator, each absent where that indicator was not computed
@@ -267,6 +271,21 @@ pub fn check_reference(ids: &[usize], rows: usize) -> Result<()> {
     }
 }
 
+/// "1 token", "12 tokens".
+fn count_tokens(n: usize) -> String {
+    format!("{n} token{}", if n == 1 { "" } else { "s" })
+}
+
+/// The first few ids of a list, for a notice: `5, 6, 9 … and 20 more`.
+fn id_list(ids: &[usize]) -> String {
+    const SHOWN: usize = 10;
+    let mut s: Vec<String> = ids.iter().take(SHOWN).map(|i| i.to_string()).collect();
+    if ids.len() > SHOWN {
+        s.push(format!("… and {} more", ids.len() - SHOWN));
+    }
+    s.join(", ")
+}
+
 /// numpy.percentile(values, q) with the default linear method, on sorted values.
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     let n = sorted.len();
@@ -407,13 +426,22 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
         Some(other) => other.iter().map(|&s| norm_of(s)).collect(),
         None => ss.iter().map(|&s| norm_of(s)).collect(),
     };
-    let reference: Vec<usize> = input
-        .reference
+    // Only finite rows have a place in a mean: the others are named apart.
+    let mut given = input.reference;
+    let (reference, left_out): (Vec<usize>, Vec<usize>) = given
         .token_ids
         .iter()
         .copied()
-        .filter(|&r| r < n && finite[r])
-        .collect();
+        .filter(|&r| r < n)
+        .partition(|&r| finite[r]);
+    if !left_out.is_empty() && !reference.is_empty() {
+        notices.push(format!(
+            "notice: --indicators: {} of the reference set hold NaN or ±∞ in {} and are left out of it: {}",
+            count_tokens(left_out.len()),
+            input.matrix.tensor,
+            id_list(&left_out)
+        ));
+    }
     let mut per_token = PerToken {
         input_norm: Some(input_norm),
         ..Default::default()
@@ -421,9 +449,21 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
     let (mut iterations, mut converged) = (None, None);
     let mut main = "cosine_distance_pc1_removed";
     if reference.is_empty() {
-        notices.push(
-            "notice: --indicators: the reference set is empty (no black holes, components or rows past the vocabulary, and no --reference-tokens); candidates are ranked by input_norm alone".into(),
-        );
+        let why = if !left_out.is_empty() {
+            format!(
+                "every row of the reference set holds NaN or ±∞ in {} ({}: {})",
+                input.matrix.tensor,
+                count_tokens(left_out.len()),
+                id_list(&left_out)
+            )
+        } else if given.source == ReferenceSource::Given {
+            "--reference-tokens gave no ids".to_string()
+        } else {
+            "the survey found no black holes, components or rows past the vocabulary".to_string()
+        };
+        notices.push(format!(
+            "notice: --indicators: the reference set is empty ({why}); candidates are ranked by input_norm alone"
+        ));
         main = "input_norm";
     } else {
         // Column mean of the finite rows, and the reference mean.
@@ -531,7 +571,7 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
             .collect(),
         None => Vec::new(),
     };
-    let in_ref: BTreeSet<usize> = input.reference.token_ids.iter().copied().collect();
+    let in_ref: BTreeSet<usize> = reference.iter().copied().collect();
     let overlap = Overlap {
         holes: candidates
             .iter()
@@ -543,10 +583,12 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
             .count(),
         reference: candidates.iter().filter(|c| in_ref.contains(c)).count(),
     };
+    given.token_ids = reference;
+    given.left_out_non_finite = left_out;
     Ok((
         Indicators {
             matrix: input.matrix,
-            reference: input.reference,
+            reference: given,
             main,
             per_token,
             summary,

@@ -500,3 +500,82 @@ fn minilm_unused_tokens_rank_among_the_candidates() {
         assert_same(&got, &gpu, "minilm");
     }
 }
+
+/// A 200 × 16 matrix of distinct finite rows (sin of a hash of the
+/// position), with rows 5 and 6 all NaN (one bit pattern: a black hole of
+/// two) and, with `hole`, rows 10, 11 and 12 one finite vector.
+fn nan_rows_matrix(dir: &TempDir, hole: bool) -> PathBuf {
+    let mut rows: Vec<Vec<f32>> = (0..200)
+        .map(|r| {
+            (0..16)
+                .map(|c| ((r * 16 + c) as f32 * 0.731).sin())
+                .collect()
+        })
+        .collect();
+    rows[5] = vec![f32::NAN; 16];
+    rows[6] = vec![f32::NAN; 16];
+    if hole {
+        for r in [11, 12] {
+            rows[r] = rows[10].clone();
+        }
+    }
+    let refs: Vec<&[f32]> = rows.iter().map(|r| &r[..]).collect();
+    one_matrix(dir, &refs)
+}
+
+#[test]
+fn non_finite_reference_rows_are_named_apart_from_the_reference_used() {
+    let dir = TempDir::new().unwrap();
+    // The only hole is the NaN rows: nothing is left to take a mean over.
+    let file = nan_rows_matrix(&dir, false);
+    let out = on_cpu(&file)
+        .args(["--json", "--indicators"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ind = &r["indicators"];
+    assert_eq!(ind["reference"]["source"], "survey");
+    assert_eq!(ids(&ind["reference"]["token_ids"]), Vec::<usize>::new());
+    assert_eq!(ids(&ind["reference"]["left_out_non_finite"]), vec![5, 6]);
+    assert_eq!(ind["main"], "input_norm");
+    assert!(
+        stderr.contains("reference set is empty")
+            && stderr.contains("NaN or ±∞")
+            && stderr.contains("5, 6")
+            && !stderr.contains("no black holes"),
+        "{stderr}"
+    );
+    let text = common::run_text(&file, &["--indicators"]);
+    assert!(text.contains("reference: 0 tokens"), "{text}");
+    assert!(
+        text.contains("left out of the reference set: 2 tokens holding NaN or ±∞: 5, 6"),
+        "{text}"
+    );
+
+    // Beside a finite hole, the NaN rows are left out and the rest is used.
+    let dir = TempDir::new().unwrap();
+    let file = nan_rows_matrix(&dir, true);
+    let out = on_cpu(&file)
+        .args(["--json", "--indicators"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ind = &r["indicators"];
+    assert_eq!(ids(&ind["reference"]["token_ids"]), vec![10, 11, 12]);
+    assert_eq!(ids(&ind["reference"]["left_out_non_finite"]), vec![5, 6]);
+    assert_eq!(ind["main"], "cosine_distance_pc1_removed");
+    assert!(
+        stderr.contains("2 tokens of the reference set hold NaN or ±∞") && stderr.contains("5, 6"),
+        "{stderr}"
+    );
+    // The mean is row 10 itself: distance 0 for the hole, and the three
+    // used reference tokens are all the overlap.
+    let l2 = values(&ind["per_token"]["l2_to_reference_mean"]);
+    assert!(l2[10].unwrap() < 1e-6, "{:?}", l2[10]);
+    assert!(l2[5].is_none() && l2[6].is_none());
+    assert_eq!(ind["overlap"]["reference"], 3);
+}
