@@ -15,6 +15,7 @@ use crate::progress::{Interrupt, Progress};
 use crate::report::{self, GroupReport, Report, Timings};
 use crate::survey::indicators::{
     self, IndicatorInput, IndicatorMatrix, Indicators, Kernels, Reference, ReferenceSource,
+    ReferenceTokens,
 };
 use crate::survey::{self, DuplicateCounts, GroupOptions, Grouping, SizeSummary};
 use crate::types::{Equality, Role, Tied};
@@ -40,9 +41,11 @@ pub struct SurveyOptions {
 /// `--indicators` and `--reference-tokens`.
 #[derive(Clone, Debug, Default)]
 pub struct IndicatorOptions {
-    /// The reference set `--reference-tokens` gives; `None`: the survey's
-    /// black-hole and component members and rows past the vocabulary.
-    pub reference: Option<Vec<usize>>,
+    /// The reference set `--reference-tokens` gives (a list of ids converts
+    /// with `.into()`), checked against the matrix's rows when it is known;
+    /// `None`: the survey's black-hole and component members and rows past
+    /// the vocabulary.
+    pub reference: Option<ReferenceTokens>,
 }
 
 /// The outcome of surveying one matrix, before it is dressed as a [`Report`].
@@ -468,11 +471,11 @@ fn run_indicators(
         .flat_map(|c| c.token_ids.iter().copied())
         .collect();
     let reference = match &io.reference {
-        Some(ids) => {
-            indicators::check_reference(ids, m.rows)?;
+        Some(given) => {
+            let ids = given.resolve(m.rows)?;
             Reference {
                 source: ReferenceSource::Given,
-                token_ids: ids.clone(),
+                token_ids: ids,
                 left_out_non_finite: Vec::new(),
             }
         }

@@ -416,6 +416,32 @@ fn reference_tokens_come_as_lists_and_files_and_bad_ones_are_one_line_errors() {
             vec!["--reference-tokens".into(), "1".into()],
             vec!["--indicators"],
         ),
+        (
+            vec![
+                "--indicators".into(),
+                "--reference-tokens".into(),
+                "3-1".into(),
+            ],
+            vec!["reversed range 3-1"],
+        ),
+        (
+            vec![
+                "--indicators".into(),
+                "--reference-tokens".into(),
+                "0-99999999999999".into(),
+            ],
+            vec!["token id 99999999999999 is past the matrix's 1000 rows"],
+        ),
+        // Two ranges of 10⁸ ids: checked against the rows before any id
+        // is expanded (the first past them is the end of the first range).
+        (
+            vec![
+                "--indicators".into(),
+                "--reference-tokens".into(),
+                "0-100000000,0-100000000".into(),
+            ],
+            vec!["token id 100000000 is past the matrix's 1000 rows"],
+        ),
     ];
     for (args, phrases) in &cases {
         let out = on_cpu(&file).args(args).output().unwrap();
