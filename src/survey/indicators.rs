@@ -5,7 +5,9 @@
 //!
 //! Per token, on the *indicator matrix* (the output head when it is a tensor
 //! of its own, else the one matrix surveyed):
-//! - `input_norm`: the L2 norm of the token's input-embedding row;
+//! - `input_norm`: the L2 norm of the token's input-embedding row (or
+//!   `row_norm`, the norm of its row of the indicator matrix, when that is
+//!   an output head and no input embedding of the same rows is at hand);
 //! - `cosine_distance`: 1 − cos(x, m̄), m̄ the mean of the reference rows;
 //! - `cosine_distance_pc1_removed`: the same after removing the first
 //!   principal component of the mean-centred matrix (found by power
@@ -83,6 +85,11 @@ pub struct Reference {
 pub struct ByIndicator<T> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_norm: Option<T>,
+    /// The row's L2 norm in the indicator matrix, in place of `input_norm`
+    /// when that matrix is an output head and the input embedding could not
+    /// be used (never both).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row_norm: Option<T>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cosine_distance: Option<T>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,6 +102,7 @@ impl<T> Default for ByIndicator<T> {
     fn default() -> Self {
         Self {
             input_norm: None,
+            row_norm: None,
             cosine_distance: None,
             cosine_distance_pc1_removed: None,
             l2_to_reference_mean: None,
@@ -107,6 +115,7 @@ impl<T> ByIndicator<T> {
     pub fn each(&self) -> Vec<(&'static str, &T)> {
         [
             ("input_norm", &self.input_norm),
+            ("row_norm", &self.row_norm),
             ("cosine_distance", &self.cosine_distance),
             (
                 "cosine_distance_pc1_removed",
@@ -161,7 +170,7 @@ pub struct Indicators {
     pub matrix: IndicatorMatrix,
     pub reference: Reference,
     /// The indicator candidates are ranked by: `cosine_distance_pc1_removed`,
-    /// or `input_norm` when the reference set is empty.
+    /// or `input_norm` (`row_norm`) when the reference set is empty.
     pub main: &'static str,
     pub per_token: PerToken,
     /// Each indicator's distribution over the tokens where it is defined.
@@ -188,8 +197,13 @@ pub struct IndicatorInput<'a> {
     pub reference: Reference,
     /// Each row's sum of squares in the input embedding (the sum-of-squares
     /// column of `row_dots` on it), when that is not the indicator matrix;
-    /// `None`: the indicator matrix is the input embedding.
+    /// `None`: the norms are the indicator matrix's own.
     pub input_sumsq: Option<Vec<f32>>,
+    /// Whether the indicator matrix's rows are the input embedding's (it is
+    /// the input embedding, or an output head tied to it). Without
+    /// `input_sumsq` and without this, its own norms are `row_norm`, never
+    /// `input_norm`.
+    pub indicator_is_input: bool,
     /// Members of black holes and of near components, for the overlap.
     pub hole_members: &'a BTreeSet<usize>,
     pub component_members: &'a BTreeSet<usize>,
@@ -534,10 +548,12 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
     let ss: Vec<f32> = (k.row_dots)(&[], None)?;
     let finite: Vec<bool> = ss.iter().map(|s| s.is_finite()).collect();
     let norm_of = |s: f32| s.is_finite().then(|| (s as f64).sqrt());
-    let input_norm: Vec<Option<f64>> = match &input.input_sumsq {
-        Some(other) => other.iter().map(|&s| norm_of(s)).collect(),
-        None => ss.iter().map(|&s| norm_of(s)).collect(),
-    };
+    let (norm_name, norms): (&'static str, Vec<Option<f64>>) =
+        match (&input.input_sumsq, input.indicator_is_input) {
+            (Some(other), _) => ("input_norm", other.iter().map(|&s| norm_of(s)).collect()),
+            (None, true) => ("input_norm", ss.iter().map(|&s| norm_of(s)).collect()),
+            (None, false) => ("row_norm", ss.iter().map(|&s| norm_of(s)).collect()),
+        };
     // Only finite rows have a place in a mean: the others are named apart.
     let mut given = input.reference;
     let (reference, left_out): (Vec<usize>, Vec<usize>) = given
@@ -554,10 +570,12 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
             id_list(&left_out)
         ));
     }
-    let mut per_token = PerToken {
-        input_norm: Some(input_norm),
-        ..Default::default()
-    };
+    let mut per_token = PerToken::default();
+    if norm_name == "input_norm" {
+        per_token.input_norm = Some(norms);
+    } else {
+        per_token.row_norm = Some(norms);
+    }
     let (mut iterations, mut converged) = (None, None);
     let mut main = "cosine_distance_pc1_removed";
     if reference.is_empty() {
@@ -574,9 +592,9 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
             "the survey found no black holes, components or rows past the vocabulary".to_string()
         };
         notices.push(format!(
-            "notice: --indicators: the reference set is empty ({why}); candidates are ranked by input_norm alone"
+            "notice: --indicators: the reference set is empty ({why}); candidates are ranked by {norm_name} alone"
         ));
-        main = "input_norm";
+        main = norm_name;
     } else {
         // Column mean of the finite rows, and the reference mean.
         let ones: Vec<f64> = finite.iter().map(|&f| if f { 1.0 } else { 0.0 }).collect();
@@ -640,8 +658,8 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
         }
         per_token.l2_to_reference_mean = Some(l2);
         if mm == 0.0 {
-            notices.push("notice: --indicators: the reference rows average to the zero vector, so no cosine is defined; candidates are ranked by input_norm".into());
-            main = "input_norm";
+            notices.push(format!("notice: --indicators: the reference rows average to the zero vector, so no cosine is defined; candidates are ranked by {norm_name}"));
+            main = norm_name;
         } else {
             per_token.cosine_distance = Some(plain);
             if mm - mv * mv / vv > 0.0 {
@@ -654,6 +672,7 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
     }
     let summary = ByIndicator {
         input_norm: per_token.input_norm.as_deref().and_then(quartiles),
+        row_norm: per_token.row_norm.as_deref().and_then(quartiles),
         cosine_distance: per_token.cosine_distance.as_deref().and_then(quartiles),
         cosine_distance_pc1_removed: per_token
             .cosine_distance_pc1_removed

@@ -605,3 +605,118 @@ fn non_finite_reference_rows_are_named_apart_from_the_reference_used() {
     assert!(l2[5].is_none() && l2[6].is_none());
     assert_eq!(ind["overlap"]["reference"], 3);
 }
+
+#[test]
+fn unembedding_takes_the_reference_from_the_input_embedding_too() {
+    // Surveyed as the input embedding or (--unembedding) as the output head,
+    // the untied fixture gives the same indicators: computed on the head,
+    // with the input embedding's hole 990..997 (numpy's reference) as the
+    // reference set. The head itself has no hole.
+    let file = fixture("model_f32.safetensors");
+    let want = ids(&expected("model_f32.safetensors")["reference"]);
+    for device in devices() {
+        let plain = indicators(&file, device, &[]);
+        let head = indicators(&file, device, &["--unembedding"]);
+        let what = format!("--unembedding on {device}");
+        assert_eq!(head["matrix"]["tensor"], "lm_head.weight", "{what}");
+        assert_eq!(ids(&head["reference"]["token_ids"]), want, "{what}");
+        assert_eq!(head["main"], "cosine_distance_pc1_removed", "{what}");
+        assert_same(&plain, &head, &what);
+        // The overlap counts the report's own holes: the head's, none.
+        assert_eq!(head["overlap"]["holes"], 0, "{what}");
+        assert_eq!(head["overlap"]["reference"], 8, "{what}");
+    }
+    // With near components: the input embedding's, in both runs (the head
+    // has a component of its own, the 20 rows near one vector, which is not
+    // the reference set).
+    let plain = indicators(&file, "cpu", &["--near-l2", "2.5"]);
+    let head = indicators(&file, "cpu", &["--near-l2", "2.5", "--unembedding"]);
+    let (p, h) = (
+        ids(&plain["reference"]["token_ids"]),
+        ids(&head["reference"]["token_ids"]),
+    );
+    assert!(p.len() > 8 && want.iter().all(|t| p.contains(t)), "{p:?}");
+    assert_eq!(p, h);
+    assert_same(&plain, &head, "--near-l2 2.5 --unembedding");
+}
+
+/// Each row's L2 norm in f64 from a raw little-endian f32 file of `rows` rows.
+fn f32_file_norms(path: &Path, rows: usize) -> Vec<f64> {
+    let bytes = std::fs::read(path).unwrap();
+    let vals: Vec<f64> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
+        .collect();
+    vals.chunks_exact(vals.len() / rows)
+        .map(|r| r.iter().map(|x| x * x).sum::<f64>().sqrt())
+        .collect()
+}
+
+fn assert_norms(got: &Value, want: &[f64], what: &str) {
+    let got = values(got);
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (r, (g, w)) in got.iter().zip(want).enumerate() {
+        let g = g.unwrap();
+        assert!((g - w).abs() <= 1e-5 * w, "{what} row {r}: {g} vs {w}");
+    }
+}
+
+#[test]
+fn an_output_head_alone_reports_its_own_row_norm_never_an_input_norm() {
+    // q4_k.gguf's output head has 24 rows, its input embedding 40: with
+    // --unembedding the head is used alone, and its norms are named as its
+    // own. The dequantized values are the fixture's, from gguf-py.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf");
+    let file = dir.join("q4_k.gguf");
+    let out = on_cpu(&file)
+        .args(["--json", "--indicators", "--unembedding"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("40 rows") && stderr.contains("row_norm"),
+        "{stderr}"
+    );
+    let ind = serde_json::from_slice::<Value>(&out.stdout).unwrap()["indicators"].clone();
+    assert_eq!(ind["matrix"]["tensor"], "output.weight");
+    assert!(ind["per_token"].get("input_norm").is_none());
+    assert!(ind["summary"].get("input_norm").is_none());
+    let head = f32_file_norms(&dir.join("q4_k.gguf.output.f32"), 24);
+    assert_norms(&ind["per_token"]["row_norm"], &head, "q4_k head");
+    assert_eq!(ind["summary"]["row_norm"]["count"], 24);
+    // Without the flag the input embedding is surveyed and used (the head
+    // does not fit it): its norms are input_norm.
+    let ind = indicators(&file, "cpu", &[]);
+    assert_eq!(ind["matrix"]["tensor"], "token_embd.weight");
+    assert!(ind["per_token"].get("row_norm").is_none());
+    let input = f32_file_norms(&dir.join("q4_k.gguf.token_embd.f32"), 40);
+    assert_norms(&ind["per_token"]["input_norm"], &input, "q4_k input");
+
+    // A file that holds only an output head: no input embedding at all.
+    let rows: Vec<Vec<f32>> = (0..50)
+        .map(|i| vec![1.0 + i as f32, (i % 5) as f32, -2.0])
+        .collect();
+    let refs: Vec<&[f32]> = rows.iter().map(|r| &r[..]).collect();
+    let tmp = TempDir::new().unwrap();
+    let lone = common::write(
+        &tmp,
+        "head.safetensors",
+        &common::f32_matrix("lm_head.weight", &refs),
+    );
+    let out = on_cpu(&lone)
+        .args(["--json", "--indicators", "--unembedding"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no input embedding"), "{stderr}");
+    let ind = serde_json::from_slice::<Value>(&out.stdout).unwrap()["indicators"].clone();
+    assert!(ind["per_token"].get("input_norm").is_none());
+    assert_eq!(ind["main"], "row_norm");
+    let want: Vec<f64> = rows
+        .iter()
+        .map(|r| r.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt())
+        .collect();
+    assert_norms(&ind["per_token"]["row_norm"], &want, "lone head");
+}
