@@ -18,6 +18,7 @@ use crate::types::Role;
 fn title(name: &str) -> &'static str {
     match name {
         "input_norm" => "input-embedding L2 norm",
+        "row_norm" => "L2 norm of the row (of this matrix)",
         "cosine_distance" => "cosine distance to the reference mean",
         "cosine_distance_pc1_removed" => {
             "cosine distance to the reference mean, first principal component removed"
@@ -58,7 +59,11 @@ pub(super) fn section(r: &Report, ids: &Ids) -> Markup {
     let frozen = frozen_members(r);
     let reference: BTreeSet<usize> = ind.reference.token_ids.iter().copied().collect();
     let main = ind.per_token.get(ind.main);
-    let norm = ind.per_token.input_norm.as_ref();
+    let norm = ind
+        .per_token
+        .input_norm
+        .as_ref()
+        .or(ind.per_token.row_norm.as_ref());
     let value =
         |v: Option<&Vec<Option<f64>>>, id: usize| v.and_then(|v| v.get(id).copied().flatten());
     let yes = |b: bool| if b { "yes" } else { "" };
@@ -67,6 +72,15 @@ pub(super) fn section(r: &Report, ids: &Ids) -> Markup {
         dl.facts {
             dt { "Computed on" } dd { code { (ind.matrix.tensor) } " (" (role) ")" }
             dt { "Reference set" } dd { (count(ind.reference.token_ids.len(), "token", "tokens")) ", " (source) }
+            @if !ind.reference.left_out_non_finite.is_empty() {
+                dt { "Left out" } dd {
+                    (count(ind.reference.left_out_non_finite.len(), "reference token", "reference tokens"))
+                    " holding NaN or ±∞ (ids "
+                    (ind.reference.left_out_non_finite.iter().take(10).map(|i| i.to_string()).collect::<Vec<_>>().join(", "))
+                    @if ind.reference.left_out_non_finite.len() > 10 { ", …" }
+                    ")"
+                }
+            }
             dt { "Main indicator" } dd { (title(ind.main)) " (lower: more under-trained)" }
             @if let Some(t) = ind.threshold {
                 dt { "Candidates" } dd {
@@ -108,7 +122,7 @@ pub(super) fn section(r: &Report, ids: &Ids) -> Markup {
                 Column { title: "token id", numeric: true },
                 Column { title: "token", numeric: false },
                 Column { title: "main indicator", numeric: true },
-                Column { title: "input norm", numeric: true },
+                Column { title: "norm", numeric: true },
                 Column { title: "in a hole", numeric: false },
                 Column { title: "in a component", numeric: false },
                 Column { title: "reference", numeric: false },
