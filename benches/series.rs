@@ -5,7 +5,15 @@
 //! `--trajectory FILE --key W --as bf16` on the CPU path and the GPU path,
 //! against one read pass over the same bytes (the floor).
 //!
-//! cargo bench --bench series -- [--shape 10001x3699x64] [--reps N] [--data DIR] [--gpu] [--no-cpu]
+//! cargo bench --bench series -- [--shape 1001x3699x64] [--file W.safetensors] [--reps N]
+//!     [--data DIR] [--python PYTHON] [--gpu] [--no-cpu]
+//!
+//! Besides the trajectory, the same steps as a folder of per-step
+//! safetensors files and (with a Python that has h5py: `--python`, or
+//! `SG_PYTHON`) a contiguous and a gzip HDF5 file, each surveyed on the CPU
+//! path with its peak resident set; the floor is a page-cache read of the
+//! same bytes (`read` into one buffer, as `cat`), and h5py reading every
+//! step of the gzip file is the peer of that row.
 //!
 //! The dynamics are planted, deterministic and known: the tokens start on
 //! 13 shared vectors (holes of 1,500 … 4 tokens); for the first 2,000 steps
@@ -45,17 +53,25 @@ struct Args {
     d: usize,
     reps: usize,
     data: PathBuf,
+    /// An existing `[steps, tokens, dim]` U16 safetensors trajectory `W`
+    /// to use instead of the generated one.
+    file: Option<PathBuf>,
+    /// The Python with numpy and h5py that writes the HDF5 files and times
+    /// h5py (rows skipped, saying why, when it has no h5py).
+    python: String,
     gpu: bool,
     cpu: bool,
 }
 
 fn parse_args() -> Args {
     let mut a = Args {
-        steps: 10001,
+        steps: 1001,
         n: 3699,
         d: 64,
-        reps: 3,
+        reps: 5,
         data: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench-data"),
+        file: None,
+        python: std::env::var("SG_PYTHON").unwrap_or_else(|_| "python3".into()),
         gpu: false,
         cpu: true,
     };
@@ -69,8 +85,10 @@ fn parse_args() -> Args {
                     (a.steps, a.n, a.d) = (t, n, d);
                 }
             }
-            "--reps" => a.reps = it.next().and_then(|s| s.parse().ok()).unwrap_or(3),
+            "--reps" => a.reps = it.next().and_then(|s| s.parse().ok()).unwrap_or(5),
             "--data" => a.data = PathBuf::from(it.next().unwrap_or_default()),
+            "--file" => a.file = it.next().map(PathBuf::from),
+            "--python" => a.python = it.next().unwrap_or_default(),
             "--gpu" => a.gpu = true,
             "--no-cpu" => a.cpu = false,
             _ => {} // cargo passes --bench
@@ -171,7 +189,7 @@ fn generate(path: &Path, steps: usize, n: usize, d: usize) -> std::io::Result<()
     std::fs::rename(&tmp, path)
 }
 
-fn run(engine: &dyn Engine, path: &Path) -> SeriesReport {
+fn run(engine: &dyn Engine, input: &SeriesInput) -> SeriesReport {
     let opts = SeriesOptions {
         load: LoadOptions {
             key: Some("W".into()),
@@ -181,11 +199,154 @@ fn run(engine: &dyn Engine, path: &Path) -> SeriesReport {
         steps: StepSelection::default(),
         ..Default::default()
     };
-    let input = SeriesInput::Trajectory(path.to_path_buf());
+    let kind = match input {
+        SeriesInput::Files(_) => "series",
+        SeriesInput::Trajectory(_) => "trajectory",
+    };
     let start = Instant::now();
-    let mut source = series::open(&input, &opts).expect("open the trajectory");
-    series::survey_source(engine, source.as_mut(), "trajectory", false, None, start)
-        .expect("survey the trajectory")
+    let mut source = series::open(input, &opts).expect("open the series");
+    series::survey_source(engine, source.as_mut(), kind, false, None, start)
+        .expect("survey the series")
+}
+
+/// This process's resident set now and at its peak, in bytes
+/// (`/proc/self/status`).
+fn rss() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Resets the peak resident set to the current one (Linux: `5` to
+/// `/proc/self/clear_refs`); false where that is refused.
+fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Runs `f` once with the peak resident set reset before: the growth of the
+/// peak over the resident set before the run, in bytes (`None` where the
+/// peak cannot be reset).
+fn peak_growth<T>(f: impl FnOnce() -> T) -> (Option<u64>, T) {
+    let ok = reset_peak();
+    let (before, _) = rss();
+    let out = f();
+    let (_, peak) = rss();
+    (ok.then(|| peak.saturating_sub(before)), out)
+}
+
+/// The page-cache read of `paths` as `cat` does it: each file opened and
+/// `read` into one reused 128 KiB buffer (coreutils' buffer size), the
+/// bytes touched once (the last of each read summed, so nothing is elided).
+fn cat(paths: &[PathBuf]) -> u64 {
+    use std::io::Read;
+    let mut buf = vec![0u8; 128 << 10];
+    let mut acc = 0u64;
+    for p in paths {
+        let mut f = std::fs::File::open(p).expect("open for reading");
+        loop {
+            let n = f.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            acc = acc.wrapping_add(buf[n - 1] as u64);
+        }
+    }
+    acc
+}
+
+/// The trajectory as a folder of per-step safetensors files
+/// (`step_<t>.safetensors`, tensor `W`, U16), unless it is there already.
+fn write_folder(traj: &Path, dir: &Path, a: &Args) -> std::io::Result<Vec<PathBuf>> {
+    let sb = a.n * a.d * 2;
+    let paths: Vec<PathBuf> = (0..a.steps)
+        .map(|t| dir.join(format!("step_{t}.safetensors")))
+        .collect();
+    let header = format!(
+        "{{\"W\":{{\"dtype\":\"U16\",\"shape\":[{},{}],\"data_offsets\":[0,{sb}]}}}}",
+        a.n, a.d
+    );
+    let mut header = header.into_bytes();
+    while header.len() % 8 != 0 {
+        header.push(b' ');
+    }
+    let want = (8 + header.len() + sb) as u64;
+    if paths
+        .iter()
+        .all(|p| std::fs::metadata(p).map(|m| m.len()).ok() == Some(want))
+    {
+        return Ok(paths);
+    }
+    std::fs::create_dir_all(dir)?;
+    let file = std::fs::File::open(traj)?;
+    // SAFETY: read-only map of a file this bench wrote.
+    let map = unsafe { memmap2::Mmap::map(&file) }?;
+    let offset = 8 + u64::from_le_bytes(map[..8].try_into().unwrap_or([0; 8])) as usize;
+    for (t, p) in paths.iter().enumerate() {
+        let mut f = BufWriter::new(std::fs::File::create(p)?);
+        f.write_all(&(header.len() as u64).to_le_bytes())?;
+        f.write_all(&header)?;
+        f.write_all(&map[offset + t * sb..offset + (t + 1) * sb])?;
+        f.flush()?;
+    }
+    Ok(paths)
+}
+
+/// Writes `contiguous.h5` and `gzip.h5` (dataset `W`, uint16; the second
+/// chunked as h5py chooses and gzip-compressed, as h5py writes by default
+/// with `compression="gzip"`) beside the trajectory, unless they are there.
+const WRITE_H5: &str = r#"
+import sys, os, json, numpy as np, h5py
+src, out = sys.argv[1], sys.argv[2]
+with open(src, "rb") as f:
+    n = int.from_bytes(f.read(8), "little")
+    h = json.loads(f.read(n))
+shape = h["W"]["shape"]
+w = np.memmap(src, dtype="<u2", mode="r", offset=8 + n, shape=tuple(shape))
+for name, kw in (("contiguous.h5", {}), ("gzip.h5", {"compression": "gzip"})):
+    path = os.path.join(out, name)
+    if os.path.exists(path):
+        continue
+    with h5py.File(path + ".partial", "w") as f:
+        d = f.create_dataset("W", shape=shape, dtype="<u2", **kw)
+        for t in range(0, shape[0], 64):
+            d[t:t + 64] = w[t:t + 64]
+        print(name, "chunks", d.chunks)
+    os.rename(path + ".partial", path)
+"#;
+
+/// h5py reading every step of `W` in order (`ds[t]`, its default chunk
+/// cache), one run (the file is in the page cache from the runs before;
+/// each step inflates every chunk it touches again, so one run takes long),
+/// in seconds.
+const TIME_H5PY: &str = r#"
+import sys, time, h5py
+path = sys.argv[1]
+t = time.perf_counter()
+with h5py.File(path, "r") as f:
+    d = f["W"]
+    for s in range(d.shape[0]):
+        d[s]
+print(time.perf_counter() - t)
+"#;
+
+fn python(a: &Args, script: &str, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(&a.python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{}: {e}", a.python))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(err.lines().last().unwrap_or("failed").to_string());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The trajectory's steps straight from the map, with no reader: timing
@@ -276,63 +437,171 @@ fn engine_only(engine: &dyn Engine, map: &memmap2::Mmap, a: &Args) -> usize {
 fn main() {
     let a = parse_args();
     let (steps, n, d) = (a.steps, a.n, a.d);
-    let path = a
-        .data
-        .join(format!("series-{steps}x{n}x{d}"))
-        .join("W.safetensors");
-    generate(&path, steps, n, d).expect("write the trajectory");
-    let file = std::fs::File::open(&path).expect("open the trajectory");
-    // SAFETY: read-only map of a file this process wrote.
-    let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }.expect("map the trajectory"));
-    let bytes = (steps * n * d * 2) as f64;
+    let path = match &a.file {
+        Some(p) => p.clone(),
+        None => {
+            let p = a
+                .data
+                .join(format!("series-{steps}x{n}x{d}"))
+                .join("W.safetensors");
+            generate(&p, steps, n, d).expect("write the trajectory");
+            p
+        }
+    };
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let folder = write_folder(&path, &dir.join("steps"), &a).expect("write the folder");
+    let h5 = python(
+        &a,
+        WRITE_H5,
+        &[&path.display().to_string(), &dir.display().to_string()],
+    );
+    let step_bytes = n * d * 2;
+    let bytes = (steps * step_bytes) as f64;
+    let batch = ((32usize << 20) / step_bytes).clamp(1, 64);
     println!(
         "series: {steps} steps × {n} tokens × {d} dims, U16 read as bf16 ({:.2} GB); {}; median of {} runs",
         bytes / 1e9,
         cpu_model(),
         a.reps
     );
-    let (floor, _) = time(a.reps, || read_pass(&map[..]));
-    println!("\n| path | time | per step | GB/s | × read pass |\n|---|---:|---:|---:|---:|");
-    let line = |name: &str, t: Duration| {
+    println!(
+        "two batches: 2 × {batch} steps = {:.1} MB",
+        (2 * batch * step_bytes) as f64 / 1e6
+    );
+    if let Err(e) = &h5 {
+        println!("HDF5 rows skipped: {} has no h5py ({e})", a.python);
+    }
+    let traj = [path.clone()];
+    let (floor, _) = time(a.reps, || cat(&traj));
+    let (folder_floor, _) = time(a.reps, || cat(&folder));
+    println!(
+        "\n| path | time | per step | GB/s | × page-cache read | peak RSS growth |\n|---|---:|---:|---:|---:|---:|"
+    );
+    let line = |name: &str, t: Duration, floor: Duration, peak: Option<u64>| {
         println!(
-            "| {name} | {} | {:.1} µs | {:.2} | {:.2}× |",
+            "| {name} | {} | {:.1} µs | {:.2} | {:.2}× | {} |",
             fmt_time(t),
             t.as_secs_f64() * 1e6 / steps as f64,
             bytes / t.as_secs_f64() / 1e9,
-            t.as_secs_f64() / floor.as_secs_f64()
+            t.as_secs_f64() / floor.as_secs_f64(),
+            peak.map_or("–".into(), |p| format!("{:.1} MB", p as f64 / 1e6))
         )
     };
-    line("read pass (floor), the map already faulted in", floor);
+    line(
+        "page-cache read (`cat`: `read` into one 128 KiB buffer), the trajectory",
+        floor,
+        floor,
+        None,
+    );
+    line(
+        "page-cache read of the folder's files",
+        folder_floor,
+        floor,
+        None,
+    );
     let (fresh, _) = time(a.reps, || {
         let file = std::fs::File::open(&path).expect("open the trajectory");
         // SAFETY: read-only map of a file this process wrote.
         let map = unsafe { memmap2::Mmap::map(&file) }.expect("map the trajectory");
         read_pass(&map[..])
     });
-    line("read pass, mapped afresh (page faults included)", fresh);
+    line(
+        "read pass, mapped afresh (page faults included)",
+        fresh,
+        floor,
+        None,
+    );
 
     let mut reference: Option<SeriesReport> = None;
+    let input = SeriesInput::Trajectory(path.clone());
     if a.cpu {
-        let (t, _) = time(a.reps, || engine_only(&CpuEngine, &map, &a));
-        line("CPU engine only (steps from the map, nothing surveyed)", t);
-        let (t, _) = time(a.reps, || compute_only(&CpuEngine, &map, &a));
-        line("CPU engine + survey only (steps from the map)", t);
-        let (t, r) = time(a.reps, || run(&CpuEngine, &path));
-        line("CPU path (`--device cpu`)", t);
+        {
+            let file = std::fs::File::open(&path).expect("open the trajectory");
+            // SAFETY: read-only map of a file this process wrote.
+            let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }.expect("map the trajectory"));
+            let (t, _) = time(a.reps, || engine_only(&CpuEngine, &map, &a));
+            line(
+                "CPU engine only (steps from a faulted-in map, nothing surveyed)",
+                t,
+                floor,
+                None,
+            );
+            let (t, _) = time(a.reps, || compute_only(&CpuEngine, &map, &a));
+            line(
+                "CPU engine + survey (steps from a faulted-in map)",
+                t,
+                floor,
+                None,
+            );
+        }
+        let (t, _) = time(a.reps, || run(&CpuEngine, &input));
+        let (peak, r) = peak_growth(|| run(&CpuEngine, &input));
+        line(
+            "**CPU path, trajectory** (`--trajectory W.safetensors`)",
+            t,
+            floor,
+            peak,
+        );
         let evaporated = r.series.tokens.evaporated_at.iter().flatten().count();
         println!(
-            "|  | {evaporated} tokens evaporated, {} events, {} frozen cores at the end | | | |",
+            "|  | {evaporated} tokens evaporated, {} events, {} frozen cores at the end | | | | |",
             r.series.events.len(),
             r.series.frozen.len()
         );
+        let files = SeriesInput::Files(vec![dir.join("steps")]);
+        let (t, _) = time(a.reps, || run(&CpuEngine, &files));
+        let (peak, f) = peak_growth(|| run(&CpuEngine, &files));
+        line("**CPU path, folder** (`--series steps/`)", t, floor, peak);
+        println!(
+            "|  | × the folder's own page-cache read: {:.2}× | | | | |",
+            t.as_secs_f64() / folder_floor.as_secs_f64()
+        );
+        assert_eq!(f.series, r.series, "folder and trajectory series differ");
+        if h5.is_ok() {
+            for (name, label) in [
+                ("contiguous.h5", "HDF5 contiguous"),
+                ("gzip.h5", "HDF5 gzip (h5py's chunks)"),
+            ] {
+                let input = SeriesInput::Trajectory(dir.join(name));
+                let (t, _) = time(a.reps, || run(&CpuEngine, &input));
+                let (peak, h) = peak_growth(|| run(&CpuEngine, &input));
+                line(&format!("**CPU path, {label}**"), t, floor, peak);
+                assert_eq!(h.series, r.series, "{name} and the trajectory differ");
+                if name == "gzip.h5" {
+                    let file = dir.join(name).display().to_string();
+                    let peer = python(&a, TIME_H5PY, &[&file])
+                        .ok()
+                        .and_then(|s| s.trim().parse::<f64>().ok());
+                    if let Some(p) = peer {
+                        let p = Duration::from_secs_f64(p);
+                        line(
+                            "peer: h5py reading every step of the gzip file",
+                            p,
+                            floor,
+                            None,
+                        );
+                        println!(
+                            "|  | CPU path, HDF5 gzip ÷ h5py: {:.2}× | | | | |",
+                            t.as_secs_f64() / p.as_secs_f64()
+                        );
+                    }
+                }
+            }
+        }
         reference = Some(r);
     }
     if a.gpu {
         let engine = GpuEngine::new(true, GpuOptions::default()).expect("a GPU adapter");
-        let (t, r) = time(a.reps, || run(&engine, &path));
+        let (t, _) = time(a.reps, || run(&engine, &input));
+        let (peak, r) = peak_growth(|| run(&engine, &input));
         line(
-            &format!("GPU path ({}, device opened once)", engine.device().adapter),
+            &format!(
+                "GPU path, trajectory ({}, device opened once)",
+                engine.device().adapter
+            ),
             t,
+            floor,
+            peak,
         );
         if let Some(c) = &reference {
             assert_eq!(c.series, r.series, "GPU and CPU series differ");

@@ -267,6 +267,11 @@ impl Cli {
     /// The flags as one configuration: the options every mode shares are
     /// built once, and flags that do not go together are an error.
     pub fn into_config(self) -> Result<Config, Error> {
+        if self.json && self.html.as_deref() == Some(std::path::Path::new("-")) {
+            return Err(Error::Usage(
+                "--html - prints the page instead of the report: it does not go with --json".into(),
+            ));
+        }
         let output = if self.json {
             Output::Json
         } else {

@@ -5,7 +5,7 @@
 mod cli;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -109,8 +109,51 @@ fn run_many(
     })
 }
 
+/// Where `--html` writes, checked before the survey so that a path that
+/// cannot be written fails at once rather than after hours of work, and
+/// never one of the inputs (a page written over the model it surveys).
+fn check_page_path(path: &Path, inputs: &[&Path]) -> Result<(), singularity_gpu::Error> {
+    if path == Path::new("-") {
+        return Ok(());
+    }
+    let cannot = |why: String| {
+        singularity_gpu::Error::Usage(format!("cannot write {}: {why}", path.display()))
+    };
+    if let Ok(page) = std::fs::canonicalize(path) {
+        if inputs
+            .iter()
+            .filter_map(|i| std::fs::canonicalize(i).ok())
+            .any(|i| i == page)
+        {
+            return Err(cannot("it is one of the inputs".into()));
+        }
+        if page.is_dir() {
+            return Err(cannot("it is a folder".into()));
+        }
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(cannot(format!("no folder {}", parent.display())));
+    }
+    Ok(())
+}
+
 fn run(config: Config) -> anyhow::Result<ExitCode> {
     let html = config.html.as_deref();
+    if let Some(path) = html {
+        let inputs: Vec<&Path> = match &config.mode {
+            Mode::Survey { file, .. } => vec![file.as_path()],
+            Mode::Many { inputs, .. } => inputs.iter().map(PathBuf::as_path).collect(),
+            Mode::Series { input, .. } => match input {
+                singularity_gpu::SeriesInput::Files(f) => f.iter().map(PathBuf::as_path).collect(),
+                singularity_gpu::SeriesInput::Trajectory(f) => vec![f.as_path()],
+            },
+        };
+        check_page_path(path, &inputs)?;
+    }
     let (out, notices) = match config.mode {
         Mode::Survey { file, opts } => {
             let report = singularity_gpu::survey_file(&file, &opts)?;

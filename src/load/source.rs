@@ -146,6 +146,28 @@ impl Bytes {
     pub fn is_mapped(&self) -> bool {
         matches!(self.0, Inner::Mapped { .. })
     }
+
+    /// Gives back the pages of `range` of these mapped bytes that lie
+    /// wholly inside it (`madvise(MADV_DONTNEED)`): they leave this
+    /// process's resident set, and a later read of them faults them in
+    /// again from the file. Nothing for owned bytes.
+    pub fn release(&self, range: Range<usize>) {
+        /// Whole pages on every page size Linux uses (4 KiB to 64 KiB).
+        const PAGE: usize = 64 << 10;
+        let Inner::Mapped { map, range: r } = &self.0 else {
+            return;
+        };
+        let start = (r.start + range.start).next_multiple_of(PAGE);
+        let end = (r.start + range.end.min(r.len())) / PAGE * PAGE;
+        if start < end {
+            // SAFETY: the map is a read-only map of a file: dropping its
+            // pages loses nothing, and any later read of them (a slice
+            // still held) faults in the same bytes from the file.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+            };
+        }
+    }
 }
 
 impl Deref for Bytes {

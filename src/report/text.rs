@@ -430,6 +430,22 @@ fn indicators(
             String::new()
         }
     )?;
+    let out = &ind.reference.left_out_non_finite;
+    if !out.is_empty() {
+        let shown: Vec<String> = out.iter().take(10).map(|&t| label(t)).collect();
+        let more = out.len() - shown.len();
+        writeln!(
+            o,
+            "left out of the reference set: {} holding NaN or ±∞: {}{}",
+            count(out.len(), "token", "tokens"),
+            shown.join(", "),
+            if more > 0 {
+                format!(" ... and {} more", thousands(more))
+            } else {
+                String::new()
+            }
+        )?;
+    }
     if let Some(steps) = ind.power_iterations {
         writeln!(
             o,

@@ -3,8 +3,10 @@
 //! ([`Engine::step_differ`]), followed by the survey
 //! ([`survey::tracker`](crate::survey::tracker)), and dressed as a [`SeriesReport`].
 //!
-//! Memory holds one batch of steps (as many as fit in 32 MB, at most 64,
-//! at least one) and the step before it, plus what a source caches (one
+//! Memory holds two batches of steps (each as many as fit in 32 MB, at most
+//! 64, at least one): the one the engine compares and the one surveyed
+//! meanwhile; a mapped source gives back the pages of steps done
+//! ([`StepSource::release_before`]). Besides, what a source caches (one
 //! slab of chunks for a chunked HDF5 trajectory), whatever the number of
 //! steps. A quantized tensor's steps also hold their stored blocks (a
 //! fraction of the dequantized values' size).
@@ -288,6 +290,10 @@ pub fn survey_source(
             bar.inc(done.len() as u64);
         }
         pending = (k > 0).then_some((i, bufs, rows));
+        // Every step before this batch is surveyed and compared: a mapped
+        // source gives their pages back, so the resident set holds two
+        // batches whatever the length of the series.
+        source.release_before(i);
         i += k;
     }
     bar.finish();
@@ -379,6 +385,11 @@ mod tests {
         numbers: Vec<u64>,
         data: Vec<Vec<u8>>,
         stored: Vec<Vec<u8>>,
+        /// Steps read and not yet released, and the most held at once.
+        held: std::collections::BTreeSet<usize>,
+        most_held: usize,
+        /// The arguments of `release_before`, in order.
+        released: Vec<usize>,
     }
 
     impl StepSource for Steps {
@@ -395,7 +406,13 @@ mod tests {
             None
         }
         fn read(&mut self, i: usize) -> Result<Bytes> {
+            self.held.insert(i);
+            self.most_held = self.most_held.max(self.held.len());
             Ok(Bytes::owned(self.data[i].clone()))
+        }
+        fn release_before(&mut self, i: usize) {
+            self.held.retain(|&j| j >= i);
+            self.released.push(i);
         }
         fn read_step(&mut self, i: usize) -> Result<StepBytes> {
             Ok(StepBytes {
@@ -459,6 +476,9 @@ mod tests {
                 numbers: numbers.clone(),
                 data: data.to_vec(),
                 stored: stored.to_vec(),
+                held: Default::default(),
+                most_held: 0,
+                released: Vec::new(),
             };
             survey_source(
                 &CpuEngine,
@@ -552,6 +572,9 @@ mod tests {
             numbers: numbers.clone(),
             data: data.clone(),
             stored: Vec::new(),
+            held: Default::default(),
+            most_held: 0,
+            released: Vec::new(),
         };
         let got = survey_source(
             &CpuEngine,
@@ -563,6 +586,12 @@ mod tests {
         )
         .unwrap()
         .series;
+        // 200 steps are more than two batches: the driver gives the steps
+        // of each batch back once it is surveyed (the last two at the end),
+        // so the source never holds more than two batches' steps.
+        assert_eq!(source.released, vec![0, 64, 128, 192, 200]);
+        assert_eq!(source.most_held, 2 * MAX_BATCH);
+        assert!(source.held.is_empty(), "{:?}", source.held);
 
         let mut differ = CpuStepDiffer::new(Dtype::F32, n, 1);
         let mut tracker = SeriesTracker::new(n);

@@ -15,6 +15,7 @@ use crate::progress::{Interrupt, Progress};
 use crate::report::{self, GroupReport, Report, Timings};
 use crate::survey::indicators::{
     self, IndicatorInput, IndicatorMatrix, Indicators, Kernels, Reference, ReferenceSource,
+    ReferenceTokens,
 };
 use crate::survey::{self, DuplicateCounts, GroupOptions, Grouping, SizeSummary};
 use crate::types::{Equality, Role, Tied};
@@ -40,9 +41,11 @@ pub struct SurveyOptions {
 /// `--indicators` and `--reference-tokens`.
 #[derive(Clone, Debug, Default)]
 pub struct IndicatorOptions {
-    /// The reference set `--reference-tokens` gives; `None`: the survey's
-    /// black-hole and component members and rows past the vocabulary.
-    pub reference: Option<Vec<usize>>,
+    /// The reference set `--reference-tokens` gives (a list of ids converts
+    /// with `.into()`), checked against the matrix's rows when it is known;
+    /// `None`: the survey's black-hole and component members and rows past
+    /// the vocabulary.
+    pub reference: Option<ReferenceTokens>,
 }
 
 /// The outcome of surveying one matrix, before it is dressed as a [`Report`].
@@ -328,7 +331,13 @@ fn survey_subject(
         });
         let candidates = indicators.iter().flat_map(|i| {
             let reference = i.reference.token_ids.iter().take(MAX_REFERENCE_STRINGS);
-            i.candidates.iter().chain(reference).copied()
+            let left_out = i.reference.left_out_non_finite.iter();
+            let left_out = left_out.take(MAX_REFERENCE_STRINGS);
+            i.candidates
+                .iter()
+                .chain(reference)
+                .chain(left_out)
+                .copied()
         });
         TokenSection::of(t, grouped.chain(nearest).chain(near).chain(candidates), n)
     });
@@ -385,6 +394,61 @@ fn survey_subject(
 /// Reference ids whose strings a report keeps (the text shows the first few).
 const MAX_REFERENCE_STRINGS: usize = 64;
 
+/// What a survey of an output head does without an input embedding of its rows.
+const ALONE: &str = "the indicators use the surveyed output head alone: row_norm (its own row norms) replaces input_norm, and a reference set found by the survey is the output head's own";
+
+/// Members of black holes and of near-singularity components.
+fn survey_sets(
+    grouping: &Grouping,
+    near: Option<&survey::near::Near>,
+) -> (BTreeSet<usize>, BTreeSet<usize>) {
+    let holes = grouping.groups.iter().flat_map(|g| g.ids.iter().copied());
+    let components = near
+        .iter()
+        .flat_map(|nr| nr.components.iter())
+        .flat_map(|c| c.token_ids.iter().copied());
+    (holes.collect(), components.collect())
+}
+
+/// The survey's sets of the input embedding `om` (of `o`) when the surveyed
+/// matrix is the output head: an exact grouping as [`analyze_stored`] makes
+/// it, and the near-singularity components where asked for, so that a
+/// reference set found by the survey is the input embedding's either way.
+fn input_embedding_sets(
+    engine: &dyn Engine,
+    o: &load::Loaded,
+    om: &Matrix,
+    opts: &SurveyOptions,
+) -> Result<(BTreeSet<usize>, BTreeSet<usize>)> {
+    let interrupt = opts.interrupt.as_ref();
+    let progress = Progress::hidden().with_interrupt(interrupt);
+    let stats = engine.row_stats(om, opts.group.equality, &progress)?;
+    progress.check()?;
+    let mut grouping = survey::group_rows(om, &stats.hashes, &stats.has_nan, opts.group);
+    if let Some(stored) = o.identity.as_deref().filter(|s| s.len() % om.rows == 0) {
+        grouping = survey::group::refine_by_stored(grouping, stored, stored.len() / om.rows);
+    }
+    let near = match opts.pairs.near {
+        Some(near) => {
+            let only_near = pairs::PairOptions {
+                nearest: false,
+                near: Some(near),
+            };
+            pairs::analyze_pairs_with(
+                engine,
+                om,
+                &grouping.groups,
+                only_near,
+                opts.progress,
+                interrupt,
+            )?
+            .near
+        }
+        None => None,
+    };
+    Ok(survey_sets(&grouping, near.as_ref()))
+}
+
 /// The other matrix of the model: with `head`, the output head, else the
 /// input embedding; `None` (with a notice where worth one) when it is the
 /// surveyed tensor, is tied to it, or cannot be used.
@@ -404,11 +468,16 @@ fn other_matrix(
     } else {
         "input embedding"
     };
+    let fallback = if head {
+        "using the surveyed matrix"
+    } else {
+        ALONE
+    };
     match load::model::open_tensor(path, &opts) {
         Err(e) => (
             None,
             Some(format!(
-                "notice: --indicators: the {what} could not be read ({e}); using the surveyed matrix"
+                "notice: --indicators: the {what} could not be read ({e}); {fallback}"
             )),
         ),
         Ok(other) => {
@@ -424,7 +493,7 @@ fn other_matrix(
                 (
                     None,
                     Some(format!(
-                        "notice: --indicators: the {what} {:?} has {} rows, the surveyed matrix {}; using the surveyed matrix",
+                        "notice: --indicators: the {what} {:?} has {} rows, the surveyed matrix {}; {fallback}",
                         other.info.name, other.rows, loaded.rows
                     )),
                 )
@@ -435,9 +504,10 @@ fn other_matrix(
     }
 }
 
-/// `--indicators`: the reference set, the indicator matrix (the output head
-/// when it is a tensor of its own), and [`indicators::compute`] on the engine.
-#[allow(clippy::too_many_arguments)]
+/// `--indicators`: the reference set (from the input embedding's survey,
+/// whichever matrix was surveyed, unless given), the indicator matrix (the
+/// output head when it is a tensor of its own), and [`indicators::compute`]
+/// on the engine.
 fn run_indicators(
     engine: &dyn Engine,
     src: &Subject,
@@ -449,47 +519,46 @@ fn run_indicators(
     let m = &src.m;
     let interrupt = opts.interrupt.as_ref();
     let mut notices = Vec::new();
-    let hole_members: BTreeSet<usize> = a
-        .grouping
-        .groups
-        .iter()
-        .flat_map(|g| g.ids.iter().copied())
-        .collect();
-    let component_members: BTreeSet<usize> = pa
-        .near
-        .iter()
-        .flat_map(|nr| nr.components.iter())
-        .flat_map(|c| c.token_ids.iter().copied())
-        .collect();
+    // The report's own sets, for the overlap.
+    let (hole_members, component_members) = survey_sets(&a.grouping, pa.near.as_ref());
+    // The surveyed matrix is the input embedding unless --unembedding.
+    let surveyed_head = src.role == Role::OutputHead;
+    let tied = matches!(src.tied, Some(Tied::SameTensor | Tied::BitIdentical));
+    let (other, notice) = match src.loaded {
+        Some(_) if surveyed_head && src.tied.is_none() => (
+            None,
+            Some(format!(
+                "notice: --indicators: the model has no input embedding beside the output head; {ALONE}"
+            )),
+        ),
+        Some(_) if surveyed_head && tied => (None, None),
+        Some(loaded) => other_matrix(src.label, loaded, &opts.load, !surveyed_head),
+        None => (None, None),
+    };
+    notices.extend(notice);
+    let other_m = other.as_ref().map(|o| o.matrix());
     let reference = match &io.reference {
-        Some(ids) => {
-            indicators::check_reference(ids, m.rows)?;
-            Reference {
-                source: ReferenceSource::Given,
-                token_ids: ids.clone(),
-            }
-        }
+        Some(given) => Reference {
+            source: ReferenceSource::Given,
+            token_ids: given.resolve(m.rows)?,
+            left_out_non_finite: Vec::new(),
+        },
         None => {
-            let mut ids: BTreeSet<usize> =
-                hole_members.union(&component_members).copied().collect();
+            let (holes, components) = match (&other, &other_m) {
+                (Some(o), Some(om)) if surveyed_head => input_embedding_sets(engine, o, om, opts)?,
+                _ => (hole_members.clone(), component_members.clone()),
+            };
+            let mut ids: BTreeSet<usize> = holes.union(&components).copied().collect();
             if let Some(t) = src.tokens {
                 ids.extend(t.vocab.vocab_size().min(m.rows)..m.rows);
             }
             Reference {
                 source: ReferenceSource::Survey,
                 token_ids: ids.into_iter().collect(),
+                left_out_non_finite: Vec::new(),
             }
         }
     };
-    // The surveyed matrix is the input embedding unless --unembedding.
-    let surveyed_head = src.role == Role::OutputHead;
-    let (other, notice) = match src.loaded {
-        Some(_) if surveyed_head && src.tied != Some(Tied::Untied) => (None, None),
-        Some(loaded) => other_matrix(src.label, loaded, &opts.load, !surveyed_head),
-        None => (None, None),
-    };
-    notices.extend(notice);
-    let other_m = other.as_ref().map(|o| o.matrix());
     // The indicator matrix, and the input embedding's sums of squares when it is another matrix.
     let (im, info, role, input_sumsq) = match (&other, other_m) {
         (Some(o), Some(om)) if !surveyed_head => (
@@ -525,6 +594,7 @@ fn run_indicators(
         },
         reference,
         input_sumsq,
+        indicator_is_input: !surveyed_head || tied,
         hole_members: &hole_members,
         component_members: &component_members,
     };

@@ -5,7 +5,9 @@
 //!
 //! Per token, on the *indicator matrix* (the output head when it is a tensor
 //! of its own, else the one matrix surveyed):
-//! - `input_norm`: the L2 norm of the token's input-embedding row;
+//! - `input_norm`: the L2 norm of the token's input-embedding row (or
+//!   `row_norm`, the norm of its row of the indicator matrix, when that is
+//!   an output head and no input embedding of the same rows is at hand);
 //! - `cosine_distance`: 1 − cos(x, m̄), m̄ the mean of the reference rows;
 //! - `cosine_distance_pc1_removed`: the same after removing the first
 //!   principal component of the mean-centred matrix (found by power
@@ -69,8 +71,12 @@ pub enum ReferenceSource {
 #[derive(Clone, Debug, Serialize)]
 pub struct Reference {
     pub source: ReferenceSource,
-    /// Ascending.
+    /// The tokens whose rows the reference mean was taken over, ascending.
     pub token_ids: Vec<usize>,
+    /// Tokens of the set found or given whose row of the indicator matrix
+    /// holds NaN or ±∞, so that no mean can include them: left out of
+    /// `token_ids`, ascending.
+    pub left_out_non_finite: Vec<usize>,
 }
 
 /// One `T` per indicator, each absent where that indicator was not computed
@@ -79,6 +85,11 @@ pub struct Reference {
 pub struct ByIndicator<T> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_norm: Option<T>,
+    /// The row's L2 norm in the indicator matrix, in place of `input_norm`
+    /// when that matrix is an output head and the input embedding could not
+    /// be used (never both).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row_norm: Option<T>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cosine_distance: Option<T>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,6 +102,7 @@ impl<T> Default for ByIndicator<T> {
     fn default() -> Self {
         Self {
             input_norm: None,
+            row_norm: None,
             cosine_distance: None,
             cosine_distance_pc1_removed: None,
             l2_to_reference_mean: None,
@@ -103,6 +115,7 @@ impl<T> ByIndicator<T> {
     pub fn each(&self) -> Vec<(&'static str, &T)> {
         [
             ("input_norm", &self.input_norm),
+            ("row_norm", &self.row_norm),
             ("cosine_distance", &self.cosine_distance),
             (
                 "cosine_distance_pc1_removed",
@@ -157,7 +170,7 @@ pub struct Indicators {
     pub matrix: IndicatorMatrix,
     pub reference: Reference,
     /// The indicator candidates are ranked by: `cosine_distance_pc1_removed`,
-    /// or `input_norm` when the reference set is empty.
+    /// or `input_norm` (`row_norm`) when the reference set is empty.
     pub main: &'static str,
     pub per_token: PerToken,
     /// Each indicator's distribution over the tokens where it is defined.
@@ -184,87 +197,219 @@ pub struct IndicatorInput<'a> {
     pub reference: Reference,
     /// Each row's sum of squares in the input embedding (the sum-of-squares
     /// column of `row_dots` on it), when that is not the indicator matrix;
-    /// `None`: the indicator matrix is the input embedding.
+    /// `None`: the norms are the indicator matrix's own.
     pub input_sumsq: Option<Vec<f32>>,
+    /// Whether the indicator matrix's rows are the input embedding's (it is
+    /// the input embedding, or an output head tied to it). Without
+    /// `input_sumsq` and without this, its own norms are `row_norm`, never
+    /// `input_norm`.
+    pub indicator_is_input: bool,
     /// Members of black holes and of near components, for the overlap.
     pub hole_members: &'a BTreeSet<usize>,
     pub component_members: &'a BTreeSet<usize>,
 }
 
+/// `--reference-tokens` as given, checked for its form but not yet against a
+/// matrix: nothing is sized by the user's numbers until
+/// [`resolve`](Self::resolve) has checked them against the matrix's rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReferenceTokens {
+    /// Inclusive ranges of ids, as written (one id is a range of one).
+    Ranges(Vec<(usize, usize)>),
+    /// A file of ids, read again (streaming) once the rows are known.
+    File(std::path::PathBuf),
+}
+
+impl From<Vec<usize>> for ReferenceTokens {
+    /// A list of ids a caller already holds.
+    fn from(ids: Vec<usize>) -> Self {
+        Self::Ranges(ids.into_iter().map(|i| (i, i)).collect())
+    }
+}
+
+impl ReferenceTokens {
+    /// The ids, ascending and without repeats, once every one has been
+    /// checked to name one of `rows` rows; memory is bounded by `rows`.
+    pub fn resolve(&self, rows: usize) -> Result<Vec<usize>> {
+        let past = |id: usize| {
+            Error::Usage(format!(
+                "--reference-tokens: token id {id} is past the matrix's {rows} rows"
+            ))
+        };
+        let mut chosen = vec![false; rows];
+        match self {
+            Self::Ranges(ranges) => {
+                for &(a, b) in ranges {
+                    if b >= rows {
+                        return Err(past(b));
+                    }
+                    chosen[a..=b].iter_mut().for_each(|c| *c = true);
+                }
+            }
+            Self::File(path) => each_file_id(path, &mut |id| {
+                *chosen.get_mut(id).ok_or_else(|| past(id))? = true;
+                Ok(())
+            })?,
+        }
+        Ok((0..rows).filter(|&i| chosen[i]).collect())
+    }
+}
+
 /// Parses `--reference-tokens`: ids and inclusive ranges separated by commas
 /// (`0-9,120`), or else the path of a file of ids separated by whitespace,
-/// commas or newlines, or holding a JSON array of ids.
-pub fn parse_reference_tokens(arg: &str) -> Result<Vec<usize>> {
-    if let Some(ids) = parse_id_list(arg) {
-        return Ok(ids);
-    }
+/// commas or newlines, or holding a JSON array of ids. Only the form is
+/// checked here: [`ReferenceTokens::resolve`] checks the ids against a
+/// matrix.
+pub fn parse_reference_tokens(arg: &str) -> Result<ReferenceTokens> {
     let path = std::path::Path::new(arg);
+    let looks_like_a_list = !arg.trim().is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ',' | '-' | ' '));
+    if looks_like_a_list {
+        match parse_id_list(arg) {
+            Ok(ranges) => return Ok(ReferenceTokens::Ranges(ranges)),
+            // A file may be named like a list that is not one.
+            Err(_) if path.is_file() => {}
+            Err(reason) => {
+                return Err(Error::Usage(format!(
+                    "--reference-tokens {:?}: {reason}",
+                    crate::error::one_line(arg)
+                )))
+            }
+        }
+    }
     if !path.is_file() {
         return Err(Error::Usage(format!(
             "--reference-tokens {:?}: neither a list of ids (like 0-9,120) nor a file",
             crate::error::one_line(arg)
         )));
     }
+    // Read it once now, so that a malformed file fails before the model loads.
+    each_file_id(path, &mut |_| Ok(()))?;
+    Ok(ReferenceTokens::File(path.to_path_buf()))
+}
+
+/// An id as written, or why it is not one.
+fn parse_id(word: &str) -> std::result::Result<usize, String> {
+    if word.is_empty() || !word.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{:?} is not a token id (a non-negative integer)",
+            crate::error::one_line(word)
+        ));
+    }
+    word.parse::<usize>().map_err(|_| {
+        format!(
+            "{:?} is too large for a token id",
+            crate::error::one_line(word)
+        )
+    })
+}
+
+/// `0-9,120` style lists as inclusive ranges (not expanded), or why not.
+fn parse_id_list(s: &str) -> std::result::Result<Vec<(usize, usize)>, String> {
+    let mut ranges = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err("an empty item between commas".into());
+        }
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (a.trim(), b.trim());
+                if a.is_empty() || b.is_empty() {
+                    return Err(format!(
+                        "{:?} is neither an id nor a range (like 0-9)",
+                        crate::error::one_line(part)
+                    ));
+                }
+                let (a, b) = (parse_id(a)?, parse_id(b)?);
+                if a > b {
+                    return Err(format!("reversed range {a}-{b}"));
+                }
+                ranges.push((a, b));
+            }
+            None => {
+                let id = parse_id(part)?;
+                ranges.push((id, id));
+            }
+        }
+    }
+    Ok(ranges)
+}
+
+/// Calls `f` on each id of a `--reference-tokens` file, in order: ids
+/// separated by whitespace or commas, the whole optionally one JSON array.
+/// Read in pieces, so a file of any size takes fixed memory.
+fn each_file_id(path: &std::path::Path, f: &mut dyn FnMut(usize) -> Result<()>) -> Result<()> {
+    use std::io::Read;
     let bad = |reason: String| Error::Tensor {
         path: path.to_path_buf(),
         reason: format!("--reference-tokens: {reason}"),
     };
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let body = text.trim();
-    let body = match body.strip_prefix('[').and_then(|b| b.strip_suffix(']')) {
-        Some(inner) => inner,
-        None => body,
-    };
-    let mut ids = Vec::new();
-    for word in body.split(|c: char| c == ',' || c.is_whitespace()) {
+    let mut file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    // A word longer than any id is kept only in part, to be shown.
+    const KEPT: usize = 40;
+    let mut word: Vec<u8> = Vec::with_capacity(KEPT);
+    let mut long = false;
+    let (mut started, mut open, mut closed) = (false, false, false);
+    let mut end_word = |word: &mut Vec<u8>, long: &mut bool| -> Result<()> {
         if word.is_empty() {
-            continue;
+            return Ok(());
         }
-        let id = word.parse::<usize>().map_err(|_| {
-            bad(format!(
-                "{:?} is not a token id (a non-negative integer)",
-                crate::error::one_line(word)
-            ))
-        })?;
-        ids.push(id);
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
-}
-
-/// `0-9,120` style lists; `None` when `s` is not one.
-fn parse_id_list(s: &str) -> Option<Vec<usize>> {
-    let mut ids = Vec::new();
-    for part in s.split(',') {
-        let part = part.trim();
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b) = (
-                    a.trim().parse::<usize>().ok()?,
-                    b.trim().parse::<usize>().ok()?,
-                );
-                if a > b || b - a > 100_000_000 {
-                    return None;
-                }
-                ids.extend(a..=b);
+        let text = String::from_utf8_lossy(word).into_owned();
+        let text = if *long { format!("{text}…") } else { text };
+        word.clear();
+        *long = false;
+        let id = parse_id(&text).map_err(bad)?;
+        f(id)
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let got = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(bad(e.to_string())),
+        };
+        for &b in &buf[..got] {
+            if b == b',' || b.is_ascii_whitespace() {
+                end_word(&mut word, &mut long)?;
+            } else if b == b'[' && !started {
+                open = true;
+            } else if b == b']' && open && !closed {
+                end_word(&mut word, &mut long)?;
+                closed = true;
+            } else if closed {
+                return Err(bad("text after the closing ]".into()));
+            } else if word.len() < KEPT {
+                word.push(b);
+            } else {
+                long = true;
             }
-            None => ids.push(part.parse::<usize>().ok()?),
+            started |= !b.is_ascii_whitespace();
         }
     }
-    ids.sort_unstable();
-    ids.dedup();
-    Some(ids)
+    end_word(&mut word, &mut long)?;
+    if open && !closed {
+        return Err(bad("a [ without its closing ]".into()));
+    }
+    Ok(())
 }
 
-/// Checks that every given id names a row.
-pub fn check_reference(ids: &[usize], rows: usize) -> Result<()> {
-    match ids.iter().find(|&&id| id >= rows) {
-        Some(id) => Err(Error::Usage(format!(
-            "--reference-tokens: token id {id} is past the matrix's {rows} rows"
-        ))),
-        None => Ok(()),
+/// "1 token", "12 tokens".
+fn count_tokens(n: usize) -> String {
+    format!("{n} token{}", if n == 1 { "" } else { "s" })
+}
+
+/// The first few ids of a list, for a notice: `5, 6, 9 … and 20 more`.
+fn id_list(ids: &[usize]) -> String {
+    const SHOWN: usize = 10;
+    let mut s: Vec<String> = ids.iter().take(SHOWN).map(|i| i.to_string()).collect();
+    if ids.len() > SHOWN {
+        s.push(format!("… and {} more", ids.len() - SHOWN));
     }
+    s.join(", ")
 }
 
 /// numpy.percentile(values, q) with the default linear method, on sorted values.
@@ -403,28 +548,53 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
     let ss: Vec<f32> = (k.row_dots)(&[], None)?;
     let finite: Vec<bool> = ss.iter().map(|s| s.is_finite()).collect();
     let norm_of = |s: f32| s.is_finite().then(|| (s as f64).sqrt());
-    let input_norm: Vec<Option<f64>> = match &input.input_sumsq {
-        Some(other) => other.iter().map(|&s| norm_of(s)).collect(),
-        None => ss.iter().map(|&s| norm_of(s)).collect(),
-    };
-    let reference: Vec<usize> = input
-        .reference
+    let (norm_name, norms): (&'static str, Vec<Option<f64>>) =
+        match (&input.input_sumsq, input.indicator_is_input) {
+            (Some(other), _) => ("input_norm", other.iter().map(|&s| norm_of(s)).collect()),
+            (None, true) => ("input_norm", ss.iter().map(|&s| norm_of(s)).collect()),
+            (None, false) => ("row_norm", ss.iter().map(|&s| norm_of(s)).collect()),
+        };
+    // Only finite rows have a place in a mean: the others are named apart.
+    let mut given = input.reference;
+    let (reference, left_out): (Vec<usize>, Vec<usize>) = given
         .token_ids
         .iter()
         .copied()
-        .filter(|&r| r < n && finite[r])
-        .collect();
-    let mut per_token = PerToken {
-        input_norm: Some(input_norm),
-        ..Default::default()
-    };
+        .filter(|&r| r < n)
+        .partition(|&r| finite[r]);
+    if !left_out.is_empty() && !reference.is_empty() {
+        notices.push(format!(
+            "notice: --indicators: {} of the reference set hold NaN or ±∞ in {} and are left out of it: {}",
+            count_tokens(left_out.len()),
+            input.matrix.tensor,
+            id_list(&left_out)
+        ));
+    }
+    let mut per_token = PerToken::default();
+    if norm_name == "input_norm" {
+        per_token.input_norm = Some(norms);
+    } else {
+        per_token.row_norm = Some(norms);
+    }
     let (mut iterations, mut converged) = (None, None);
     let mut main = "cosine_distance_pc1_removed";
     if reference.is_empty() {
-        notices.push(
-            "notice: --indicators: the reference set is empty (no black holes, components or rows past the vocabulary, and no --reference-tokens); candidates are ranked by input_norm alone".into(),
-        );
-        main = "input_norm";
+        let why = if !left_out.is_empty() {
+            format!(
+                "every row of the reference set holds NaN or ±∞ in {} ({}: {})",
+                input.matrix.tensor,
+                count_tokens(left_out.len()),
+                id_list(&left_out)
+            )
+        } else if given.source == ReferenceSource::Given {
+            "--reference-tokens gave no ids".to_string()
+        } else {
+            "the survey found no black holes, components or rows past the vocabulary".to_string()
+        };
+        notices.push(format!(
+            "notice: --indicators: the reference set is empty ({why}); candidates are ranked by {norm_name} alone"
+        ));
+        main = norm_name;
     } else {
         // Column mean of the finite rows, and the reference mean.
         let ones: Vec<f64> = finite.iter().map(|&f| if f { 1.0 } else { 0.0 }).collect();
@@ -488,8 +658,8 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
         }
         per_token.l2_to_reference_mean = Some(l2);
         if mm == 0.0 {
-            notices.push("notice: --indicators: the reference rows average to the zero vector, so no cosine is defined; candidates are ranked by input_norm".into());
-            main = "input_norm";
+            notices.push(format!("notice: --indicators: the reference rows average to the zero vector, so no cosine is defined; candidates are ranked by {norm_name}"));
+            main = norm_name;
         } else {
             per_token.cosine_distance = Some(plain);
             if mm - mv * mv / vv > 0.0 {
@@ -502,6 +672,7 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
     }
     let summary = ByIndicator {
         input_norm: per_token.input_norm.as_deref().and_then(quartiles),
+        row_norm: per_token.row_norm.as_deref().and_then(quartiles),
         cosine_distance: per_token.cosine_distance.as_deref().and_then(quartiles),
         cosine_distance_pc1_removed: per_token
             .cosine_distance_pc1_removed
@@ -531,7 +702,7 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
             .collect(),
         None => Vec::new(),
     };
-    let in_ref: BTreeSet<usize> = input.reference.token_ids.iter().copied().collect();
+    let in_ref: BTreeSet<usize> = reference.iter().copied().collect();
     let overlap = Overlap {
         holes: candidates
             .iter()
@@ -543,10 +714,12 @@ pub fn compute(input: IndicatorInput, k: &Kernels) -> Result<(Indicators, Vec<St
             .count(),
         reference: candidates.iter().filter(|c| in_ref.contains(c)).count(),
     };
+    given.token_ids = reference;
+    given.left_out_non_finite = left_out;
     Ok((
         Indicators {
             matrix: input.matrix,
-            reference: input.reference,
+            reference: given,
             main,
             per_token,
             summary,
@@ -578,15 +751,78 @@ mod tests {
 
     #[test]
     fn reference_lists_parse_and_bad_ones_do_not() {
-        assert_eq!(parse_reference_tokens("3,0-2,2").unwrap(), vec![0, 1, 2, 3]);
-        assert_eq!(parse_reference_tokens("5").unwrap(), vec![5]);
-        for bad in ["", "a", "3-1", "1,,2", "-1", "/nonexistent/ids.txt"] {
+        let ids = |arg: &str, rows: usize| parse_reference_tokens(arg).unwrap().resolve(rows);
+        assert_eq!(ids("3,0-2,2", 10).unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(ids("5", 10).unwrap(), vec![5]);
+        assert_eq!(ids("9-9, 0", 10).unwrap(), vec![0, 9]);
+        for bad in ["", "a", "1,,2", "-1", "/nonexistent/ids.txt"] {
             let e = parse_reference_tokens(bad).unwrap_err().to_string();
             assert!(e.contains("--reference-tokens"), "{bad}: {e}");
         }
-        assert!(check_reference(&[0, 9], 10).is_ok());
-        let e = check_reference(&[0, 10], 10).unwrap_err().to_string();
+        let e = parse_reference_tokens("3-1").unwrap_err().to_string();
+        assert!(e.contains("reversed range 3-1"), "{e}");
+        let e = parse_reference_tokens("99999999999999999999999").unwrap_err();
+        assert!(e.to_string().contains("too large"), "{e}");
+        let e = ids("0,10", 10).unwrap_err().to_string();
         assert!(e.contains("token id 10") && e.contains("10 rows"), "{e}");
+        let e = ids("0-99999999999999", 1000).unwrap_err().to_string();
+        assert!(
+            e.contains("token id 99999999999999 is past the matrix's 1000 rows"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn huge_ranges_are_checked_before_anything_is_sized_by_them() {
+        // Expanded, these would be 2⁶⁴ ids: they are kept as ranges, and
+        // the check against the rows comes first.
+        let max = usize::MAX;
+        let arg = format!("0-{},0-{}", max - 1, max - 1);
+        let given = parse_reference_tokens(&arg).unwrap();
+        assert_eq!(given, ReferenceTokens::Ranges(vec![(0, max - 1); 2]));
+        let e = given.resolve(1000).unwrap_err().to_string();
+        assert!(e.contains(&format!("token id {}", max - 1)), "{e}");
+        let from: ReferenceTokens = vec![4, 2, 4].into();
+        assert_eq!(from.resolve(5).unwrap(), vec![2, 4]);
+        assert!(from.resolve(4).is_err());
+    }
+
+    #[test]
+    fn reference_files_are_read_in_pieces_and_checked() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let write = |name: &str, text: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p.display().to_string()
+        };
+        let resolve = |p: &str, rows| parse_reference_tokens(p).unwrap().resolve(rows);
+        let plain = write("ids.txt", b"7 3\n3,,1\n");
+        assert_eq!(resolve(&plain, 8).unwrap(), vec![1, 3, 7]);
+        let json = write("ids.json", b" [7, 3,1]\n");
+        assert_eq!(resolve(&json, 8).unwrap(), vec![1, 3, 7]);
+        assert!(resolve(&json, 7)
+            .unwrap_err()
+            .to_string()
+            .contains("token id 7 is past the matrix's 7 rows"));
+        // Past one read buffer (64 KiB): a range of ids written out, one
+        // of them split across the buffers' boundary.
+        let many: String = (0..20_000).map(|i| format!("{i} ")).collect();
+        let long = write("many.txt", many.as_bytes());
+        assert_eq!(
+            resolve(&long, 20_000).unwrap(),
+            (0..20_000).collect::<Vec<_>>()
+        );
+        for (text, phrase) in [
+            (&b"1 2 x3"[..], "\"x3\" is not a token id"),
+            (b"[1, 2", "without its closing ]"),
+            (b"[1] 2", "after the closing ]"),
+            (b"1 99999999999999999999999", "too large"),
+            (b"1 -2", "\"-2\" is not a token id"),
+        ] {
+            let p = write("bad.txt", text);
+            let e = parse_reference_tokens(&p).unwrap_err().to_string();
+            assert!(e.contains(phrase) && e.contains("bad.txt"), "{e}");
+        }
     }
 
     #[test]

@@ -215,6 +215,9 @@ impl Hasher for HashIsKey {
     }
 }
 
+/// The end of a chain of classes, or no class.
+const NONE: u32 = u32::MAX;
+
 /// The partition of the tokens into classes of identical vectors, kept
 /// from step to step and updated only where tokens moved: a step where `k`
 /// tokens moved costs O(k · dim), not a regrouping of every token.
@@ -228,8 +231,14 @@ struct Partition {
     members: Vec<Vec<u32>>,
     /// Per class id: the hash of its vector.
     hash_of: Vec<u64>,
-    /// Classes by the hash of their vector (byte comparison settles collisions).
-    by_hash: HashMap<u64, Vec<u32>, BuildHasherDefault<HashIsKey>>,
+    /// Classes by the hash of their vector: the first class of a chain
+    /// through `next_same` (byte comparison settles collisions). A chain,
+    /// not a list per hash, so that a class made or retired allocates
+    /// nothing: a step where many tokens take new vectors stays cheap.
+    by_hash: HashMap<u64, u32, BuildHasherDefault<HashIsKey>>,
+    /// Per class id: the next class whose vector has the same hash
+    /// ([`NONE`] at the end of the chain).
+    next_same: Vec<u32>,
     /// Class ids free for reuse.
     free: Vec<u32>,
     /// Classes of each size (index: size), and the largest size in use.
@@ -289,11 +298,12 @@ impl Partition {
             None => {
                 self.members.push(Vec::new());
                 self.hash_of.push(0);
+                self.next_same.push(NONE);
                 (self.members.len() - 1) as u32
             }
         };
         self.hash_of[c as usize] = hash;
-        self.by_hash.entry(hash).or_default().push(c);
+        self.next_same[c as usize] = self.by_hash.insert(hash, c).unwrap_or(NONE);
         self.classes += 1;
         c
     }
@@ -347,11 +357,26 @@ impl Partition {
     /// Retires an empty class.
     fn retire(&mut self, c: u32) {
         let h = self.hash_of[c as usize];
-        if let Some(list) = self.by_hash.get_mut(&h) {
-            list.retain(|&x| x != c);
-            if list.is_empty() {
-                self.by_hash.remove(&h);
+        let after = std::mem::replace(&mut self.next_same[c as usize], NONE);
+        match self.by_hash.get(&h).copied() {
+            Some(head) if head == c => {
+                if after == NONE {
+                    self.by_hash.remove(&h);
+                } else {
+                    self.by_hash.insert(h, after);
+                }
             }
+            Some(mut x) => {
+                while x != NONE {
+                    let next = self.next_same[x as usize];
+                    if next == c {
+                        self.next_same[x as usize] = after;
+                        break;
+                    }
+                    x = next;
+                }
+            }
+            None => {}
         }
         self.classes -= 1;
         self.free.push(c);
@@ -360,10 +385,15 @@ impl Partition {
     /// The class whose vector is row `t` of `id` (hash `h`), if there is one.
     fn find(&self, id: RowIdentity, t: usize, h: u64) -> Option<u32> {
         let row = id.row(t);
-        self.by_hash.get(&h)?.iter().copied().find(|&c| {
+        let mut c = *self.by_hash.get(&h)?;
+        while c != NONE {
             let first = self.members[c as usize].first();
-            first.is_some_and(|&r| id.row(r as usize) == row)
-        })
+            if first.is_some_and(|&r| id.row(r as usize) == row) {
+                return Some(c);
+            }
+            c = self.next_same[c as usize];
+        }
+        None
     }
 
     /// Sorted members of class `c`.
@@ -394,6 +424,19 @@ pub struct SeriesTracker {
     /// Per class id: its size at the previous step, for the classes a step
     /// touched (`u32::MAX` for untouched ones).
     prev_size: Vec<u32>,
+    /// Lists a step fills and empties again, kept so that a step allocates
+    /// nothing once the series is under way.
+    scratch: Scratch,
+}
+
+/// Per-step lists, empty between steps (their capacity kept).
+#[derive(Clone, Default)]
+struct Scratch {
+    moved: Vec<usize>,
+    old: Vec<u32>,
+    joined: Vec<u32>,
+    emptied: Vec<u32>,
+    touched: Vec<u32>,
 }
 
 impl SeriesTracker {
@@ -412,6 +455,7 @@ impl SeriesTracker {
             },
             count: Vec::new(),
             prev_size: Vec::new(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -422,8 +466,11 @@ impl SeriesTracker {
         debug_assert_eq!(id.rows(), self.rows);
         let first = self.series.per_step.is_empty();
         let changed = rows.changed.as_deref().filter(|_| !first);
-        let moved: Vec<usize> =
-            changed.map_or_else(Vec::new, |c| (0..c.len()).filter(|&i| c[i]).collect());
+        let mut moved = std::mem::take(&mut self.scratch.moved);
+        moved.clear();
+        if let Some(c) = changed {
+            moved.extend((0..c.len()).filter(|&i| c[i]));
+        }
         if first {
             self.part = Partition::build(id, &rows.hashes);
             self.cores = (0..self.part.members.len() as u32)
@@ -453,6 +500,8 @@ impl SeriesTracker {
                 mean_l1_steps: (!moved.is_empty()).then(|| sum / moved.len() as f64),
             }
         });
+        let moved_count = moved.len();
+        self.scratch.moved = moved;
         let p = &self.part;
         self.series.steps.push(step);
         self.series.per_step.push(StepSummary {
@@ -461,7 +510,7 @@ impl SeriesTracker {
             black_holes: p.holes,
             largest: if p.holes > 0 { p.largest } else { 0 },
             tokens_in_holes: p.in_holes,
-            moved: (!first).then_some(moved.len()),
+            moved: (!first).then_some(moved_count),
             displacement,
         });
         self.series.per_step.last().expect("just pushed")
@@ -472,11 +521,15 @@ impl SeriesTracker {
         let classes = self.part.members.len() + moved.len();
         self.prev_size.resize(classes, u32::MAX);
         self.count.resize(classes, 0);
-        let mut touched: Vec<u32> = Vec::new();
+        let Scratch {
+            mut old,
+            mut joined,
+            mut emptied,
+            mut touched,
+            ..
+        } = std::mem::take(&mut self.scratch);
         // Out of their classes first (recording the sizes they had), then
         // into the class of their new vector, or a new one.
-        let mut old = Vec::with_capacity(moved.len());
-        let mut emptied = Vec::new();
         for &t in moved {
             let c = self.part.class_of[t];
             self.touch(c, &mut touched);
@@ -485,7 +538,6 @@ impl SeriesTracker {
                 emptied.push(c);
             }
         }
-        let mut joined: Vec<u32> = Vec::new();
         for &t in moved {
             let h = rows.hashes[t];
             let c = match self.part.find(id, t, h) {
@@ -511,14 +563,25 @@ impl SeriesTracker {
         }
         self.update_cores(step, moved);
         self.events(step, moved, &old, &mut joined);
-        for c in emptied {
+        for &c in &emptied {
             if self.part.size(c) == 0 {
                 self.part.retire(c);
             }
         }
-        for c in touched {
+        for &c in &touched {
             self.prev_size[c as usize] = u32::MAX;
         }
+        for list in [&mut old, &mut joined, &mut emptied, &mut touched] {
+            list.clear();
+        }
+        let moved = std::mem::take(&mut self.scratch.moved);
+        self.scratch = Scratch {
+            moved,
+            old,
+            joined,
+            emptied,
+            touched,
+        };
     }
 
     /// Records the size class `c` had at the previous step, the first time
@@ -599,10 +662,14 @@ impl SeriesTracker {
         let prev = |c: u32| self.prev_size[c as usize] as usize;
         let mut found: Vec<Event> = Vec::new();
         // Holes that tokens joined: where did their tokens come from?
+        // Only holes concern events: a class of fewer than two tokens now
+        // and at the previous step is left out before sorting, so a step
+        // where many single tokens move costs no sort of them all.
         let mut incoming: Vec<(u32, u32, usize)> = joined
             .iter()
             .zip(old)
             .zip(moved)
+            .filter(|((&j, _), _)| p.size(j) >= 2 || prev(j) >= 2)
             .map(|((&j, &o), &t)| (j, o, t))
             .collect();
         incoming.sort_unstable();
@@ -675,6 +742,7 @@ impl SeriesTracker {
             .iter()
             .zip(joined.iter())
             .zip(moved)
+            .filter(|((&o, _), _)| prev(o) >= 2)
             .map(|((&o, &j), &t)| (o, j, t))
             .collect();
         outgoing.sort_unstable();

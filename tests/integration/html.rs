@@ -377,21 +377,27 @@ fn the_comparison_page_has_a_row_and_a_bar_per_model_and_links_to_each_section()
 
     let rows = table_rows(&html, "models");
     assert_eq!(rows.len(), 3);
-    // model, vocabulary, dim, dtype, unique, holes, largest, tokens in holes.
-    assert!(rows[0][0].contains("a.safetensors") && rows[0][0].contains("href=\"#m1\""));
-    assert_eq!(&rows[0][1..8], ["40", "6", "F32", "37", "2", "3", "5"]);
-    assert_eq!(&rows[1][1..8], ["25", "4", "F16", "25", "0", "-", "0"]);
-    assert!(rows[2][0].contains("missing.safetensors"));
-    assert!(rows[2][1].starts_with("error: "), "{:?}", rows[2]);
+    // #, model, vocabulary, dim, dtype, unique, holes, largest, tokens in holes.
+    assert!(rows[0][1].contains("a.safetensors") && rows[0][1].contains("href=\"#m1\""));
+    assert_eq!(&rows[0][2..9], ["40", "6", "F32", "37", "2", "3", "5"]);
+    assert_eq!(&rows[1][2..9], ["25", "4", "F16", "25", "0", "-", "0"]);
+    assert_eq!((rows[0][0].as_str(), rows[2][0].as_str()), ("1", "3"));
+    assert!(rows[2][1].contains("missing.safetensors"));
+    assert!(rows[2][2].starts_with("error: "), "{:?}", rows[2]);
 
-    let bars = mark_tips(figure(&html, "tokens-in-holes").expect("a bar per model"));
-    assert_eq!(bars.len(), 2, "{bars:?}");
+    let marks = mark_tips(figure(&html, "tokens-in-holes").expect("a mark per model"));
+    assert_eq!(marks.len(), 3, "{marks:?}");
     assert!(
-        bars[0].ends_with("a.safetensors: 5 tokens in holes"),
+        marks[0].ends_with("a.safetensors: 5 tokens in holes"),
         "{}",
-        bars[0]
+        marks[0]
     );
-    assert!(bars[1].ends_with("b.safetensors: no hole"), "{}", bars[1]);
+    assert!(marks[1].ends_with("b.safetensors: no hole"), "{}", marks[1]);
+    assert!(
+        marks[2].ends_with("missing.safetensors: failed"),
+        "{}",
+        marks[2]
+    );
 
     // Each surveyed model has its section, ids kept apart; the failed one none.
     assert!(html.contains(r#"<section id="m1">"#) && html.contains(r#"<section id="m2">"#));
@@ -447,4 +453,25 @@ fn the_indicator_section_ranks_the_candidates_as_numpy_does() {
     assert_eq!(sum(" all tokens "), defined);
     let reference = want["reference"].as_array().unwrap().len();
     assert_eq!(sum(" reference tokens "), reference);
+}
+
+#[test]
+fn a_page_is_never_written_over_an_input() {
+    let dir = TempDir::new().unwrap();
+    let model = dir.path().join("m.safetensors");
+    std::fs::copy(example_path(), &model).unwrap();
+    let before = std::fs::read(&model).unwrap();
+    let out = run(&model, &["--html", model.to_str().unwrap()]);
+    expect_error(&out, &["cannot write", "it is one of the inputs"]);
+    assert_eq!(
+        std::fs::read(&model).unwrap(),
+        before,
+        "the model is untouched"
+    );
+}
+
+#[test]
+fn html_dash_does_not_go_with_json() {
+    let out = run(&example_path(), &["--html", "-", "--json"]);
+    expect_error(&out, &["--html -", "--json"]);
 }

@@ -2,7 +2,8 @@
 //! (`scripts/make_indicator_fixtures.py` wrote tests/fixtures/indicators/ and
 //! the values numpy computed for them in `expected.json`), a hand-built case
 //! whose answer is known exactly, the engines' kernels bit for bit on every
-//! dtype, the flag errors, and a real matrix (MiniLM's `[unusedN]` tokens).
+//! dtype, the flag errors, and a real matrix (MiniLM's `[unusedN]` tokens,
+//! with a given reference set: no real matrix here has a bit-identical hole).
 
 use crate::common::{self, expect_error, fetched, json_report, on_cpu, require, sg, Built};
 
@@ -416,6 +417,32 @@ fn reference_tokens_come_as_lists_and_files_and_bad_ones_are_one_line_errors() {
             vec!["--reference-tokens".into(), "1".into()],
             vec!["--indicators"],
         ),
+        (
+            vec![
+                "--indicators".into(),
+                "--reference-tokens".into(),
+                "3-1".into(),
+            ],
+            vec!["reversed range 3-1"],
+        ),
+        (
+            vec![
+                "--indicators".into(),
+                "--reference-tokens".into(),
+                "0-99999999999999".into(),
+            ],
+            vec!["token id 99999999999999 is past the matrix's 1000 rows"],
+        ),
+        // Two ranges of 10⁸ ids: checked against the rows before any id
+        // is expanded (the first past them is the end of the first range).
+        (
+            vec![
+                "--indicators".into(),
+                "--reference-tokens".into(),
+                "0-100000000,0-100000000".into(),
+            ],
+            vec!["token id 100000000 is past the matrix's 1000 rows"],
+        ),
     ];
     for (args, phrases) in &cases {
         let out = on_cpu(&file).args(args).output().unwrap();
@@ -446,13 +473,17 @@ fn the_text_report_shows_the_indicators_section() {
     }
 }
 
+/// A real matrix: MiniLM (BERT uncased) keeps [unused0]..[unused98] at ids
+/// 1..99 and [unused99]..[unused993] at ids 104..998. With the first 99 as
+/// the reference, numpy (float64, full SVD) puts 382 of the other 895 below
+/// the 2nd percentile (611 candidates; by chance about 18 would be) and 894
+/// of them below the 5th.
+///
+/// Neither real matrix the tests fetch (MiniLM, WordLlama) has a
+/// bit-identical hole, so a survey would find no reference set in either:
+/// this check gives one (`--reference-tokens`) instead.
 #[test]
 fn minilm_unused_tokens_rank_among_the_candidates() {
-    // MiniLM (BERT uncased) keeps [unused0]..[unused98] at ids 1..99 and
-    // [unused99]..[unused993] at ids 104..998. With the first 99 as the
-    // reference, numpy (float64, full SVD) puts 382 of the other 895 below
-    // the 2nd percentile (611 candidates; by chance about 18 would be) and
-    // 894 of them below the 5th.
     let dir = fetched();
     let path = dir.join("minilm_l6_v2.safetensors");
     if !require(&path) {
@@ -483,7 +514,13 @@ fn minilm_unused_tokens_rank_among_the_candidates() {
         .collect();
     let by_token = main.clone();
     main.sort_by(f64::total_cmp);
-    let p5 = singularity_gpu::survey::indicators::percentile(&main, 5.0);
+    // numpy.percentile(main, 5), numpy's default linear method written out
+    // here (not the program's): the sorted values at position (n − 1)·0.05,
+    // interpolated between the two either side.
+    let h = (main.len() - 1) as f64 * 0.05;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(main.len() - 1);
+    let p5 = main[lo] + (h - lo as f64) * (main[hi] - main[lo]);
     let below = (104..=998).filter(|&t| by_token[t] <= p5).count();
     assert!(below >= 890, "{below} of 895 below the 5th percentile");
     if common::gpu().is_some() {
@@ -499,4 +536,198 @@ fn minilm_unused_tokens_rank_among_the_candidates() {
         );
         assert_same(&got, &gpu, "minilm");
     }
+}
+
+/// A 200 × 16 matrix of distinct finite rows (sin of a hash of the
+/// position), with rows 5 and 6 all NaN (one bit pattern: a black hole of
+/// two) and, with `hole`, rows 10, 11 and 12 one finite vector.
+fn nan_rows_matrix(dir: &TempDir, hole: bool) -> PathBuf {
+    let mut rows: Vec<Vec<f32>> = (0..200)
+        .map(|r| {
+            (0..16)
+                .map(|c| ((r * 16 + c) as f32 * 0.731).sin())
+                .collect()
+        })
+        .collect();
+    rows[5] = vec![f32::NAN; 16];
+    rows[6] = vec![f32::NAN; 16];
+    if hole {
+        for r in [11, 12] {
+            rows[r] = rows[10].clone();
+        }
+    }
+    let refs: Vec<&[f32]> = rows.iter().map(|r| &r[..]).collect();
+    one_matrix(dir, &refs)
+}
+
+#[test]
+fn non_finite_reference_rows_are_named_apart_from_the_reference_used() {
+    let dir = TempDir::new().unwrap();
+    // The only hole is the NaN rows: nothing is left to take a mean over.
+    let file = nan_rows_matrix(&dir, false);
+    let out = on_cpu(&file)
+        .args(["--json", "--indicators"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ind = &r["indicators"];
+    assert_eq!(ind["reference"]["source"], "survey");
+    assert_eq!(ids(&ind["reference"]["token_ids"]), Vec::<usize>::new());
+    assert_eq!(ids(&ind["reference"]["left_out_non_finite"]), vec![5, 6]);
+    assert_eq!(ind["main"], "input_norm");
+    assert!(
+        stderr.contains("reference set is empty")
+            && stderr.contains("NaN or ±∞")
+            && stderr.contains("5, 6")
+            && !stderr.contains("no black holes"),
+        "{stderr}"
+    );
+    let text = common::run_text(&file, &["--indicators"]);
+    assert!(text.contains("reference: 0 tokens"), "{text}");
+    assert!(
+        text.contains("left out of the reference set: 2 tokens holding NaN or ±∞: 5, 6"),
+        "{text}"
+    );
+
+    // Beside a finite hole, the NaN rows are left out and the rest is used.
+    let dir = TempDir::new().unwrap();
+    let file = nan_rows_matrix(&dir, true);
+    let out = on_cpu(&file)
+        .args(["--json", "--indicators"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ind = &r["indicators"];
+    assert_eq!(ids(&ind["reference"]["token_ids"]), vec![10, 11, 12]);
+    assert_eq!(ids(&ind["reference"]["left_out_non_finite"]), vec![5, 6]);
+    assert_eq!(ind["main"], "cosine_distance_pc1_removed");
+    assert!(
+        stderr.contains("2 tokens of the reference set hold NaN or ±∞") && stderr.contains("5, 6"),
+        "{stderr}"
+    );
+    // The mean is row 10 itself: distance 0 for the hole, and the three
+    // used reference tokens are all the overlap.
+    let l2 = values(&ind["per_token"]["l2_to_reference_mean"]);
+    assert!(l2[10].unwrap() < 1e-6, "{:?}", l2[10]);
+    assert!(l2[5].is_none() && l2[6].is_none());
+    assert_eq!(ind["overlap"]["reference"], 3);
+}
+
+#[test]
+fn unembedding_takes_the_reference_from_the_input_embedding_too() {
+    // Surveyed as the input embedding or (--unembedding) as the output head,
+    // the untied fixture gives the same indicators: computed on the head,
+    // with the input embedding's hole 990..997 (numpy's reference) as the
+    // reference set. The head itself has no hole.
+    let file = fixture("model_f32.safetensors");
+    let want = ids(&expected("model_f32.safetensors")["reference"]);
+    for device in devices() {
+        let plain = indicators(&file, device, &[]);
+        let head = indicators(&file, device, &["--unembedding"]);
+        let what = format!("--unembedding on {device}");
+        assert_eq!(head["matrix"]["tensor"], "lm_head.weight", "{what}");
+        assert_eq!(ids(&head["reference"]["token_ids"]), want, "{what}");
+        assert_eq!(head["main"], "cosine_distance_pc1_removed", "{what}");
+        assert_same(&plain, &head, &what);
+        // The overlap counts the report's own holes: the head's, none.
+        assert_eq!(head["overlap"]["holes"], 0, "{what}");
+        assert_eq!(head["overlap"]["reference"], 8, "{what}");
+    }
+    // With near components: the input embedding's, in both runs (the head
+    // has a component of its own, the 20 rows near one vector, which is not
+    // the reference set).
+    let plain = indicators(&file, "cpu", &["--near-l2", "2.5"]);
+    let head = indicators(&file, "cpu", &["--near-l2", "2.5", "--unembedding"]);
+    let (p, h) = (
+        ids(&plain["reference"]["token_ids"]),
+        ids(&head["reference"]["token_ids"]),
+    );
+    assert!(p.len() > 8 && want.iter().all(|t| p.contains(t)), "{p:?}");
+    assert_eq!(p, h);
+    assert_same(&plain, &head, "--near-l2 2.5 --unembedding");
+}
+
+/// Each row's L2 norm in f64 from a raw little-endian f32 file of `rows` rows.
+fn f32_file_norms(path: &Path, rows: usize) -> Vec<f64> {
+    let bytes = std::fs::read(path).unwrap();
+    let vals: Vec<f64> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
+        .collect();
+    vals.chunks_exact(vals.len() / rows)
+        .map(|r| r.iter().map(|x| x * x).sum::<f64>().sqrt())
+        .collect()
+}
+
+fn assert_norms(got: &Value, want: &[f64], what: &str) {
+    let got = values(got);
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (r, (g, w)) in got.iter().zip(want).enumerate() {
+        let g = g.unwrap();
+        assert!((g - w).abs() <= 1e-5 * w, "{what} row {r}: {g} vs {w}");
+    }
+}
+
+#[test]
+fn an_output_head_alone_reports_its_own_row_norm_never_an_input_norm() {
+    // q4_k.gguf's output head has 24 rows, its input embedding 40: with
+    // --unembedding the head is used alone, and its norms are named as its
+    // own. The dequantized values are the fixture's, from gguf-py.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf");
+    let file = dir.join("q4_k.gguf");
+    let out = on_cpu(&file)
+        .args(["--json", "--indicators", "--unembedding"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("40 rows") && stderr.contains("row_norm"),
+        "{stderr}"
+    );
+    let ind = serde_json::from_slice::<Value>(&out.stdout).unwrap()["indicators"].clone();
+    assert_eq!(ind["matrix"]["tensor"], "output.weight");
+    assert!(ind["per_token"].get("input_norm").is_none());
+    assert!(ind["summary"].get("input_norm").is_none());
+    let head = f32_file_norms(&dir.join("q4_k.gguf.output.f32"), 24);
+    assert_norms(&ind["per_token"]["row_norm"], &head, "q4_k head");
+    assert_eq!(ind["summary"]["row_norm"]["count"], 24);
+    // Without the flag the input embedding is surveyed and used (the head
+    // does not fit it): its norms are input_norm.
+    let ind = indicators(&file, "cpu", &[]);
+    assert_eq!(ind["matrix"]["tensor"], "token_embd.weight");
+    assert!(ind["per_token"].get("row_norm").is_none());
+    let input = f32_file_norms(&dir.join("q4_k.gguf.token_embd.f32"), 40);
+    assert_norms(&ind["per_token"]["input_norm"], &input, "q4_k input");
+
+    // A file that holds only an output head: no input embedding at all.
+    let rows: Vec<Vec<f32>> = (0..50)
+        .map(|i| vec![1.0 + i as f32, (i % 5) as f32, -2.0])
+        .collect();
+    let refs: Vec<&[f32]> = rows.iter().map(|r| &r[..]).collect();
+    let tmp = TempDir::new().unwrap();
+    let lone = common::write(
+        &tmp,
+        "head.safetensors",
+        &common::f32_matrix("lm_head.weight", &refs),
+    );
+    let out = on_cpu(&lone)
+        .args(["--json", "--indicators", "--unembedding"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no input embedding"), "{stderr}");
+    let ind = serde_json::from_slice::<Value>(&out.stdout).unwrap()["indicators"].clone();
+    assert!(ind["per_token"].get("input_norm").is_none());
+    assert_eq!(ind["main"], "row_norm");
+    let want: Vec<f64> = rows
+        .iter()
+        .map(|r| r.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt())
+        .collect();
+    assert_norms(&ind["per_token"]["row_norm"], &want, "lone head");
 }

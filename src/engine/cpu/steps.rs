@@ -43,11 +43,6 @@ impl CpuStepDiffer {
     }
 }
 
-/// Bytes compared at once before looking at single rows: most rows of a
-/// step usually did not move, and one `memcmp` over a block of them is
-/// cheaper than one per row.
-const BLOCK_BYTES: usize = 4096;
-
 /// Rows of a step one task of a batch takes through every step of it.
 const BAND_BYTES: usize = 64 << 10;
 
@@ -61,29 +56,76 @@ struct RowsOut<'o> {
     l1: &'o mut [u64],
 }
 
-/// Compares rows `first..first + out.changed.len()` of two steps.
+/// Compares rows `first..first + out.changed.len()` of two steps, with the
+/// CPU's widest kernels.
 fn diff_rows(prev: &Matrix, cur: &Matrix, first: usize, out: RowsOut) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2.
+        return unsafe { diff_rows_avx2(prev, cur, first, out) };
+    }
+    diff_rows_with(prev, cur, first, out, hash::row_hash)
+}
+
+/// [`diff_rows`] compiled for AVX2: the row compares and the displacement
+/// vectorize 32 bytes at a time, and moved rows hash with [`hash::lanes_avx2`].
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn diff_rows_avx2(prev: &Matrix, cur: &Matrix, first: usize, out: RowsOut) {
+    let units = hash::units(cur.row_bytes());
+    // SAFETY: the caller checked AVX2.
+    let h = |r: &[u8]| unsafe { hash::lanes_avx2(r) }.finish(units);
+    diff_rows_with(prev, cur, first, out, h)
+}
+
+/// Whether two rows of equal length hold the same bytes: an inline compare
+/// of 32 bytes at a time (a `memcmp` call per short row costs more than the
+/// compare itself).
+#[inline(always)]
+fn same_row(a: &[u8], b: &[u8]) -> bool {
+    let (ca, cb) = (a.chunks_exact(32), b.chunks_exact(32));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    let mut diff = [0u64; 4];
+    for (x, y) in ca.zip(cb) {
+        for i in 0..4 {
+            let w = |v: &[u8]| u64::from_le_bytes(v[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
+            diff[i] |= w(x) ^ w(y);
+        }
+    }
+    diff == [0; 4] && ra == rb
+}
+
+/// The compare of one range of rows (see [`diff_rows`]); `hash` hashes a
+/// moved row. Every row costs one inline compare; the work beyond that is
+/// proportional to the rows that moved.
+#[inline(always)]
+fn diff_rows_with(
+    prev: &Matrix,
+    cur: &Matrix,
+    first: usize,
+    out: RowsOut,
+    hash: impl Fn(&[u8]) -> u64,
+) {
     let rb = cur.row_bytes();
     let n = out.changed.len();
-    let per_block = (BLOCK_BYTES / rb.max(1)).max(1);
     let displacement = !out.linf.is_empty();
-    let mut k = 0;
-    while k < n {
-        let take = per_block.min(n - k);
-        let span = (first + k) * rb..(first + k + take) * rb;
-        if prev.bytes[span.clone()] != cur.bytes[span] {
-            for j in k..k + take {
-                let (a, b) = (prev.row(first + j), cur.row(first + j));
-                if a != b {
-                    out.changed[j] = true;
-                    out.hashes[j] = hash::row_hash(b);
-                    if displacement {
-                        (out.linf[j], out.l1[j]) = row_displacement(cur.dtype, a, b);
-                    }
-                }
-            }
+    let span = first * rb..(first + n) * rb;
+    let (pa, pb) = (&prev.bytes[span.clone()], &cur.bytes[span]);
+    if rb == 0 {
+        return;
+    }
+    for (j, (a, b)) in pa.chunks_exact(rb).zip(pb.chunks_exact(rb)).enumerate() {
+        if same_row(a, b) {
+            continue;
         }
-        k += take;
+        out.changed[j] = true;
+        out.hashes[j] = hash(b);
+        if displacement {
+            (out.linf[j], out.l1[j]) = row_displacement(cur.dtype, a, b);
+        }
     }
 }
 
@@ -309,29 +351,56 @@ fn position32(b: u32) -> i64 {
 
 /// The largest and the summed element displacement between two rows, in
 /// steps of `dtype` (not F64).
+#[inline(always)]
 pub fn row_displacement(dtype: Dtype, a: &[u8], b: &[u8]) -> (u32, u64) {
-    let (mut max, mut sum) = (0u32, 0u64);
     match dtype.size() {
-        2 => {
-            for (x, y) in a.chunks_exact(2).zip(b.chunks_exact(2)) {
-                let px = position16(u16::from_le_bytes([x[0], x[1]]));
-                let py = position16(u16::from_le_bytes([y[0], y[1]]));
-                let d = px.abs_diff(py);
-                max = max.max(d);
-                sum += d as u64;
-            }
+        2 => displacement16(a, b),
+        4 => displacement32(a, b),
+        _ => (0, 0),
+    }
+}
+
+/// [`row_displacement`] of 16-bit floats, sixteen at a time: a distance is
+/// at most 2·(2¹⁵ − 1), so it fits 16 bits, and sixteen of them a 32-bit sum.
+#[inline(always)]
+fn displacement16(a: &[u8], b: &[u8]) -> (u32, u64) {
+    let (ca, cb) = (a.chunks_exact(32), b.chunks_exact(32));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    let mut max = [0u16; 16];
+    let mut sum = 0u64;
+    for (x, y) in ca.zip(cb) {
+        let mut part = [0u32; 16];
+        for i in 0..16 {
+            let px = position16(u16::from_le_bytes([x[2 * i], x[2 * i + 1]]));
+            let py = position16(u16::from_le_bytes([y[2 * i], y[2 * i + 1]]));
+            let d = px.abs_diff(py) as u16;
+            max[i] = max[i].max(d);
+            part[i] = d as u32;
         }
-        4 => {
-            for (x, y) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
-                let px = position32(u32::from_le_bytes([x[0], x[1], x[2], x[3]]));
-                let py = position32(u32::from_le_bytes([y[0], y[1], y[2], y[3]]));
-                // At most 2·(2³¹ − 1): fits.
-                let d = px.abs_diff(py) as u32;
-                max = max.max(d);
-                sum += d as u64;
-            }
-        }
-        _ => {}
+        sum += part.iter().sum::<u32>() as u64;
+    }
+    let mut m = max.iter().copied().max().unwrap_or(0) as u32;
+    for (x, y) in ra.chunks_exact(2).zip(rb.chunks_exact(2)) {
+        let px = position16(u16::from_le_bytes([x[0], x[1]]));
+        let py = position16(u16::from_le_bytes([y[0], y[1]]));
+        let d = px.abs_diff(py);
+        m = m.max(d);
+        sum += d as u64;
+    }
+    (m, sum)
+}
+
+/// [`row_displacement`] of 32-bit floats.
+#[inline(always)]
+fn displacement32(a: &[u8], b: &[u8]) -> (u32, u64) {
+    let (mut max, mut sum) = (0u32, 0u64);
+    for (x, y) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+        let px = position32(u32::from_le_bytes([x[0], x[1], x[2], x[3]]));
+        let py = position32(u32::from_le_bytes([y[0], y[1], y[2], y[3]]));
+        // At most 2·(2³¹ − 1): fits.
+        let d = px.abs_diff(py) as u32;
+        max = max.max(d);
+        sum += d as u64;
     }
     (max, sum)
 }
@@ -371,6 +440,35 @@ mod tests {
         let b = f32::MAX.to_le_bytes();
         let want = 2 * 0x7f7f_ffffu64;
         assert_eq!(row_displacement(Dtype::F32, &a, &b), (want as u32, want));
+    }
+
+    #[test]
+    fn displacement_of_long_rows_is_the_definitions() {
+        // Rows of 1..=70 elements (whole 32-byte blocks and a remainder),
+        // random bits: every sign, NaNs and infinities included.
+        let mut z = 11u64;
+        let mut next = move || {
+            z = z
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (z >> 24) as u8
+        };
+        for dtype in [Dtype::BF16, Dtype::F16, Dtype::F32] {
+            for len in 1..=70usize {
+                let bytes = len * dtype.size();
+                let a: Vec<u8> = (0..bytes).map(|_| next()).collect();
+                let b: Vec<u8> = (0..bytes).map(|_| next()).collect();
+                assert_eq!(
+                    row_displacement(dtype, &a, &b),
+                    reference(dtype, &a, &b),
+                    "{dtype} × {len}"
+                );
+                assert!(same_row(&a, &a) && !same_row(&a, &b), "{dtype} × {len}");
+                let mut c = a.clone();
+                c[bytes - 1] ^= 0x80;
+                assert!(!same_row(&a, &c), "last byte, {dtype} × {len}");
+            }
+        }
     }
 
     #[test]

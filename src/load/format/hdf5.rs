@@ -147,6 +147,14 @@ impl Hdf5Steps {
         self.contiguous.is_some()
     }
 
+    /// Gives back the mapped pages of the steps before `step` (a contiguous
+    /// dataset; see [`Bytes::release`]).
+    pub fn release_before(&mut self, step: usize) {
+        if let Some(all) = &self.contiguous {
+            all.release(0..step.min(self.layout.steps) * self.layout.step_bytes);
+        }
+    }
+
     /// How many slabs were decoded so far (each chunk is decoded with the
     /// one slab that holds it).
     pub fn slabs_read(&self) -> usize {

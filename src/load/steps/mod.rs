@@ -63,6 +63,11 @@ pub trait StepSource {
             stored: None,
         })
     }
+    /// Says that the steps before the `i`-th will not be read again (nor
+    /// their bytes looked at), so that a source reading from a memory map
+    /// can give their pages back: the resident set then holds the steps in
+    /// use, not every step read so far. The default does nothing.
+    fn release_before(&mut self, _i: usize) {}
 }
 
 /// One step of a series as read.

@@ -4,7 +4,8 @@
 //! A safetensors file, or an HDF5 file as h5py writes it ([`crate::load::format::hdf5`]).
 //! Step numbers are the indices along axis 0. Memory holds a few steps
 //! whatever their number: safetensors and contiguous HDF5 steps are ranges
-//! of one memory map; chunked HDF5 steps come from one decoded slab (the
+//! of one memory map whose pages are given back behind the reader
+//! ([`StepSource::release_before`]); chunked HDF5 steps come from one decoded slab (the
 //! steps a chunk spans) at a time. The list of steps is the selected ones
 //! only, computed from the selection rather than from a list of every step
 //! (a file of a few KB can declare 10^12 steps, unwritten), and at most
@@ -286,6 +287,16 @@ impl StepSource for Trajectory {
             Steps::Hdf5(h) => h.step(step),
         }
     }
+    fn release_before(&mut self, i: usize) {
+        let Some(&step) = self.steps.get(i) else {
+            return;
+        };
+        let end = step as usize * self.step_bytes;
+        match &mut self.reader {
+            Steps::Mapped(all) => all.release(0..end),
+            Steps::Hdf5(h) => h.release_before(step as usize),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -303,6 +314,67 @@ mod tests {
                 let want: Vec<u64> = sel.select(&all).into_iter().map(|i| all[i]).collect();
                 assert_eq!(selected_steps(&sel, n), Ok(want), "{text} of {n}");
             }
+        }
+    }
+
+    /// The resident bytes of this process's mappings of `path`
+    /// (`/proc/self/smaps`), `None` where that file is not there.
+    fn resident(path: &Path) -> Option<u64> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+        let name = path.canonicalize().ok()?.display().to_string();
+        let mut inside = false;
+        let mut kb = 0;
+        for line in smaps.lines() {
+            let first = line.split_whitespace().next().unwrap_or("");
+            if first.contains('-') && !first.ends_with(':') {
+                inside = line.ends_with(&name);
+            } else if inside && first == "Rss:" {
+                kb += line.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+            }
+        }
+        Some(kb * 1024)
+    }
+
+    #[test]
+    fn steps_released_leave_the_resident_set_and_read_the_same_again() {
+        // 64 steps of 64 KiB (256 rows × 128 f32): each step's pages are
+        // whole pages of every size Linux uses.
+        let (steps, rows, cols) = (64usize, 256usize, 128usize);
+        let step_bytes = rows * cols * 4;
+        let header = format!(
+            "{{\"W\":{{\"dtype\":\"F32\",\"shape\":[{steps},{rows},{cols}],\"data_offsets\":[0,{}]}}}}",
+            steps * step_bytes
+        );
+        // Padded so that the data start on a 64 KiB boundary of the file.
+        let mut header = header.into_bytes();
+        header.resize((64 << 10) - 8, b' ');
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("W.safetensors");
+        let mut file = (header.len() as u64).to_le_bytes().to_vec();
+        file.extend_from_slice(&header);
+        file.extend((0..steps * step_bytes).map(|i| (i / 4 % 251) as u8));
+        std::fs::write(&path, &file).unwrap();
+        let opts = LoadOptions {
+            key: Some("W".into()),
+            ..Default::default()
+        };
+        let mut source = open_trajectory(&path, &opts, &StepSelection::default()).unwrap();
+        let sum = |b: &Bytes| b.iter().map(|&x| x as u64).sum::<u64>();
+        let mut sums = Vec::new();
+        for i in 0..steps {
+            sums.push(sum(&source.read(i).unwrap()));
+        }
+        let Some(all) = resident(&path) else {
+            return; // no /proc here
+        };
+        assert!(all >= (steps * step_bytes) as u64, "{all}");
+        source.release_before(48);
+        let rest = resident(&path).unwrap();
+        // 16 steps left, and the header's page.
+        assert!(rest <= (16 * step_bytes + (64 << 10)) as u64, "{rest}");
+        // Released steps read the same again (faulted in from the file).
+        for (i, &want) in sums.iter().enumerate() {
+            assert_eq!(sum(&source.read(i).unwrap()), want, "step {i}");
         }
     }
 

@@ -40,6 +40,7 @@ pub(super) fn body(c: &Comparison) -> Markup {
             div.tablebox {
                 table.sortable id="models" {
                     thead { tr {
+                        th data-type="num" { "#" }
                         th.t data-type="text" { "model" }
                         th data-type="num" { "vocabulary" }
                         th data-type="num" { "dim" }
@@ -58,7 +59,7 @@ pub(super) fn body(c: &Comparison) -> Markup {
                 }
             }
             @if let Some(svg) = holes_plot(c) {
-                (figure("tokens-in-holes", svg, "Tokens in black holes per model (log scale; no bar: no hole). Models of one family trained the same way tend to share their holes; a model without any has every row distinct."))
+                (figure("tokens-in-holes", svg, "Tokens in black holes per model, by its # in the table (log scale); a grey dot on the axis: no hole, every row distinct; a black dot: the input failed. Models of one family trained the same way tend to share their holes."))
             }
         }
         @for (i, e) in c.entries.iter().enumerate() {
@@ -77,8 +78,9 @@ fn row(i: usize, e: &Entry, any_near: bool, any_nearest: bool) -> Markup {
     match &e.outcome {
         Err(f) => html! {
             tr.failed {
-                td.t { (e.input) }
-                td.t colspan="99" { "error: " (f.message) }
+                td { (i + 1) }
+                td.t.model { (e.input) }
+                td.t colspan="99" { "error: " (f.message.strip_prefix(&format!("{}: ", e.input)).unwrap_or(&f.message)) }
             }
         },
         Ok(s) => {
@@ -91,7 +93,8 @@ fn row(i: usize, e: &Entry, any_near: bool, any_nearest: bool) -> Markup {
             let gap = r.nearest.as_ref().and_then(|n| n.gap.as_ref());
             html! {
                 tr {
-                    td.t { @if s.report.is_some() { a href=(link) { (e.input) } } @else { (e.input) } }
+                    td { (i + 1) }
+                    td.t.model { @if s.report.is_some() { a href=(link) { (e.input) } } @else { (e.input) } }
                     td { (r.vocabulary) }
                     td { (r.dim) }
                     td.t { (dtype) }
@@ -116,34 +119,40 @@ fn row(i: usize, e: &Entry, any_near: bool, any_nearest: bool) -> Markup {
 }
 
 fn holes_plot(c: &Comparison) -> Option<String> {
-    let rows: Vec<(usize, &Entry, usize)> = c
-        .entries
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| e.row().map(|r| (i, e, r.tokens_in_holes)))
-        .collect();
-    if rows.is_empty() {
+    if c.entries.is_empty() {
         return None;
     }
-    let labels = rows.iter().map(|(i, _, _)| (i + 1).to_string()).collect();
-    let max = rows.iter().map(|r| r.2).max().unwrap_or(1) as f64;
+    let labels = (1..=c.entries.len()).map(|i| i.to_string()).collect();
+    let max = c
+        .entries
+        .iter()
+        .filter_map(|e| e.row().map(|r| r.tokens_in_holes))
+        .max()
+        .unwrap_or(1) as f64;
     let mut chart = Chart::new(
         "Tokens in black holes per model",
-        Axis::categories("model (its number in the table)", labels),
+        Axis::categories("model (# in the table)", labels),
         Axis::counts("tokens in holes (log scale)", max),
     );
-    for (k, (_, e, n)) in rows.iter().enumerate() {
-        if *n > 0 {
-            let tip = format!(
-                "{}: {}",
-                e.input,
-                count(*n, "token in holes", "tokens in holes")
-            );
-            chart.band_bar(k, 0.6, 0.0, *n as f64, colour::HOLE, &tip);
-        } else {
-            // A model without holes still gets a mark, on the axis.
-            let tip = format!("{}: no hole", e.input);
-            chart.band_bar(k, 0.6, 0.0, 0.5, colour::CLOUD, &tip);
+    for (k, e) in c.entries.iter().enumerate() {
+        match e.row() {
+            Some(r) if r.tokens_in_holes > 0 => {
+                let tip = format!(
+                    "{}: {}",
+                    e.input,
+                    count(r.tokens_in_holes, "token in holes", "tokens in holes")
+                );
+                chart.band_bar(k, 0.6, 0.0, r.tokens_in_holes as f64, colour::HOLE, &tip);
+            }
+            // No bar on a log axis: a dot on it, grey for no hole, black for a failure.
+            Some(_) => chart.point(
+                k as f64,
+                0.5,
+                4.0,
+                colour::CLOUD,
+                &format!("{}: no hole", e.input),
+            ),
+            None => chart.point(k as f64, 0.5, 4.0, "#222", &format!("{}: failed", e.input)),
         }
     }
     Some(chart.finish())

@@ -8,8 +8,8 @@ use crate::survey::tracker::Series;
 
 /// Bins of the row-norm histogram.
 pub const NORM_BINS: usize = 60;
-/// Bins of the histogram of evaporation steps.
-pub const STEP_BINS: usize = 40;
+/// Bars of the evaporation chart at most (one per checkpoint up to this many).
+pub const STEP_BINS: usize = 64;
 /// Holes the lattice heatmap shows one by one; past this, its components.
 pub const HEATMAP_HOLES: usize = 64;
 
@@ -169,22 +169,25 @@ pub struct Heatmap {
     pub components: bool,
 }
 
-/// The heatmap of a report's lattice: every hole up to [`HEATMAP_HOLES`],
-/// else the lattice's components (holes joined at one step), the largest
-/// [`HEATMAP_HOLES`] of them.
+/// The heatmap of a report's lattice: every hole up to [`HEATMAP_HOLES`];
+/// past that, the lattice's components (holes joined at one step) when
+/// there are at least two, the largest [`HEATMAP_HOLES`] of them; else (the
+/// holes all chain into one component) the largest [`HEATMAP_HOLES`] holes.
 pub fn heatmap(r: &Report) -> Option<Heatmap> {
     let l = r.lattice.as_ref()?;
     let k = l.linf_steps.len();
-    if k <= HEATMAP_HOLES {
-        let labels = r
-            .groups
-            .iter()
-            .take(k)
-            .map(|g| format!("#{} ({})", g.token_ids[0], g.size))
-            .collect();
+    let hole_label = |i: usize| {
+        let g = &r.groups[i];
+        format!("#{} ({})", g.token_ids[0], g.size)
+    };
+    if k <= HEATMAP_HOLES || l.components.len() < 2 {
+        let shown = k.min(HEATMAP_HOLES);
         return Some(Heatmap {
-            labels,
-            steps: l.linf_steps.clone(),
+            labels: (0..shown).map(hole_label).collect(),
+            steps: l.linf_steps[..shown]
+                .iter()
+                .map(|row| row[..shown].to_vec())
+                .collect(),
             components: false,
         });
     }
@@ -205,8 +208,7 @@ pub fn heatmap(r: &Report) -> Option<Heatmap> {
         .collect();
     let labels = comps
         .iter()
-        .enumerate()
-        .map(|(i, c)| format!("C{} ({} holes)", i + 1, c.len()))
+        .map(|c| format!("{} ({} holes)", hole_label(c[0]), c.len()))
         .collect();
     Some(Heatmap {
         labels,
@@ -215,20 +217,31 @@ pub fn heatmap(r: &Report) -> Option<Heatmap> {
     })
 }
 
-/// The steps at which tokens left their starting hole, binned; `None` when
-/// none did.
-pub fn evaporation(s: &Series) -> Option<Bins> {
-    let steps: Vec<u64> = s.tokens.evaporated_at.iter().flatten().copied().collect();
-    let (lo, hi) = (*steps.iter().min()?, *steps.iter().max()?);
-    let (first, last) = (s.steps.first().copied()?, s.steps.last().copied()?);
-    let (lo, hi) = (lo.min(first) as f64, hi.max(last) as f64);
-    // One bin per step when there are few, so a bar is a step.
-    let n = s.steps.len().clamp(1, STEP_BINS);
-    let mut b = Bins::new(lo, hi, n);
-    for v in steps {
-        b.add(v as f64);
+/// Tokens that left their starting hole, per checkpoint of the series
+/// (consecutive checkpoints grouped when there are more than
+/// [`STEP_BINS`]): `(first step, last step, tokens)` per bar; `None` when
+/// no token left.
+pub fn evaporation(s: &Series) -> Option<Vec<(u64, u64, usize)>> {
+    if s.tokens.evaporated_at.iter().all(Option::is_none) || s.steps.is_empty() {
+        return None;
     }
-    Some(b)
+    let mut per_step = std::collections::BTreeMap::new();
+    for &step in s.tokens.evaporated_at.iter().flatten() {
+        *per_step.entry(step).or_insert(0usize) += 1;
+    }
+    let group = s.steps.len().div_ceil(STEP_BINS);
+    Some(
+        s.steps
+            .chunks(group)
+            .map(|c| {
+                let n = c
+                    .iter()
+                    .map(|st| per_step.get(st).copied().unwrap_or(0))
+                    .sum();
+                (c[0], c[c.len() - 1], n)
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]

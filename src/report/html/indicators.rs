@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 
 use maud::{html, Markup};
 
-use super::figures::{self, frozen_members, hole_members, Bins};
+use super::figures::{self, frozen_members, hole_members};
 use super::svg::{colour, Axis, Chart};
-use super::{figure, table, Cell, Column, Ids, Names, MAX_TABLE_ROWS};
-use crate::report::fmt::{count, thousands};
+use super::{figure, layered_bars, table, Cell, Column, Ids, Names, MAX_TABLE_ROWS};
+use crate::report::fmt::{count, sci, thousands};
 use crate::report::Report;
 use crate::survey::indicators::ReferenceSource;
 use crate::types::Role;
@@ -18,6 +18,7 @@ use crate::types::Role;
 fn title(name: &str) -> &'static str {
     match name {
         "input_norm" => "input-embedding L2 norm",
+        "row_norm" => "L2 norm of the row (of this matrix)",
         "cosine_distance" => "cosine distance to the reference mean",
         "cosine_distance_pc1_removed" => {
             "cosine distance to the reference mean, first principal component removed"
@@ -58,7 +59,11 @@ pub(super) fn section(r: &Report, ids: &Ids) -> Markup {
     let frozen = frozen_members(r);
     let reference: BTreeSet<usize> = ind.reference.token_ids.iter().copied().collect();
     let main = ind.per_token.get(ind.main);
-    let norm = ind.per_token.input_norm.as_ref();
+    let norm = ind
+        .per_token
+        .input_norm
+        .as_ref()
+        .or(ind.per_token.row_norm.as_ref());
     let value =
         |v: Option<&Vec<Option<f64>>>, id: usize| v.and_then(|v| v.get(id).copied().flatten());
     let yes = |b: bool| if b { "yes" } else { "" };
@@ -67,11 +72,20 @@ pub(super) fn section(r: &Report, ids: &Ids) -> Markup {
         dl.facts {
             dt { "Computed on" } dd { code { (ind.matrix.tensor) } " (" (role) ")" }
             dt { "Reference set" } dd { (count(ind.reference.token_ids.len(), "token", "tokens")) ", " (source) }
+            @if !ind.reference.left_out_non_finite.is_empty() {
+                dt { "Left out" } dd {
+                    (count(ind.reference.left_out_non_finite.len(), "reference token", "reference tokens"))
+                    " holding NaN or ±∞ (ids "
+                    (ind.reference.left_out_non_finite.iter().take(10).map(|i| i.to_string()).collect::<Vec<_>>().join(", "))
+                    @if ind.reference.left_out_non_finite.len() > 10 { ", …" }
+                    ")"
+                }
+            }
             dt { "Main indicator" } dd { (title(ind.main)) " (lower: more under-trained)" }
             @if let Some(t) = ind.threshold {
                 dt { "Candidates" } dd {
                     (count(ind.candidates.len(), "token", "tokens")) " at or below the "
-                    (ordinal(ind.threshold_percentile)) " percentile, " (crate::report::fmt::sci(t))
+                    (ordinal(ind.threshold_percentile)) " percentile, " (sci(t))
                 }
             }
             dt { "Overlap" } dd {
@@ -91,9 +105,9 @@ pub(super) fn section(r: &Report, ids: &Ids) -> Markup {
                 @for (name, q) in ind.summary.each() {
                     tr {
                         td.t { (title(name)) }
-                        td { (format!("{:.6}", q.min)) } td { (format!("{:.6}", q.q1)) }
-                        td { (format!("{:.6}", q.median)) } td { (format!("{:.6}", q.q3)) }
-                        td { (format!("{:.6}", q.max)) }
+                        td { (sci(q.min)) } td { (sci(q.q1)) }
+                        td { (sci(q.median)) } td { (sci(q.q3)) }
+                        td { (sci(q.max)) }
                     }
                 }
             }
@@ -108,7 +122,7 @@ pub(super) fn section(r: &Report, ids: &Ids) -> Markup {
                 Column { title: "token id", numeric: true },
                 Column { title: "token", numeric: false },
                 Column { title: "main indicator", numeric: true },
-                Column { title: "input norm", numeric: true },
+                Column { title: "norm", numeric: true },
                 Column { title: "in a hole", numeric: false },
                 Column { title: "in a component", numeric: false },
                 Column { title: "reference", numeric: false },
@@ -116,8 +130,8 @@ pub(super) fn section(r: &Report, ids: &Ids) -> Markup {
                 Cell::int(k + 1),
                 Cell::int(t),
                 Cell::text(names.string(t)),
-                Cell::float(value(main, t), Some(6)),
-                Cell::float(value(norm, t), Some(6)),
+                Cell::float(value(main, t), None),
+                Cell::float(value(norm, t), None),
                 Cell::text(yes(holes.contains(&t))),
                 Cell::text(yes(frozen.contains(&t))),
                 Cell::text(yes(reference.contains(&t))),
@@ -145,23 +159,11 @@ fn histogram(r: &Report) -> Option<String> {
             ),
         );
     }
-    let layers: [(&Bins, &str, &str); 3] = [
+    let layers = [
         (&h.all, colour::CLOUD, "all tokens"),
         (&h.reference, colour::FROZEN, "reference tokens"),
         (&h.holes, colour::HOLE, "in black holes"),
     ];
-    for (bins, col, what) in layers {
-        if bins.counts.iter().all(|&n| n == 0) {
-            continue;
-        }
-        c.legend(what, col);
-        for (k, &n) in bins.counts.iter().enumerate() {
-            if n > 0 {
-                let (a, b) = bins.edges(k);
-                let tip = format!("{} {what} in [{a:.4}, {b:.4}]", thousands(n));
-                c.bar(a, b, n as f64, col, &tip);
-            }
-        }
-    }
+    layered_bars(&mut c, &layers, "value");
     Some(c.finish())
 }

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use super::{Exporter, Report, TokenDisplay};
+use super::{fmt, Exporter, Report, TokenDisplay};
 use crate::escape::quoted;
 use crate::report::compare::Comparison;
 use crate::report::timeline::SeriesReport;
@@ -160,10 +160,47 @@ impl<'a> Names<'a> {
 
 /// A figure: the plot, and a caption saying what to look for.
 pub(crate) fn figure(id: &str, svg: String, caption: &str) -> Markup {
+    figure_with(id, svg, html! { (caption) })
+}
+
+/// [`figure`] with a caption of markup (a key of coloured swatches).
+pub(crate) fn figure_with(id: &str, svg: String, caption: Markup) -> Markup {
     html! {
         figure.plot id=(id) {
             (PreEscaped(svg))
             figcaption { (caption) }
+        }
+    }
+}
+
+/// Histograms of nested sets over the same bins, drawn one over another
+/// (the largest first): a legend entry for each layer that shows somewhere
+/// above the layers drawn over it.
+pub(crate) fn layered_bars(
+    c: &mut svg::Chart,
+    layers: &[(&figures::Bins, &str, &str)],
+    quantity: &str,
+) {
+    for (i, (bins, col, what)) in layers.iter().enumerate() {
+        let covered = |k: usize| {
+            layers[i + 1..]
+                .iter()
+                .map(|l| l.0.counts[k])
+                .max()
+                .unwrap_or(0)
+        };
+        if (0..bins.counts.len()).any(|k| bins.counts[k] > covered(k)) {
+            c.legend(*what, col);
+        }
+        for (k, &n) in bins.counts.iter().enumerate() {
+            if n > 0 {
+                let (a, b) = bins.edges(k);
+                let tip = format!(
+                    "{} {what} with {quantity} in [{a:.4}, {b:.4}]",
+                    fmt::thousands(n)
+                );
+                c.bar(a, b, n as f64, col, &tip);
+            }
         }
     }
 }

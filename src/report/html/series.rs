@@ -7,7 +7,7 @@ use maud::{html, Markup};
 
 use super::figures;
 use super::svg::{colour, Axis, Chart};
-use super::{card, figure, table, Cell, Column, Names, MAX_TABLE_ROWS};
+use super::{card, figure, figure_with, table, Cell, Column, Names, MAX_TABLE_ROWS};
 use crate::report::fmt::{count, thousands};
 use crate::report::timeline::SeriesReport;
 use crate::survey::tracker::EventKind;
@@ -29,12 +29,24 @@ fn kind_name(k: EventKind) -> &'static str {
     }
 }
 
+/// Event colours, apart from the three lines' (red, blue, green).
 fn kind_colour(k: EventKind) -> &'static str {
     match k {
         EventKind::Evaporated => colour::FROZEN,
-        EventKind::Split => colour::HOLE,
+        EventKind::Split => "#8c564b",
         EventKind::Merged => colour::THIRD,
-        EventKind::Formed => colour::SECOND,
+        EventKind::Formed => "#e377c2",
+    }
+}
+
+/// The caption's key to the event marks: a swatch and a name per kind.
+fn event_key() -> Markup {
+    html! {
+        " Events, stacked at the top of their step: "
+        @for k in [EventKind::Split, EventKind::Merged, EventKind::Formed, EventKind::Evaporated] {
+            span.swatch style=(format!("background:{}", kind_colour(k))) {}
+            (kind_name(k)) " "
+        }
     }
 }
 
@@ -77,10 +89,13 @@ pub(super) fn body(r: &SeriesReport) -> Markup {
         }
         h2 { "Timeline" }
         @if let Some(svg) = timeline_plot(r) {
-            (figure("timeline", svg, "Per step, on one time axis (log scale): the tokens in holes, the holes, and the tokens whose vector changed since the step before; dashed lines mark the events (red: a hole split, purple: holes merged, green: a hole formed, orange: tokens evaporated). Tokens leave the holes as the ones that get trained start to move; a flat red line is a structure that never trains."))
+            (figure_with("timeline", svg, html! {
+                "Per step, on one time axis (log scale): the tokens in holes, the holes, and the tokens whose vector changed since the step before. Tokens leave the holes as the ones that get trained start to move; a flat red line is a structure that never trains."
+                (event_key())
+            }))
         }
         @if let Some(svg) = evaporation_plot(r) {
-            (figure("evaporation", svg, "When tokens left the hole they started in (evaporated), binned by step. Early, sharp peaks are the tokens seen in the first batches; a long tail, the rare ones."))
+            (figure("evaporation", svg, "How many tokens left the hole they started in (evaporated) at each checkpoint. Early, sharp peaks are the tokens seen in the first batches; a long tail, the rare ones."))
         } @else {
             p.note { "No token left the hole it started in." }
         }
@@ -169,7 +184,7 @@ fn timeline_plot(r: &SeriesReport) -> Option<String> {
     for (pts, col, what) in [
         (&tokens, colour::HOLE, "tokens in holes"),
         (&holes, colour::LINE, "holes"),
-        (&moved, colour::SECOND, "tokens moved since the step before"),
+        (&moved, colour::SECOND, "tokens moved"),
     ] {
         if pts.iter().any(|p| p.1.is_finite()) {
             c.legend(what, col);
@@ -188,14 +203,31 @@ fn timeline_plot(r: &SeriesReport) -> Option<String> {
             }
         }
     }
-    // One mark per step and kind, however many events.
-    let mut seen = std::collections::BTreeSet::new();
+    // Per step with events: one line, and a square per event stacked at
+    // the top, so no event hides another.
+    let mut by_step: std::collections::BTreeMap<u64, Vec<&crate::survey::tracker::Event>> =
+        std::collections::BTreeMap::new();
     for e in &s.events {
-        if seen.insert((e.step, kind_name(e.kind))) {
-            c.event(
-                e.step as f64,
+        by_step.entry(e.step).or_default().push(e);
+    }
+    for (step, events) in &by_step {
+        let kinds: Vec<&str> = events.iter().map(|e| kind_name(e.kind)).collect();
+        c.event(
+            *step as f64,
+            "#b0b7bf",
+            &format!("step {step}: {}", kinds.join(", ")),
+        );
+        for (k, e) in events.iter().enumerate() {
+            let n = e.token_ids.len() + e.pieces.iter().map(Vec::len).sum::<usize>();
+            c.stacked(
+                *step as f64,
+                k,
                 kind_colour(e.kind),
-                &format!("step {}: {}", e.step, kind_name(e.kind)),
+                &format!(
+                    "step {step}: {} ({})",
+                    kind_name(e.kind),
+                    count(n, "token", "tokens")
+                ),
             );
         }
     }
@@ -203,24 +235,35 @@ fn timeline_plot(r: &SeriesReport) -> Option<String> {
 }
 
 fn evaporation_plot(r: &SeriesReport) -> Option<String> {
-    let b = figures::evaporation(&r.series)?;
-    let max = b.counts.iter().copied().max().unwrap_or(1) as f64;
+    let bars = figures::evaporation(&r.series)?;
+    let label = |&(a, b, _): &(u64, u64, usize)| {
+        if a == b {
+            a.to_string()
+        } else {
+            format!("{a}–{b}")
+        }
+    };
+    let max = bars.iter().map(|b| b.2).max().unwrap_or(1) as f64;
     let mut c = Chart::new(
         "Evaporation steps",
-        Axis::linear("step at which the token left its hole", b.lo, b.hi),
+        Axis::categories(
+            "checkpoint (step) at which tokens left their hole",
+            bars.iter().map(label).collect(),
+        ),
         Axis::counts("tokens (log scale)", max),
     );
-    for (k, &n) in b.counts.iter().enumerate() {
-        if n > 0 {
-            let (lo, hi) = b.edges(k);
-            c.bar(
-                lo,
-                hi,
-                n as f64,
+    for (i, b) in bars.iter().enumerate() {
+        if b.2 > 0 {
+            c.band_bar(
+                i,
+                0.8,
+                0.0,
+                b.2 as f64,
                 colour::FROZEN,
                 &format!(
-                    "{} left between steps {lo:.0} and {hi:.0}",
-                    count(n, "token", "tokens")
+                    "{} left at step {}",
+                    count(b.2, "token", "tokens"),
+                    label(b)
                 ),
             );
         }

@@ -4,9 +4,9 @@
 
 use maud::{html, Markup};
 
-use super::figures::{self, Bins};
+use super::figures;
 use super::svg::{colour, ramp, Axis, Chart};
-use super::{card, figure, table, Cell, Column, Ids, Names, MAX_TABLE_ROWS};
+use super::{card, figure, layered_bars, table, Cell, Column, Ids, Names, MAX_TABLE_ROWS};
 use crate::report::fmt::{count, fixed, sci, thousands};
 use crate::report::Report;
 use crate::types::{Role, Tied};
@@ -67,6 +67,12 @@ fn matrix(r: &Report) -> Markup {
             @if let Some(t) = &r.tokenizer {
                 dt { "Tokenizer" } dd { code { (t.path) } " (" (thousands(t.vocab_size)) " tokens)" }
             }
+            @if let Some(p) = r.padding_rows.as_ref().filter(|p| !p.is_empty()) {
+                dt { "Padding rows" } dd {
+                    (count(p.len(), "row", "rows")) " past the tokenizer's vocabulary (ids "
+                    (p[0]) "–" (p[p.len() - 1]) ")"
+                }
+            }
             dt { "Device" } dd { (r.device.adapter) " (" (r.device.backend) ")" }
             dt { "Equality" } dd { (match r.equality { crate::types::Equality::Bitwise => "bitwise (bit-for-bit identical rows)", crate::types::Equality::Numeric => "numeric (+0.0 = −0.0, as torch.unique)" }) }
         }
@@ -110,24 +116,12 @@ fn norm_plot(r: &Report) -> Option<String> {
         Axis::linear("L2 norm of the row", h.all.lo, h.all.hi),
         Axis::counts("tokens (log scale)", max),
     );
-    let layers: [(&Bins, &str, &str); 3] = [
+    let layers = [
         (&h.all, colour::CLOUD, "all tokens"),
         (&h.frozen, colour::FROZEN, "in near-singularity components"),
         (&h.holes, colour::HOLE, "in black holes"),
     ];
-    for (bins, col, what) in layers {
-        if bins.counts.iter().all(|&n| n == 0) {
-            continue;
-        }
-        c.legend(what, col);
-        for (k, &n) in bins.counts.iter().enumerate() {
-            if n > 0 {
-                let (a, b) = bins.edges(k);
-                let tip = format!("{} {what} with norm in [{a:.4}, {b:.4}]", thousands(n));
-                c.bar(a, b, n as f64, col, &tip);
-            }
-        }
-    }
+    layered_bars(&mut c, &layers, "norm");
     Some(c.finish())
 }
 
@@ -273,11 +267,17 @@ fn nearest(r: &Report, ids: &Ids) -> Markup {
                     (count(g.distinct_vectors, "distinct vector", "distinct vectors"))
                     " (" (count(g.black_holes, "black hole", "black holes")) ")"
                 }
+            } @else {
+                dt { "Gap" } dd { "none: no void splits off a small low population" }
             }
         }
         @if let Some(svg) = nearest_plot(r) {
             (figure(&ids.id("nearest"), svg, "Distances to the nearest distinct vector, on log axes (a quarter decade per bar). A void between two populations is the gap: the tokens left of it are the frozen structure, packed a few steps apart, far closer than the trained cloud on the right."))
         }
+        h3 { "Most isolated tokens" }
+        (neighbours(&ids.id("most-isolated"), &n.most_isolated, &names))
+        h3 { "Least isolated tokens" }
+        (neighbours(&ids.id("least-isolated"), &n.least_isolated, &names))
         @if let Some(g) = &n.gap {
             h3 { "Tokens below the gap" }
             (table(&ids.id("gap"), &[
@@ -293,6 +293,47 @@ fn nearest(r: &Report, ids: &Ids) -> Markup {
             ]).collect(), g.tokens.len()))
         }
     }
+}
+
+/// A table of tokens and their nearest distinct vectors.
+fn neighbours(id: &str, list: &[crate::survey::nearest::Neighbour], names: &Names) -> Markup {
+    table(
+        id,
+        &[
+            Column {
+                title: "token id",
+                numeric: true,
+            },
+            Column {
+                title: "token",
+                numeric: false,
+            },
+            Column {
+                title: "nearest",
+                numeric: true,
+            },
+            Column {
+                title: "its token",
+                numeric: false,
+            },
+            Column {
+                title: "distance",
+                numeric: true,
+            },
+        ],
+        list.iter()
+            .map(|x| {
+                vec![
+                    Cell::int(x.token_id),
+                    Cell::text(names.string(x.token_id)),
+                    Cell::int(x.nearest),
+                    Cell::text(names.string(x.nearest)),
+                    Cell::float(Some(x.distance), None),
+                ]
+            })
+            .collect(),
+        list.len(),
+    )
 }
 
 fn nearest_plot(r: &Report) -> Option<String> {

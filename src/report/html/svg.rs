@@ -198,11 +198,16 @@ impl Axis {
     }
 }
 
-/// `10^k` as a tick label: plain from 0.001 to 10,000, else `1e-5`.
+/// `10^k` as a tick label: plain from 0.001 to 1000, then `10k`, `100k`,
+/// `1M`, … `100G`, else `1e-5` and `1e12`.
 fn power_of_ten(k: i32) -> String {
     match k {
         -3..=-1 => format!("{}", 10f64.powi(k)),
-        0..=4 => format!("{}", 10u64.pow(k as u32)),
+        0..=3 => format!("{}", 10u64.pow(k as u32)),
+        4..=11 => {
+            let (unit, base) = [("k", 3), ("M", 6), ("G", 9)][(k as usize - 3) / 3];
+            format!("{}{unit}", 10u64.pow((k - base) as u32))
+        }
         _ => format!("1e{k}"),
     }
 }
@@ -401,6 +406,19 @@ impl Chart {
         );
     }
 
+    /// A small square at `x`, the `k`-th from the top of the plot (events
+    /// of one step, stacked).
+    pub fn stacked(&mut self, x: f64, k: usize, colour: &str, tip: &str) {
+        let x = self.px(x);
+        let _ = write!(
+            self.marks,
+            r#"<rect class="mark" x="{}" y="{}" width="7" height="7" fill="{colour}"><title>{}</title></rect>"#,
+            p(x - 3.5),
+            p(TOP + 1.0 + 8.0 * k as f64),
+            esc(tip)
+        );
+    }
+
     /// A cell of a heatmap: band `i` of x, band `j` of y.
     pub fn cell(&mut self, i: usize, j: usize, fill: &str, tip: &str) {
         let bw = self.x.band() * (WIDTH - LEFT - RIGHT);
@@ -559,6 +577,18 @@ mod tests {
         // The NaN lifts the pen: two subpaths.
         let d = svg.split(r#"<path class="mark" d=""#).nth(1).unwrap();
         assert_eq!(d.split('"').next().unwrap().matches('M').count(), 2);
+    }
+
+    #[test]
+    fn powers_of_ten_read_as_people_write_them() {
+        let labels: Vec<String> = [-4, -3, 0, 3, 4, 5, 6, 9, 11, 12]
+            .into_iter()
+            .map(power_of_ten)
+            .collect();
+        assert_eq!(
+            labels,
+            ["1e-4", "0.001", "1", "1000", "10k", "100k", "1M", "1G", "100G", "1e12"]
+        );
     }
 
     #[test]
