@@ -234,3 +234,46 @@ fn the_all_pairs_kernels_stop_when_interrupted() {
         assert!(matches!(r, Err(Error::Interrupted)));
     }
 }
+
+#[test]
+fn an_interrupt_during_a_gpu_sweep_gives_control_back() {
+    use singularity_gpu::engine::VectorSet;
+    use singularity_gpu::progress::Progress;
+    if gpu().is_none() {
+        return;
+    }
+    let engine = engine::shared(DeviceChoice::Gpu).unwrap().0;
+    // One chunk pair holds the whole sweep (seconds of work on a software
+    // GPU): the interrupt must reach the wait for it.
+    let b = Built::random(Dtype::F32, 6000, 96, 9);
+    let m = b.matrix();
+    let rows: Vec<usize> = (0..b.rows).collect();
+    let labels: Vec<u32> = (0..b.rows as u32).collect();
+    let set = VectorSet {
+        rows: &rows,
+        labels: &labels,
+    };
+    let interrupt = Interrupt::new();
+    let progress = Progress::hidden().with_interrupt(Some(&interrupt));
+    let setter = {
+        let i = interrupt.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            i.set();
+        })
+    };
+    let r = engine.nearest_approx(&m, set, &labels, &progress);
+    setter.join().unwrap();
+    assert!(matches!(r, Err(Error::Interrupted)), "{:?}", r.map(|_| ()));
+    // The engine goes on serving.
+    let small = Built::random(Dtype::F32, 50, 8, 3);
+    let rows: Vec<usize> = (0..50).collect();
+    let labels: Vec<u32> = (0..50).collect();
+    let set = VectorSet {
+        rows: &rows,
+        labels: &labels,
+    };
+    assert!(engine
+        .nearest_approx(&small.matrix(), set, &labels, &Progress::hidden())
+        .is_ok());
+}

@@ -135,6 +135,27 @@ impl GpuContext {
         self.check()
     }
 
+    /// [`GpuContext::wait`], giving up with [`Error::Interrupted`] within
+    /// a tenth of a second of `progress` being interrupted. The work already
+    /// queued still runs to its end on the device (a later call waits for
+    /// it); the caller gets control back.
+    pub fn wait_or_interrupt(&self, progress: &crate::progress::Progress) -> Result<()> {
+        loop {
+            let step = wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: Some(std::time::Duration::from_millis(100)),
+            };
+            match self.device.poll(step) {
+                Ok(_) => return self.check(),
+                Err(wgpu::PollError::Timeout) if progress.interrupted() => {
+                    return Err(Error::Interrupted)
+                }
+                Err(wgpu::PollError::Timeout) => continue,
+                Err(e) => return Err(Error::Gpu(e.to_string())),
+            }
+        }
+    }
+
     /// The first error the device raised so far, if any.
     pub fn check(&self) -> Result<()> {
         match self.errors.lock().ok().and_then(|mut e| e.take()) {

@@ -314,13 +314,15 @@ impl NearestKernel {
                 ci += 1;
                 progress.inc((qr.len() * tr.len() * m.row_bytes()) as u64);
                 if progress.interrupted() {
-                    ctx.wait()?;
+                    // What is queued runs to its end; the caller goes on.
                     return Err(crate::error::Error::Interrupted);
                 }
             }
         }
-        // Idle, so that the staging buffers are mapped again for the next call.
-        ctx.wait()?;
+        // Idle, so that the staging buffers are mapped again for the next
+        // call; a chunk pair can hold the whole sweep, so the wait itself
+        // gives way to an interrupt.
+        ctx.wait_or_interrupt(progress)?;
         stream.finish(ctx, &self.spare);
         Ok(out)
     }
