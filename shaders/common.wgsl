@@ -120,3 +120,33 @@ fn mix_b(x0: u32) -> u32 {
     x *= 0x846ca68bu;
     return x ^ (x >> 16u);
 }
+
+// The split-product arithmetic of the indicator kernels (row_dots,
+// weighted_sums), the same operations as src/engine/split.rs on the CPU:
+// each value splits into a 12-bit high half and the rest, so every product
+// is exact in f32 and both engines give the same bits.
+
+// Zero below 2^-40 (f32 exponent field below 87), subnormals included.
+fn flush_input(x: f32) -> f32 {
+    if (((bitcast<u32>(x) >> 23u) & 0xffu) < 87u) {
+        return 0.0;
+    }
+    return x;
+}
+
+// A running sum below the smallest normal f32 is +0 (no subnormal ever
+// reaches a GPU that might flush it).
+fn flush_sum(s: f32) -> f32 {
+    return select(s, 0.0, abs(s) < bitcast<f32>(0x00800000u));
+}
+
+fn high(x: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(x) & 0xfffff000u);
+}
+
+fn add_product(acc: f32, ah: f32, al: f32, bh: f32, bl: f32) -> f32 {
+    var s = flush_sum(acc + ah * bh);
+    s = flush_sum(s + ah * bl);
+    s = flush_sum(s + al * bh);
+    return flush_sum(s + al * bl);
+}

@@ -49,29 +49,6 @@ var<workgroup> uh: array<f32, 48>;
 var<workgroup> ul: array<f32, 48>;
 var<workgroup> cs: array<f32, 16>;
 
-// Zero below 2^-40 (f32 exponent field below 87), subnormals included.
-fn flush_input(x: f32) -> f32 {
-    if (((bitcast<u32>(x) >> 23u) & 0xffu) < 87u) {
-        return 0.0;
-    }
-    return x;
-}
-
-fn flush_sum(s: f32) -> f32 {
-    return select(s, 0.0, abs(s) < bitcast<f32>(0x00800000u));
-}
-
-fn high(x: f32) -> f32 {
-    return bitcast<f32>(bitcast<u32>(x) & 0xfffff000u);
-}
-
-fn add_product(acc: f32, ah: f32, al: f32, bh: f32, bl: f32) -> f32 {
-    var s = flush_sum(acc + ah * bh);
-    s = flush_sum(s + ah * bl);
-    s = flush_sum(s + al * bh);
-    return flush_sum(s + al * bl);
-}
-
 fn x_value(r: u32, c: u32) -> f32 {
     let w = r * p.stride + col_word(p.dtype, c);
     var w1 = 0u;
