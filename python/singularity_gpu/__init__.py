@@ -348,7 +348,38 @@ def _iframe(page: str) -> str:
     )
 
 
-class Survey:
+class _Rendered:
+    """What a survey and a series share: their renderings, from the Rust
+    report the command line renders (``self._native``)."""
+
+    _native: Any
+
+    def to_dict(self) -> dict:
+        """The result as the command line's ``--json`` document (a new dict each call)."""
+        return _json.loads(self._native.json())
+
+    def to_json(self) -> str:
+        """The result as the command line's ``--json`` prints it."""
+        return self._native.pretty_json()
+
+    def text(self, max_tokens: int = 20) -> str:
+        """The text report, as the command line prints it."""
+        return self._native.text(max_tokens)
+
+    def html(self) -> str:
+        """The result as one self-contained HTML page (the command line's ``--html``)."""
+        return self._native.html()
+
+    def save_html(self, path: PathLike) -> None:
+        """Writes :meth:`html` to ``path``."""
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.html())
+
+    def _repr_html_(self) -> str:
+        return _iframe(self.html())
+
+
+class Survey(_Rendered):
     """The result of :func:`survey`: one matrix surveyed.
 
     The numbers of the report are attributes (``n_unique``, ``n_duplicate``,
@@ -377,30 +408,6 @@ class Survey:
         if self._doc is None:
             self._doc = _json.loads(self._native.json())
         return self._doc
-
-    def to_dict(self) -> dict:
-        """The report as the command line's ``--json`` document (a new dict each call)."""
-        return _json.loads(self._native.json())
-
-    def to_json(self) -> str:
-        """The report as the command line's ``--json`` prints it."""
-        return self._native.pretty_json()
-
-    def text(self, max_tokens: int = 20) -> str:
-        """The text report, as the command line prints it."""
-        return self._native.text(max_tokens)
-
-    def html(self) -> str:
-        """The report as one self-contained HTML page (the command line's ``--html``)."""
-        return self._native.html()
-
-    def save_html(self, path: PathLike) -> None:
-        """Writes :meth:`html` to ``path``."""
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(self.html())
-
-    def _repr_html_(self) -> str:
-        return _iframe(self.html())
 
     @property
     def groups(self) -> list:
@@ -509,7 +516,7 @@ def _floats(values: Sequence[Optional[float]]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-class Series:
+class Series(_Rendered):
     """The result of :func:`series`, :func:`trajectory` or :meth:`SeriesRecorder.result`.
 
     Every key of the command line's series JSON document is an attribute
@@ -554,30 +561,6 @@ class Series:
                 return {int(k): t for k, t in v.items()}
             return tuple(v) if name == "shape" else v
         raise AttributeError(f"'Series' object has no attribute {name!r}")
-
-    def to_dict(self) -> dict:
-        """The series as the command line's ``--json`` document (a new dict each call)."""
-        return _json.loads(self._native.json())
-
-    def to_json(self) -> str:
-        """The series as the command line's ``--json`` prints it."""
-        return self._native.pretty_json()
-
-    def text(self, max_tokens: int = 20) -> str:
-        """The text report, as the command line prints it."""
-        return self._native.text(max_tokens)
-
-    def html(self) -> str:
-        """The series as one self-contained HTML page (the command line's ``--html``)."""
-        return self._native.html()
-
-    def save_html(self, path: PathLike) -> None:
-        """Writes :meth:`html` to ``path``."""
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(self.html())
-
-    def _repr_html_(self) -> str:
-        return _iframe(self.html())
 
     @property
     def notices(self) -> list:
