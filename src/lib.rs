@@ -48,7 +48,7 @@ pub use report::compare::Comparison;
 pub use report::timeline::SeriesReport;
 pub use report::Report;
 pub use run::many::{survey_many, survey_many_each, survey_many_with, ManyOptions, Shard};
-pub use run::pairs::{analyze_pairs, NearThreshold, PairOptions, PairsAnalysis};
+pub use run::pairs::{analyze_pairs, NearThreshold, NearestPaths, PairOptions, PairsAnalysis};
 pub use run::recorder::Recorder;
 pub use run::series::{survey_series, SeriesInput, SeriesOptions};
 pub use run::survey::{

@@ -59,6 +59,40 @@ pub struct PairsAnalysis {
     pub nearest_ms: f64,
     pub near_ms: f64,
     pub lattice_ms: f64,
+    /// How the `--nearest` queries were settled.
+    pub nearest_paths: NearestPaths,
+}
+
+/// How exact nearest neighbours were settled, in queries. Every answer is
+/// exact whichever way it went; the counts say how much exact work it took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NearestPaths {
+    pub queries: usize,
+    /// Certified by the engine's filter alone: one candidate, one exact distance.
+    pub alone: usize,
+    /// Settled exactly among the few candidates the filter kept.
+    pub among_candidates: usize,
+    /// Settled by the slow path: a second search over every target, in f32,
+    /// for all that could tie or win, then exact distances to those.
+    pub slow: usize,
+}
+
+impl NearestPaths {
+    /// The fraction of queries that took the slow path (0 with no query).
+    pub fn slow_fraction(&self) -> f64 {
+        if self.queries == 0 {
+            0.0
+        } else {
+            self.slow as f64 / self.queries as f64
+        }
+    }
+
+    fn add(&mut self, o: NearestPaths) {
+        self.queries += o.queries;
+        self.alone += o.alone;
+        self.among_candidates += o.among_candidates;
+        self.slow += o.slow;
+    }
 }
 
 /// Runs the requested all-pairs geometry; `groups` are the exact survey's
@@ -114,7 +148,8 @@ pub fn analyze_pairs_with(
             rows: &d.rows,
             labels: &labels,
         };
-        let per_vector = exact_nearest(engine, m, set, &queries, &vnorms, &progress)?;
+        let (per_vector, paths) = exact_nearest(engine, m, set, &queries, &vnorms, &progress)?;
+        out.nearest_paths = paths;
         progress.finish();
         out.nearest = Some(nearest::summarise(m, &d, &per_vector));
         out.nearest_ms = ms(t);
@@ -145,7 +180,7 @@ pub fn analyze_pairs_with(
 /// Vectors the f32 kernels cannot bracket (norms above
 /// [`MAX_F32_SAFE_NORM`], or every vector when the width is above
 /// [`MAX_F32_COLUMNS`]) are compared with everything exactly on the host;
-/// the rest go through the engine.
+/// the rest go through the engine. Also says how the queries were settled.
 pub fn exact_nearest(
     engine: &dyn Engine,
     m: &Matrix,
@@ -153,7 +188,7 @@ pub fn exact_nearest(
     queries: &[u32],
     norms: &[f64],
     progress: &Progress,
-) -> Result<Vec<Option<(u32, f64)>>> {
+) -> Result<(Vec<Option<(u32, f64)>>, NearestPaths)> {
     let safe: Vec<bool> = norms.iter().map(|&n| f32_safe(m, n)).collect();
     if safe.iter().all(|&s| s) {
         return nearest_f32(engine, m, set, queries, norms, progress);
@@ -178,8 +213,16 @@ pub fn exact_nearest(
         rows: &sub_rows,
         labels: &sub_labels,
     };
-    let mut from_engine =
-        nearest_f32(engine, m, sub_set, &sub_queries, &sub_norms, progress)?.into_iter();
+    let (from_engine, mut paths) =
+        nearest_f32(engine, m, sub_set, &sub_queries, &sub_norms, progress)?;
+    let mut from_engine = from_engine.into_iter();
+    // A query the f32 kernels cannot bracket is compared with everything exactly.
+    let unsafe_queries = queries.iter().filter(|&&q| !safe[q as usize]).count();
+    paths.add(NearestPaths {
+        queries: unsafe_queries,
+        slow: unsafe_queries,
+        ..Default::default()
+    });
     let unsafe_targets: Vec<u32> = (0..set.rows.len() as u32)
         .filter(|&v| !safe[v as usize])
         .collect();
@@ -190,7 +233,7 @@ pub fn exact_nearest(
         .iter()
         .map(|&q| safe[q as usize].then(|| from_engine.next().flatten()))
         .collect();
-    Ok(queries
+    let answers = queries
         .par_iter()
         .zip(engine_answers)
         .map(|(&q, answer)| match answer {
@@ -204,7 +247,8 @@ pub fn exact_nearest(
                 }
             }
         })
-        .collect())
+        .collect();
+    Ok((answers, paths))
 }
 
 /// Whether the f32 kernels can bracket distances to a vector of norm `n`.
@@ -225,9 +269,9 @@ fn nearest_f32(
     queries: &[u32],
     norms: &[f64],
     progress: &Progress,
-) -> Result<Vec<Option<(u32, f64)>>> {
+) -> Result<(Vec<Option<(u32, f64)>>, NearestPaths)> {
     if queries.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), NearestPaths::default()));
     }
     let n_max = norms.iter().copied().fold(0f64, f64::max) * (1.0 + near::NORM_TOLERANCE);
     let err = ErrorModel::new(m.dtype, m.cols);
@@ -275,7 +319,13 @@ fn nearest_f32(
             result[i] = r;
         }
     }
-    Ok(result)
+    let paths = NearestPaths {
+        queries: queries.len(),
+        alone: queries.len() - open.len(),
+        among_candidates: 0,
+        slow: open.len(),
+    };
+    Ok((result, paths))
 }
 
 /// The nearest of `candidates` (of another label than `q`) by exact distance, then index.
@@ -340,7 +390,7 @@ fn near_components(
         labels: &labels,
     };
     progress.check()?;
-    let outside = exact_nearest(engine, m, set, &queries, vnorms, &progress.quiet())?;
+    let (outside, _) = exact_nearest(engine, m, set, &queries, vnorms, &progress.quiet())?;
     let mut best: Vec<Option<(u32, f64)>> = vec![None; comps.len()];
     for (&q, o) in queries.iter().zip(outside) {
         let c = labels[q as usize] as usize;
@@ -466,7 +516,8 @@ mod tests {
             rows: &rows,
             labels: &labels,
         };
-        let got = exact_nearest(&CpuEngine, &m, set, &labels, &norms, &Progress::hidden()).unwrap();
+        let (got, _) =
+            exact_nearest(&CpuEngine, &m, set, &labels, &norms, &Progress::hidden()).unwrap();
         for (q, got) in got.iter().enumerate() {
             let want = (0..n)
                 .filter(|&t| t != q)
