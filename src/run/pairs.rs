@@ -188,7 +188,7 @@ pub fn exact_nearest(
     queries: &[u32],
     norms: &[f64],
     progress: &Progress,
-) -> Result<(Vec<Option<(u32, f64)>>, NearestPaths)> {
+) -> Result<(Vec<Answer>, NearestPaths)> {
     let safe: Vec<bool> = norms.iter().map(|&n| f32_safe(m, n)).collect();
     if safe.iter().all(|&s| s) {
         return nearest_f32(engine, m, set, queries, norms, progress);
@@ -251,6 +251,10 @@ pub fn exact_nearest(
     Ok((answers, paths))
 }
 
+/// One query's nearest target (an index into the set) and its exact
+/// distance; `None` when no target has another label.
+pub type Answer = Option<(u32, f64)>;
+
 /// Whether the f32 kernels can bracket distances to a vector of norm `n`.
 fn f32_safe(m: &Matrix, n: f64) -> bool {
     n <= MAX_F32_SAFE_NORM && m.cols <= MAX_F32_COLUMNS
@@ -269,7 +273,7 @@ fn nearest_f32(
     queries: &[u32],
     norms: &[f64],
     progress: &Progress,
-) -> Result<(Vec<Option<(u32, f64)>>, NearestPaths)> {
+) -> Result<(Vec<Answer>, NearestPaths)> {
     if queries.is_empty() {
         return Ok((Vec::new(), NearestPaths::default()));
     }
