@@ -770,7 +770,9 @@ fn main() {
     for (name, e, _, a) in &surveys {
         let vnorms: Vec<f64> = distinct.rows.iter().map(|&r| a.norms[r]).collect();
         let (t, r) = time_long(args.reps, || {
-            exact_nearest(*e, &m, set, &qv, &vnorms, &Progress::hidden()).expect("exact nearest")
+            exact_nearest(*e, &m, set, &qv, &vnorms, &Progress::hidden())
+                .expect("exact nearest")
+                .0
         });
         eprintln!("exact NN of the peer queries ({name}): {}", t.cell());
         set_time(&mut ours_queries, name, t);
