@@ -3,13 +3,16 @@
 //! Norms and sums accumulate in f64: this is the reference the GPU is checked against.
 
 pub(crate) mod indicators;
+mod matmul;
 mod pairs;
 pub(crate) mod steps;
 
 use rayon::prelude::*;
 
 use super::hash;
-use super::{DeviceInfo, DeviceKind, Engine, Equality, RowStats, StepDiffer, Top2, VectorSet};
+use super::{
+    Candidates, DeviceInfo, DeviceKind, Engine, Equality, RowStats, StepDiffer, Top2, VectorSet,
+};
 use crate::dtype::Dtype;
 use crate::error::Result;
 use crate::matrix::Matrix;
@@ -120,6 +123,18 @@ impl Engine for CpuEngine {
         let out = pairs::nearest_approx(m, set, queries, progress);
         progress.check()?;
         Ok(out)
+    }
+
+    fn nearest_candidates(
+        &self,
+        m: &Matrix,
+        set: VectorSet,
+        queries: &[u32],
+        progress: &Progress,
+    ) -> Result<Option<Candidates>> {
+        let out = matmul::nearest_candidates(m, set, queries, progress);
+        progress.check()?;
+        Ok(Some(out))
     }
 
     fn pairs_within(

@@ -87,6 +87,17 @@ impl Top2 {
     }
 }
 
+/// What a nearest-neighbour filter kept for each query (see
+/// [`Engine::nearest_candidates`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Candidates {
+    /// Per query, in query order: the targets (indices into the set, of
+    /// another label) that could be its nearest by exact distance, ascending;
+    /// `None` where more than the filter keeps were in reach (the query
+    /// needs the direct form).
+    pub lists: Vec<Option<Vec<u32>>>,
+}
+
 /// Whether the kernels count displacement for `dtype` (not for F64, whose
 /// step counts do not fit their integers).
 pub(crate) fn has_displacement(dtype: Dtype) -> bool {
@@ -147,6 +158,21 @@ pub trait Engine {
         queries: &[u32],
         progress: &Progress,
     ) -> Result<Vec<Top2>>;
+
+    /// For each query, every target of `set` with another label that could
+    /// be its nearest by exact distance (so the exact answer, ties broken by
+    /// the smallest index, is among them) or `None` for the query when too
+    /// many could. `Ok(None)` from an engine without such a filter: the
+    /// survey then takes [`Engine::nearest_approx`].
+    fn nearest_candidates(
+        &self,
+        _m: &Matrix,
+        _set: VectorSet,
+        _queries: &[u32],
+        _progress: &Progress,
+    ) -> Result<Option<Candidates>> {
+        Ok(None)
+    }
 
     /// Every pair `(queries[i], t)` with `t` a target of `set` of another
     /// label whose approximate squared distance ([`approx`](crate::approx)) is at most

@@ -1,12 +1,16 @@
 //! All-pairs geometry: drives the engine's f32 kernels ([`crate::approx`])
 //! and makes every answer exact with the survey's pure refinement.
 //!
-//! Nearest neighbours take one pass of [`Engine::nearest_approx`]: a query
-//! whose two best approximate distances are far enough apart that no other
-//! target can beat the first (its exact distance, in f64, below the lower
-//! bound of the second) is certified; the rest go through
-//! [`Engine::pairs_within`] with a threshold that keeps every target that
-//! could tie or win, and are settled exactly in f64. The threshold searches
+//! Nearest neighbours take the engine's candidate filter where it has one
+//! ([`Engine::nearest_candidates`]: the CPU's matmul form, see
+//! [`crate::approx::DotModel`]): each query is settled exactly in f64 among
+//! the few targets that could still win. The queries it gives up on, and
+//! every query on an engine without one, take the direct form: one pass of
+//! [`Engine::nearest_approx`], where a query whose two best approximate
+//! distances are far enough apart that no other target can beat the first
+//! (its exact distance, in f64, below the lower bound of the second) is
+//! certified; the rest go through [`Engine::pairs_within`] with a threshold
+//! that keeps every target that could tie or win, and are settled exactly. The threshold searches
 //! never take an all-pairs pass: projections onto a few principal directions
 //! ([`Engine::project`]) prune the candidates, which are then tested exactly.
 
@@ -265,8 +269,58 @@ fn f32_safe(m: &Matrix, n: f64) -> bool {
 /// pair counter cannot wrap, and the host holds at most 2 GiB of pairs).
 const PAIRS_PER_CALL: u64 = 1 << 28;
 
-/// [`exact_nearest`] for a set the f32 kernels can bracket.
+/// [`exact_nearest`] for a set the f32 kernels can bracket: the engine's
+/// candidate filter where it has one, each query settled exactly among its
+/// candidates; the queries it gives up on, and every query on an engine
+/// without one, go to [`nearest_direct`].
 fn nearest_f32(
+    engine: &dyn Engine,
+    m: &Matrix,
+    set: VectorSet,
+    queries: &[u32],
+    norms: &[f64],
+    progress: &Progress,
+) -> Result<(Vec<Answer>, NearestPaths)> {
+    if queries.is_empty() {
+        return Ok((Vec::new(), NearestPaths::default()));
+    }
+    let Some(candidates) = engine.nearest_candidates(m, set, queries, progress)? else {
+        return nearest_direct(engine, m, set, queries, norms, progress);
+    };
+    let mut result: Vec<Answer> = candidates
+        .lists
+        .par_iter()
+        .zip(queries)
+        .map(|(list, &q)| list.as_ref().and_then(|l| best_exact(m, set, q, l)))
+        .collect();
+    let open: Vec<usize> = (0..queries.len())
+        .filter(|&i| candidates.lists[i].is_none())
+        .collect();
+    let among = candidates
+        .lists
+        .iter()
+        .filter(|l| l.as_ref().is_some_and(|l| l.len() > 1))
+        .count();
+    let paths = NearestPaths {
+        queries: queries.len(),
+        alone: queries.len() - open.len() - among,
+        among_candidates: among,
+        slow: open.len(),
+    };
+    if !open.is_empty() {
+        let rest: Vec<u32> = open.iter().map(|&i| queries[i]).collect();
+        let (answers, _) = nearest_direct(engine, m, set, &rest, norms, &progress.quiet())?;
+        for (&i, a) in open.iter().zip(answers) {
+            result[i] = a;
+        }
+    }
+    Ok((result, paths))
+}
+
+/// [`exact_nearest`] by the direct form: a query whose two best approximate
+/// distances are far enough apart is certified, the rest are settled over
+/// every target that could tie or win.
+fn nearest_direct(
     engine: &dyn Engine,
     m: &Matrix,
     set: VectorSet,
