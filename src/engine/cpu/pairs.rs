@@ -1,7 +1,9 @@
-//! The CPU side of the all-pairs kernels ([`crate::approx`]): rows
-//! decoded once to zero-padded f32, distances from direct differences in
-//! eight f32 lanes (AVX2 + FMA where the CPU has them), four queries against
-//! one target at a time so each target row is loaded once per four queries.
+//! The CPU side of the direct-form all-pairs kernels ([`crate::approx`]):
+//! rows decoded to zero-padded f32 a block at a time (the scratch stays
+//! within an eighth of the matrix's stored bytes), distances from direct
+//! differences in eight f32 lanes (AVX2 + FMA where the CPU has them), four
+//! queries against one target at a time so each target row is loaded once
+//! per four queries.
 
 use rayon::prelude::*;
 
@@ -219,59 +221,90 @@ const TARGETS_PER_BLOCK: usize = 64;
 /// Queries per rayon task: four at a time, several fours per task.
 const QUERIES_PER_TASK: usize = 64;
 
+/// Scratch the direct-form sweeps may hold at once: an eighth of the
+/// matrix's stored bytes, or 1 MiB for small matrices (half for decoded
+/// queries, half for a block of decoded targets).
+fn sweep_budget(m: &Matrix) -> usize {
+    (m.bytes.len() / 8).max(1 << 20)
+}
+
 /// Runs `visit(state, k, target, d̃²)` for the k-th query of a block against
 /// every target of another label, in parallel over blocks of queries (each
 /// with the state `init(first query's position, block)` makes), and returns
-/// the blocks' states in order.
+/// the blocks' states in order. Queries are decoded a chunk at a time and
+/// the targets stream past each chunk in decoded blocks, so the scratch
+/// stays within [`sweep_budget`] whatever the set's size.
 fn sweep<T: Send>(
-    dec: &Decoded,
+    m: &Matrix,
     set: VectorSet,
     queries: &[u32],
     progress: &Progress,
-    row_bytes: u64,
     init: impl Fn(usize, &[u32]) -> T + Sync,
     visit: impl Fn(&mut T, usize, u32, f32) + Sync,
 ) -> Vec<T> {
     let n = set.rows.len();
-    queries
-        .par_chunks(QUERIES_PER_TASK)
-        .enumerate()
-        .map(|(b, block)| {
-            let mut state = init(b * QUERIES_PER_TASK, block);
-            let quads: Vec<([&[f32]; 4], [u32; 4])> = block
-                .chunks(4)
-                .map(|quad| {
-                    let qi: [usize; 4] =
-                        std::array::from_fn(|k| quad[k.min(quad.len() - 1)] as usize);
-                    (qi.map(|i| dec.row(i)), qi.map(|i| set.labels[i]))
-                })
-                .collect();
-            let mut out = [[0f32; 4]; TARGETS_PER_BLOCK];
-            let w = dec.width;
-            // Targets outside, quads inside: a block of targets is read from
-            // memory once for all the task's queries, then served from cache.
-            for t0 in (0..n).step_by(TARGETS_PER_BLOCK) {
-                // An interrupted sweep stops here; the engine then reports it.
-                if progress.interrupted() {
-                    break;
-                }
-                let t1 = (t0 + TARGETS_PER_BLOCK).min(n);
-                for (b4, (q, labels)) in quads.iter().enumerate() {
-                    let len = 4.min(block.len() - b4 * 4);
-                    run_block::<false>(*q, &dec.values[t0 * w..t1 * w], w, &mut out);
-                    for (t, d) in (t0..t1).zip(&out) {
-                        for k in 0..len {
-                            if set.labels[t] != labels[k] {
-                                visit(&mut state, b4 * 4 + k, t as u32, d[k]);
+    let row_bytes = m.row_bytes() as u64;
+    let width = m.cols.div_ceil(LANES) * LANES;
+    let rows_in = |bytes: usize| (bytes / (width * 4).max(1)).max(QUERIES_PER_TASK);
+    let q_chunk = rows_in(sweep_budget(m) / 2).div_ceil(QUERIES_PER_TASK) * QUERIES_PER_TASK;
+    let t_block = rows_in(sweep_budget(m) / 2).div_ceil(TARGETS_PER_BLOCK) * TARGETS_PER_BLOCK;
+    let mut states = Vec::with_capacity(queries.len().div_ceil(QUERIES_PER_TASK));
+    for (c, chunk) in queries.chunks(q_chunk).enumerate() {
+        let q_rows: Vec<usize> = chunk.iter().map(|&q| set.rows[q as usize]).collect();
+        let qdec = Decoded::new(m, &q_rows);
+        let mut blocks: Vec<(T, usize, &[u32])> = chunk
+            .chunks(QUERIES_PER_TASK)
+            .enumerate()
+            .map(|(b, block)| {
+                let first = c * q_chunk + b * QUERIES_PER_TASK;
+                (init(first, block), b * QUERIES_PER_TASK, block)
+            })
+            .collect();
+        for t_start in (0..n).step_by(t_block) {
+            // An interrupted sweep stops here; the engine then reports it.
+            if progress.interrupted() {
+                break;
+            }
+            let t_end = (t_start + t_block).min(n);
+            let tdec = Decoded::new(m, &set.rows[t_start..t_end]);
+            blocks.par_iter_mut().for_each(|(state, offset, block)| {
+                let quads: Vec<([&[f32]; 4], [u32; 4])> = block
+                    .chunks(4)
+                    .enumerate()
+                    .map(|(k4, quad)| {
+                        let qi: [usize; 4] =
+                            std::array::from_fn(|k| k4 * 4 + k.min(quad.len() - 1));
+                        (
+                            qi.map(|i| qdec.row(*offset + i)),
+                            qi.map(|i| set.labels[block[i] as usize]),
+                        )
+                    })
+                    .collect();
+                let mut out = [[0f32; 4]; TARGETS_PER_BLOCK];
+                let w = tdec.width;
+                // Targets outside, quads inside: a block of targets is read
+                // from memory once for all the task's queries, then served
+                // from cache.
+                for t0 in (0..t_end - t_start).step_by(TARGETS_PER_BLOCK) {
+                    let t1 = (t0 + TARGETS_PER_BLOCK).min(t_end - t_start);
+                    for (b4, (q, labels)) in quads.iter().enumerate() {
+                        let len = 4.min(block.len() - b4 * 4);
+                        run_block::<false>(*q, &tdec.values[t0 * w..t1 * w], w, &mut out);
+                        for (t, d) in (t_start + t0..t_start + t1).zip(&out) {
+                            for k in 0..len {
+                                if set.labels[t] != labels[k] {
+                                    visit(state, b4 * 4 + k, t as u32, d[k]);
+                                }
                             }
                         }
                     }
                 }
-            }
-            progress.inc(block.len() as u64 * n as u64 * row_bytes);
-            state
-        })
-        .collect()
+                progress.inc(block.len() as u64 * (t_end - t_start) as u64 * row_bytes);
+            });
+        }
+        states.extend(blocks.into_iter().map(|(state, _, _)| state));
+    }
+    states
 }
 
 pub fn nearest_approx(
@@ -280,80 +313,17 @@ pub fn nearest_approx(
     queries: &[u32],
     progress: &Progress,
 ) -> Vec<Top2> {
-    let dec = Decoded::new(m, set.rows);
-    let every = queries.len() == set.rows.len()
-        && queries.iter().enumerate().all(|(i, &q)| q as usize == i);
-    if every {
-        return nearest_all(&dec, set, progress, m.row_bytes() as u64);
-    }
     sweep(
-        &dec,
+        m,
         set,
         queries,
         progress,
-        m.row_bytes() as u64,
         |_, block| vec![Top2::EMPTY; block.len()],
         |tops, k, t, d| tops[k].push(d, t),
     )
     .into_iter()
     .flatten()
     .collect()
-}
-
-/// [`nearest_approx`] with every vector a query: each pair is computed once
-/// and counted for both of its vectors, in per-task copies of the results
-/// merged at the end (half the arithmetic of one query at a time).
-fn nearest_all(dec: &Decoded, set: VectorSet, progress: &Progress, row_bytes: u64) -> Vec<Top2> {
-    let n = set.rows.len();
-    let blocks: Vec<usize> = (0..n).step_by(QUERIES_PER_TASK).collect();
-    blocks
-        .par_iter()
-        .fold(
-            || vec![Top2::EMPTY; n],
-            |mut tops, &q0| {
-                let q1 = (q0 + QUERIES_PER_TASK).min(n);
-                let w = dec.width;
-                let mut out = [[0f32; 4]; TARGETS_PER_BLOCK];
-                // Targets after the task's first query, outside; the quads
-                // inside, so each block of targets is read from memory once
-                // per task. Pairs (q, t) with t ≤ q were counted from the
-                // other side.
-                for t0 in (q0 + 1..n).step_by(TARGETS_PER_BLOCK) {
-                    if progress.interrupted() {
-                        break;
-                    }
-                    let t1 = (t0 + TARGETS_PER_BLOCK).min(n);
-                    for quad in (q0..q1).step_by(4) {
-                        if quad + 1 >= t1 {
-                            break;
-                        }
-                        let len = 4.min(q1 - quad);
-                        let qi: [usize; 4] = std::array::from_fn(|k| quad + k.min(len - 1));
-                        let q = qi.map(|i| dec.row(i));
-                        run_block::<false>(q, &dec.values[t0 * w..t1 * w], w, &mut out);
-                        for (t, d) in (t0..t1).zip(&out) {
-                            for (k, &dk) in d.iter().enumerate().take(len) {
-                                let qk = quad + k;
-                                if t > qk && set.labels[t] != set.labels[qk] {
-                                    tops[qk].push(dk, t as u32);
-                                    tops[t].push(dk, qk as u32);
-                                }
-                            }
-                        }
-                    }
-                }
-                // Each pair stands for two (query, target) visits of the total.
-                progress.inc((q1 - q0) as u64 * (n - q0) as u64 * row_bytes * 2);
-                tops
-            },
-        )
-        .reduce(
-            || vec![Top2::EMPTY; n],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x = x.merge(y));
-                a
-            },
-        )
 }
 
 pub fn pairs_within(
@@ -363,13 +333,11 @@ pub fn pairs_within(
     thresholds: &[f32],
     progress: &Progress,
 ) -> Vec<(u32, u32)> {
-    let dec = Decoded::new(m, set.rows);
     sweep(
-        &dec,
+        m,
         set,
         queries,
         progress,
-        m.row_bytes() as u64,
         |start, _| (start, Vec::new()),
         |(start, out): &mut (usize, Vec<(u32, u32)>), k, t, d| {
             if d <= thresholds[*start + k] {
