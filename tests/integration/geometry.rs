@@ -659,7 +659,7 @@ fn engines(with_gpu: bool) -> Vec<(&'static str, &'static dyn Engine)> {
 /// Runs one case on the engines, checks each against the brute force and
 /// the engines against each other; returns the first engine's results (the
 /// nearest neighbours and lattice first, then one per threshold).
-fn check_case(
+pub(crate) fn check_case(
     name: &str,
     b: &Built,
     thresholds: &[NearThreshold],

@@ -13,6 +13,7 @@ mod common;
 
 mod browser;
 mod cli;
+mod clouds;
 mod formats;
 mod fuzz_replay;
 mod geometry;
