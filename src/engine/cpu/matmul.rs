@@ -36,7 +36,7 @@ pub const MAX_CANDIDATES: usize = 64;
 const KEEP_SLACK: f32 = 1.0 / (1 << 20) as f32;
 /// Block sizes tried, largest first: the largest whose scratch fits the
 /// memory budget is used.
-const BLOCK_ROWS: [usize; 6] = [1024, 768, 512, 256, 128, 64];
+const BLOCK_ROWS: [usize; 10] = [2048, 1536, 1024, 768, 512, 384, 256, 192, 128, 64];
 /// Elements checked at once for a kept target (one pass the compiler can
 /// vectorise; the rare hit is redone one by one).
 const LANES: usize = 16;
@@ -249,10 +249,10 @@ fn products(a: &[f32], b: &[f32], d: usize, c: &mut Vec<f32>) {
 type Span = std::ops::Range<usize>;
 
 /// The block size: the largest whose scratch (two decoded blocks and a
-/// tile, per thread) stays within an eighth of the stored bytes
+/// tile, per thread) stays within a sixth of the stored bytes
 /// of the matrix; the smallest block when even that is over.
 fn block_rows(m: &Matrix, n: usize) -> usize {
-    let budget = m.bytes.len() as u64 / 8;
+    let budget = m.bytes.len() as u64 / 6;
     let threads = rayon::current_num_threads().max(1) as u64;
     let d = m.cols as u64;
     let b = BLOCK_ROWS
@@ -263,11 +263,47 @@ fn block_rows(m: &Matrix, n: usize) -> usize {
     b.min(n.max(1))
 }
 
-/// Scans a tile of products: the least Ṽ + E per row (and per column when
-/// `cols_min` is given), then the entries whose Ṽ − E is within reach of
-/// the row's (column's) threshold, as (row, column, Ṽ − E).
+/// [`scan_body`], compiled for AVX2 + FMA where the CPU has them (the
+/// scan is a few f32 operations per product, worth eight lanes).
 #[allow(clippy::too_many_arguments)]
 fn scan(
+    c: &[f32],
+    rows: Side,
+    cols: Side,
+    rows_best: &[f32],
+    cols_best: Option<&mut [f32]>,
+    rows_found: &mut Vec<(u32, u32, f32)>,
+    cols_found: &mut Vec<(u32, u32, f32)>,
+) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports the features the function is compiled for.
+        return unsafe { scan_avx2(c, rows, cols, rows_best, cols_best, rows_found, cols_found) };
+    }
+    scan_body(c, rows, cols, rows_best, cols_best, rows_found, cols_found)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn scan_avx2(
+    c: &[f32],
+    rows: Side,
+    cols: Side,
+    rows_best: &[f32],
+    cols_best: Option<&mut [f32]>,
+    rows_found: &mut Vec<(u32, u32, f32)>,
+    cols_found: &mut Vec<(u32, u32, f32)>,
+) -> Vec<f32> {
+    scan_body(c, rows, cols, rows_best, cols_best, rows_found, cols_found)
+}
+
+/// Scans a tile of products: the least Ṽ + E per row (and per column when
+/// `cols_best` is given), then the entries whose Ṽ − E is within reach of
+/// the row's (column's) threshold, as (row, column, Ṽ − E).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn scan_body(
     c: &[f32],
     rows: Side,
     cols: Side,
