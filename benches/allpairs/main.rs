@@ -187,7 +187,6 @@ pub fn parse_args() -> Mode {
     let mut child: Option<String> = None;
     let (mut file, mut engine, mut dump) = (None, String::from("cpu"), None);
     let mut it = raw.iter().cloned();
-    let mut shown: Vec<String> = Vec::new();
     while let Some(arg) = it.next() {
         let mut val = |name: &str| {
             it.next()
@@ -202,12 +201,6 @@ pub fn parse_args() -> Mode {
                 .filter(|s| !s.is_empty())
                 .map(|s| num(name, s.into()))
                 .collect()
-        }
-        if !matches!(
-            arg.as_str(),
-            "--bench" | "--child" | "--file" | "--engine" | "--dump"
-        ) {
-            shown.push(arg.clone());
         }
         match arg.as_str() {
             "--help" | "-h" => {
@@ -258,6 +251,11 @@ pub fn parse_args() -> Mode {
             dump,
         });
     }
+    let shown: Vec<&str> = raw
+        .iter()
+        .map(String::as_str)
+        .filter(|s| *s != "--bench")
+        .collect();
     a.command = format!("cargo bench --bench allpairs -- {}", shown.join(" "));
     Mode::Parent(a)
 }
@@ -331,9 +329,16 @@ fn main() {
     );
     let _ = writeln!(
         head,
-        "\nEach of our rows runs in its own process: load (mapped), exact survey, then `analyze_pairs` for that row alone, timed (median of {} runs after a warm-up when a run takes under {} s, else 1 run); peak RSS is the process's `VmHWM` at its end (`wait4`'s `ru_maxrss` where there is none; on Linux that one also holds the spawning process's own peak, so it is not used there). numpy (prep: bits to float32, included) goes over all rows as queries in blocks of 256 against all rows; over {:.0} s per task it times evenly spaced blocks and extrapolates. Full-size exact NN is extrapolated from the largest slice by (vectors ratio)² when that estimate exceeds {:.0} s (`--budget`).",
-        a.reps,
-        SINGLE_RUN_ABOVE.as_secs(),
+        "\nEach of our rows runs in its own process: load (mapped), exact survey, then `analyze_pairs` for that row alone, timed ({}); peak RSS is the process's `VmHWM` at its end (`wait4`'s `ru_maxrss` where there is none; on Linux that one also holds the spawning process's own peak, so it is not used there). numpy (prep: bits to float32, included) goes over all rows as queries in blocks of 256 against all rows; over {:.0} s per task it times evenly spaced blocks and extrapolates. Full-size exact NN is extrapolated from the largest slice by (vectors ratio)² when that estimate exceeds {:.0} s (`--budget`).",
+        if a.reps > 1 {
+            format!(
+                "the median of {} runs after a warm-up when a run takes under {} s, else that one run",
+                a.reps,
+                SINGLE_RUN_ABOVE.as_secs()
+            )
+        } else {
+            "one run".into()
+        },
         a.peer_budget,
         a.budget
     );

@@ -606,7 +606,7 @@ pub fn run_case(a: &Args, gpu_ok: bool, case: Case) -> CaseReport {
             continue;
         }
         let (cpu, gpu) = run_row(a, gpu_ok, &case, &mut row, &what, None);
-        if let Some(f) = cpu.as_ref().or(gpu.as_ref()) {
+        if let Some(f) = cpu.iter().chain(&gpu).find(|c| c.out.is_ok()) {
             row.checks.push(near_check(f, case.dead.as_ref(), exact));
             let th = f.get("threshold").and_then(Value::as_f64);
             let _ = write!(
@@ -621,6 +621,9 @@ pub fn run_case(a: &Args, gpu_ok: bool, case: Case) -> CaseReport {
                     let _ = write!(row.name, " (r = {t:.3e})");
                 }
             }
+        } else {
+            row.checks
+                .push("– components: not run (the row failed)".into());
         }
         row.cpu_run = cpu;
         r.rows.push(row);
