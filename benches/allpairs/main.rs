@@ -32,8 +32,9 @@
 //! the nearest-neighbour distances, at full size. Each of our rows runs in a
 //! child process (this binary, `--child`): it loads the file, runs the exact
 //! survey, then times `analyze_pairs` for its one row (the median of
-//! `--reps` runs after a warm-up when the first takes under 2 s), and the
-//! parent reads the child's peak RSS from `wait4`.
+//! `--reps` runs after a warm-up when the first takes under 2 s) and reports
+//! its peak RSS (`VmHWM`; `wait4`'s `ru_maxrss` would also hold the
+//! parent's peak, which Linux carries across `exec`).
 //!
 //! The peer (`scripts/bench_allpairs_peer.py`) computes the same answers by
 //! ‖x‖² + ‖y‖² − 2x·y in float32 with numpy's BLAS, in blocks of 256 queries
