@@ -1,163 +1,141 @@
 #!/usr/bin/env python3
-"""Peer timings for benches/allpairs.rs: nearest neighbours as researchers
-compute them today, in float32.
+"""numpy peer for benches/allpairs.rs: the all-pairs work in the matmul form
+||x||^2 + ||y||^2 - 2 x.y, in float32 with BLAS, as researchers compute it.
 
-Usage: bench_allpairs_peer.py PEER FILE ROWS COLS OFFSET LABELS QUERIES [MAX_QUERIES]
+Usage: bench_allpairs_peer.py FILE OFFSET DTYPE ROWS COLS LABELS BUDGET TASK... [--exact PATH]
 
-FILE holds the bf16 matrix's raw bits at byte OFFSET; LABELS is ROWS int32
-values, the distinct vector of each row (rows of one label are bit-identical);
-QUERIES is a text file with one query per line: `token dead exact_nn exact_distance`
-(the exact answer in f64, from the benchmark). Each query's nearest neighbour
-is searched among all rows of another label (so neither itself nor a row
-identical to it) by
-  numpy-mm:     ||x||^2 + ||y||^2 - 2 x.y in float32, numpy (BLAS), CPU
-  numpy-direct: sum((x - y)^2) from direct differences in float32, numpy, CPU
-  torch-mm:     the matmul form in float32 on a CUDA GPU (TF32 off, torch's default)
-  torch-cdist:  torch.cdist(compute_mode='donot_use_mm_for_euclid_dist'), CUDA
-With MAX_QUERIES, an evenly spaced subset of the queries (dead and trained
-tokens in proportion). Prints one JSON line: prep seconds (bits to float32
-on the device), compute seconds, the number of queries, and per kind of token
-(dead, trained) how many distances are off by more than 1% relative and how
-many nearest neighbours are another vector than the exact one.
-Exits 3 when the peer is not installed (numpy, or torch with CUDA).
+FILE holds the matrix (DTYPE: BF16, F16 or F32, little-endian, row-major) at
+byte OFFSET; LABELS is ROWS int32 values, the distinct vector of each row
+(rows of one label are bit-identical). Each TASK goes over all rows as
+queries, in blocks of 256 against all rows:
+  nn        each query's nearest row of another label (argmin of the form)
+  pairs:R   the pairs of rows of different labels within distance R (i < j)
+A task whose first block, times the number of blocks, would take more than
+BUDGET seconds runs evenly spaced blocks only (as many as fit in BUDGET, at
+least 2) and extrapolates: compute = norms + mean block time x blocks.
+With --exact, PATH holds ROWS float64 exact nearest-neighbour distances (NaN
+where none): an `nn` task counts the measured queries whose distance is off
+by more than 1% relative.
+
+Prints one JSON line per task: prep seconds (bits to float32), compute
+seconds (measured, or estimated when extrapolated), the blocks measured and
+in all, and the pairs (all blocks only) or the distances off.
+Exits 3 when numpy is not installed.
 """
 import json
 import sys
 import time
 
+BLOCK = 256
+
 
 def main():
-    peer, path = sys.argv[1], sys.argv[2]
-    n, d, offset = map(int, sys.argv[3:6])
-    labels_path, queries_path = sys.argv[6], sys.argv[7]
-    max_q = int(sys.argv[8]) if len(sys.argv) > 8 else 0
+    argv = sys.argv[1:]
+    exact_path = None
+    if "--exact" in argv:
+        i = argv.index("--exact")
+        exact_path = argv[i + 1]
+        del argv[i : i + 2]
+    path, offset, dtype = argv[0], int(argv[1]), argv[2]
+    n, d = int(argv[3]), int(argv[4])
+    labels_path, budget = argv[5], float(argv[6])
+    tasks = argv[7:]
     try:
         import numpy as np
     except ImportError:
         sys.exit(3)
-    bits = np.fromfile(path, dtype=np.uint16, count=n * d, offset=offset).reshape(n, d)
     labels = np.fromfile(labels_path, dtype=np.int32, count=n)
-    q = np.loadtxt(queries_path, ndmin=2)
-    if max_q and max_q < len(q):
-        q = q[np.linspace(0, len(q) - 1, max_q).round().astype(np.int64)]
-    tokens = q[:, 0].astype(np.int64)
-    dead = q[:, 1] != 0
-    exact_nn = q[:, 2].astype(np.int64)
-    exact = q[:, 3]
-    if peer.startswith("numpy"):
-        t = time.perf_counter()
-        x = (bits.astype(np.uint32) << 16).view(np.float32)
-        prep = time.perf_counter() - t
-        t = time.perf_counter()
-        if peer == "numpy-mm":
-            dist, nn = numpy_mm(np, x, labels, tokens)
-        elif peer == "numpy-direct":
-            dist, nn = numpy_direct(np, x, labels, tokens)
-        else:
-            sys.exit(f"unknown peer {peer}")
-        compute = time.perf_counter() - t
-    elif peer.startswith("torch"):
-        try:
-            import torch
-        except ImportError:
-            sys.exit(3)
-        if not torch.cuda.is_available():
-            sys.exit(3)
-        host = torch.from_numpy(bits.view(np.int16)).view(torch.bfloat16)
-        lab = torch.from_numpy(labels).to("cuda")
-        tok = torch.from_numpy(tokens).to("cuda")
-        fn = {"torch-mm": torch_mm, "torch-cdist": torch_cdist}.get(peer)
-        if fn is None:
-            sys.exit(f"unknown peer {peer}")
-        fn(torch, host[:1024].to("cuda").float(), lab[:1024], torch.arange(8, device="cuda"))  # warm-up
-        torch.cuda.synchronize()
-        t = time.perf_counter()
-        x = host.to("cuda").float()
-        torch.cuda.synchronize()
-        prep = time.perf_counter() - t
-        t = time.perf_counter()
-        dist, nn = fn(torch, x, lab, tok)
-        torch.cuda.synchronize()
-        compute = time.perf_counter() - t
-        dist, nn = dist.cpu().numpy(), nn.cpu().numpy()
+    exact = np.fromfile(exact_path, dtype=np.float64, count=n) if exact_path else None
+    t = time.perf_counter()
+    if dtype == "BF16":
+        bits = np.fromfile(path, dtype=np.uint16, count=n * d, offset=offset)
+        x = (bits.astype(np.uint32) << 16).view(np.float32).reshape(n, d)
+        del bits
+    elif dtype == "F16":
+        x = np.fromfile(path, dtype=np.float16, count=n * d, offset=offset).astype(np.float32).reshape(n, d)
+    elif dtype == "F32":
+        x = np.fromfile(path, dtype=np.float32, count=n * d, offset=offset).reshape(n, d)
     else:
-        sys.exit(f"unknown peer {peer}")
-    dist = dist.astype(np.float64)
-    off = np.abs(dist - exact) > 0.01 * exact
-    other = labels[nn] != labels[exact_nn]
-    print(
-        json.dumps(
-            {
-                "peer": peer,
-                "prep_s": prep,
-                "compute_s": compute,
-                "queries": int(len(tokens)),
-                "dead": int(dead.sum()),
-                "dead_off": int((off & dead).sum()),
-                "dead_other": int((other & dead).sum()),
-                "trained": int((~dead).sum()),
-                "trained_off": int((off & ~dead).sum()),
-                "trained_other": int((other & ~dead).sum()),
-            }
-        )
-    )
+        sys.exit(f"unknown dtype {dtype}")
+    prep = time.perf_counter() - t
+    for task in tasks:
+        out = run_task(np, x, labels, task, budget, exact)
+        out["prep_s"] = prep
+        print(json.dumps(out), flush=True)
 
 
-def numpy_mm(np, x, labels, tokens, block=256):
+def run_task(np, x, labels, task, budget, exact):
+    n = len(x)
+    blocks = (n + BLOCK - 1) // BLOCK
+    r2 = None
+    if task.startswith("pairs:"):
+        r2 = np.float32(float(task.split(":", 1)[1]) ** 2)
+    elif task != "nn":
+        sys.exit(f"unknown task {task}")
+    t = time.perf_counter()
     sq = np.einsum("ij,ij->i", x, x)
-    dist = np.empty(len(tokens), np.float32)
-    nn = np.empty(len(tokens), np.int64)
-    for s in range(0, len(tokens), block):
-        t = tokens[s : s + block]
-        d2 = sq[t, None] + sq[None, :] - 2.0 * (x[t] @ x.T)
-        d2[labels[None, :] == labels[t, None]] = np.inf
-        nn[s : s + block] = j = d2.argmin(axis=1)
-        dist[s : s + block] = np.sqrt(np.maximum(d2[np.arange(len(t)), j], 0))
-    return dist, nn
+    # Rows sharing a label with another row (bit-identical ones): each
+    # query's own row is masked directly, these through their label.
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    shared = {}
+    for r in np.flatnonzero(counts[inverse] > 1):
+        shared.setdefault(int(labels[r]), []).append(int(r))
+    norms_s = time.perf_counter() - t
+    off = checked = pairs = 0
 
+    def block(b):
+        nonlocal off, checked, pairs
+        s = b * BLOCK
+        q = np.arange(s, min(s + BLOCK, n))
+        d2 = sq[q, None] + sq[None, :] - 2.0 * (x[q] @ x.T)
+        if r2 is None:
+            d2[np.arange(len(q)), q] = np.inf
+            for i, r in enumerate(q):
+                same = shared.get(int(labels[r]))
+                if same is not None:
+                    d2[i, same] = np.inf
+            j = d2.argmin(axis=1)
+            dist = np.sqrt(np.maximum(d2[np.arange(len(j)), j], 0)).astype(np.float64)
+            if exact is not None:
+                e = exact[q]
+                ok = ~np.isnan(e)
+                off += int((np.abs(dist - e)[ok] > 0.01 * e[ok]).sum())
+                checked += int(ok.sum())
+        else:
+            i, j = np.nonzero(d2 <= r2)
+            i = q[i]
+            keep = (j > i) & (labels[i] != labels[j])
+            pairs += int(keep.sum())
 
-def numpy_direct(np, x, labels, tokens, rows=8192):
-    dist = np.empty(len(tokens), np.float32)
-    nn = np.empty(len(tokens), np.int64)
-    diff = np.empty((rows, x.shape[1]), np.float32)
-    for i, t in enumerate(tokens):
-        best, arg = np.inf, -1
-        for s in range(0, len(x), rows):
-            blk = x[s : s + rows]
-            dv = diff[: len(blk)]
-            np.subtract(blk, x[t], out=dv)
-            d2 = np.einsum("ij,ij->i", dv, dv)
-            d2[labels[s : s + rows] == labels[t]] = np.inf
-            j = int(d2.argmin())
-            if d2[j] < best:
-                best, arg = d2[j], s + j
-        dist[i], nn[i] = np.sqrt(best), arg
-    return dist, nn
-
-
-def torch_mm(torch, x, lab, tok, block=4096):
-    sq = (x * x).sum(1)
-    dist, nn = [], []
-    for s in range(0, len(tok), block):
-        t = tok[s : s + block]
-        d2 = sq[t, None] + sq[None, :] - 2.0 * (x[t] @ x.T)
-        d2.masked_fill_(lab[None, :] == lab[t, None], float("inf"))
-        v, j = d2.min(dim=1)
-        dist.append(v.clamp_min(0).sqrt())
-        nn.append(j)
-    return torch.cat(dist), torch.cat(nn)
-
-
-def torch_cdist(torch, x, lab, tok, block=1024):
-    dist, nn = [], []
-    for s in range(0, len(tok), block):
-        t = tok[s : s + block]
-        d = torch.cdist(x[t], x, compute_mode="donot_use_mm_for_euclid_dist")
-        d.masked_fill_(lab[None, :] == lab[t, None], float("inf"))
-        v, j = d.min(dim=1)
-        dist.append(v)
-        nn.append(j)
-    return torch.cat(dist), torch.cat(nn)
+    times = []
+    t = time.perf_counter()
+    block(0)
+    times.append(time.perf_counter() - t)
+    if times[0] * blocks <= budget:
+        chosen = range(1, blocks)
+    else:
+        m = min(blocks, max(2, int(budget / max(times[0], 1e-9))))
+        chosen = sorted(set(np.linspace(0, blocks - 1, m).round().astype(int).tolist()) - {0})
+    for b in chosen:
+        t = time.perf_counter()
+        block(b)
+        times.append(time.perf_counter() - t)
+    measured = len(times)
+    extrapolated = measured < blocks
+    compute = norms_s + (sum(times) / measured * blocks if extrapolated else sum(times))
+    out = {
+        "task": task,
+        "compute_s": compute,
+        "measured_blocks": measured,
+        "blocks": blocks,
+        "extrapolated": extrapolated,
+    }
+    if r2 is None and exact is not None:
+        out["off"] = off
+        out["checked"] = checked
+    elif not extrapolated:
+        out["pairs"] = pairs
+    return out
 
 
 if __name__ == "__main__":

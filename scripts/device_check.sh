@@ -48,9 +48,11 @@ echo "== series benchmark (10,001 x 3,699 x 64 bf16 trajectory, CPU and GPU)"
 fi
 [ "${RUN_ALLPAIRS:-1}" = 1 ] || exit 0
 echo "== all-pairs benchmark (bounded: ALLPAIRS_TIMEOUT seconds; rows also go to stderr as they finish)"
-# Full shape, GPU and CPU rows; the CPU's full-size nearest neighbours are
-# skipped when the 32768-row slice scaled by (vectors ratio)^2 exceeds --budget.
-timeout "${ALLPAIRS_TIMEOUT:-300}" "$BIN/allpairs" --shape "${ALLPAIRS_SHAPE:-151936x2560}" \
-  --reps "${REPS:-3}" --slices 16384,32768 --budget "${ALLPAIRS_BUDGET:-60}" --peer-queries 512 \
-  --peers "${ALLPAIRS_PEERS:-torch-mm,torch-cdist,numpy-mm}" --data /tmp/bench-data ${ALLPAIRS_ARGS:-} 2>&1 |
+# Full shape, GPU and CPU rows, each row in its own process; full-size exact
+# NN on a path is extrapolated from the 16384-row slice by (vectors ratio)^2
+# when that estimate exceeds --budget. The tables also go to allpairs-tables.md.
+timeout "${ALLPAIRS_TIMEOUT:-600}" "$BIN/allpairs" --rows 151936 --cols 2560 \
+  --clouds "${ALLPAIRS_CLOUDS:-steep,flat,clustered}" --reps "${REPS:-3}" --slices 8192,16384 \
+  --budget "${ALLPAIRS_BUDGET:-60}" --peer-budget "${ALLPAIRS_PEER_BUDGET:-30}" \
+  --data /tmp/bench-data --out "$OUTDIR/allpairs-tables.md" ${ALLPAIRS_ARGS:-} 2>&1 |
   tee "$OUTDIR/allpairs.md"
