@@ -211,6 +211,34 @@ impl Stream {
         })
     }
 
+    /// Gathers the rows `rows` of `m` as [`push_rows`](Self::push_rows) does,
+    /// as upload `ci` of this stream, into `dst` from byte `offset` on, rather
+    /// than into a slot's device buffer (for a panel larger than one chunk,
+    /// uploaded a chunk at a time). Copies past `dst`'s end are cut short.
+    pub fn upload_rows(
+        &mut self,
+        ctx: &GpuContext,
+        ci: usize,
+        m: &Matrix,
+        rows: &[usize],
+        dst: &wgpu::Buffer,
+        offset: u64,
+    ) -> Result<()> {
+        let stride = row_stride(m);
+        let len = rows.len() * stride * 4;
+        if offset + len as u64 > dst.size() {
+            return Err(Error::Gpu(format!(
+                "{len} bytes at {offset} do not fit a buffer of {} bytes",
+                dst.size()
+            )));
+        }
+        let (i, copy) = self.fill(ctx, ci, len, |d| gather(d, m, rows, stride))?;
+        let copy = copy.min(dst.size() - offset);
+        self.submit(ctx, i, |enc, slot| {
+            enc.copy_buffer_to_buffer(&slot.staging, 0, dst, offset, copy);
+        })
+    }
+
     /// Waits until the slot of upload `ci` is free and its staging memory
     /// mapped, then has `write` fill its first `len` bytes and zeros a word
     /// and more after them (see [`write_padded`]). Returns the slot's index
