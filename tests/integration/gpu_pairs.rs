@@ -38,6 +38,42 @@ impl Case {
         } else {
             (0..n as u32).collect()
         };
+        Self::of(b, rows, labels, queries)
+    }
+
+    /// A set as the survey builds one: duplicate rows collapsed to the first
+    /// of each run, so the set's rows ascend with gaps between runs of
+    /// consecutive ids; every vector its own label.
+    fn with_gaps(dtype: Dtype, n: usize, cols: usize, seed: u64, subset: bool) -> Self {
+        let mut b = Built::random(dtype, n, cols, seed);
+        let mut rng = Rng::new(seed ^ 0x5eed);
+        // Runs of 1 to 4 copies of a row, about every fourth row.
+        let mut r = 1;
+        while r < n {
+            if rng.below(4) == 0 {
+                for k in r..(r + 1 + rng.below(4)).min(n) {
+                    b.copy_row(r - 1, k);
+                }
+                r += 5;
+            } else {
+                r += 1;
+            }
+        }
+        let rows: Vec<usize> = (0..n)
+            .filter(|&r| r == 0 || b.row(r) != b.row(r - 1))
+            .collect();
+        assert!(rows.len() < n * 9 / 10 && rows.windows(2).any(|w| w[1] == w[0] + 1));
+        let labels: Vec<u32> = (0..rows.len() as u32).collect();
+        let queries: Vec<u32> = if subset {
+            (0..rows.len() as u32).filter(|i| i % 4 != 2).collect()
+        } else {
+            labels.clone()
+        };
+        Self::of(b, rows, labels, queries)
+    }
+
+    fn of(b: Built, rows: Vec<usize>, labels: Vec<u32>, queries: Vec<u32>) -> Self {
+        let (dtype, cols) = (b.dtype, b.cols);
         let values: Vec<Vec<f64>> = rows.iter().map(|&r| b.values(r)).collect();
         let norms = values
             .iter()
@@ -237,6 +273,66 @@ fn tiny_panels_change_nothing() {
             c.check_pairs(&within(&gpu, &c, &thr), &thr, &bounds, &what);
             let sub = Case::new(dtype, 230, cols, 600 + k as u64, false, true);
             sub.check_nearest(&nearest(&gpu, &sub), &format!("{what} subset"));
+        }
+    }
+}
+
+/// A set with gaps (duplicates collapsed) streamed in panels of an odd size
+/// (query panels of several uploads, rows of whole words and padded rows):
+/// nearest, pairs and projections match the brute force, and give the same
+/// bits as the one-panel sweep.
+#[test]
+fn sets_with_gaps_in_tiny_panels_match_brute_force() {
+    let Some(whole) = gpu() else { return };
+    for (k, dtype) in [Dtype::BF16, Dtype::F16, Dtype::F32]
+        .into_iter()
+        .enumerate()
+    {
+        for cols in [8, 7, 33] {
+            let rb = (cols * dtype.size()).div_ceil(4) * 4;
+            let Some(tiny) = fresh_gpu(GpuOptions {
+                max_chunk_bytes: Some((rb * 29 + 6) as u64),
+                ..Default::default()
+            }) else {
+                return;
+            };
+            for subset in [false, true] {
+                let c =
+                    Case::with_gaps(dtype, 260, cols, 700 + k as u64 * 40 + cols as u64, subset);
+                let what = format!("gaps {dtype} d={cols} subset={subset}");
+                let tops = nearest(&tiny, &c);
+                c.check_nearest(&tops, &what);
+                assert_eq!(tops, nearest(whole, &c), "{what}: one panel");
+                let (thr, bounds) = c.thresholds();
+                let mut pairs = within(&tiny, &c, &thr);
+                c.check_pairs(&pairs, &thr, &bounds, &what);
+                let mut one = within(whole, &c, &thr);
+                pairs.sort_unstable();
+                one.sort_unstable();
+                assert_eq!(pairs, one, "{what}: pairs in one panel");
+                let dirs: Vec<f32> = (0..3 * cols).map(|i| (i as f32 * 0.37).sin()).collect();
+                let got = tiny
+                    .project(&c.b.matrix(), &c.rows, &dirs)
+                    .expect("project");
+                for (i, v) in c.values.iter().enumerate() {
+                    for j in 0..3 {
+                        let u = &dirs[j * cols..(j + 1) * cols];
+                        let exact: f64 = u.iter().zip(v).map(|(&a, b)| a as f64 * b).sum();
+                        let un = u.iter().map(|&a| a as f64 * a as f64).sum::<f64>().sqrt();
+                        let err = c.model.projection_error(un, c.norms[i]);
+                        let g = got[i * 3 + j] as f64;
+                        assert!(
+                            (g - exact).abs() <= err,
+                            "{what}: row {i} dir {j}: {g} vs {exact}"
+                        );
+                    }
+                }
+                let one = whole
+                    .project(&c.b.matrix(), &c.rows, &dirs)
+                    .expect("project");
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&one), "{what}: projections in one panel");
+            }
         }
     }
 }

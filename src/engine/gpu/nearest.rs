@@ -1,19 +1,22 @@
 //! Nearest neighbours and threshold pairs over a vector set:
 //! `shaders/nearest.wgsl`, one tiled kernel in two modes.
 //!
-//! The set's rows are gathered on the host into contiguous raw bits, the
-//! queries' rows likewise. Queries go in panels that fit one binding (usually
-//! one panel); for each, the targets stream through [`Stream`] in panels of
-//! at most 64 MiB (or the test hook `max_chunk_bytes`), and each target panel
-//! is swept in dispatches of bounded work, all recorded in the panel's one
-//! submission. Mode 0 keeps each query's [`Top2`] in a device buffer that
+//! No host copy of the set is made: each panel's rows are gathered from the
+//! matrix straight into mapped staging memory as the panel is uploaded, so
+//! host memory beyond the mapped matrix is a few panels and O(n) indices.
+//! Queries go in panels that fit one binding (usually one panel), each
+//! uploaded through the same staging memory a target panel at a time; for
+//! each, the targets stream through [`Stream`] in panels of at most 64 MiB
+//! (or the test hook `max_chunk_bytes`), and each target panel is swept in
+//! dispatches of bounded work, all recorded in the panel's one submission.
+//! Mode 0 keeps each query's [`Top2`] in a device buffer that
 //! every dispatch merges into (a workgroup owns its queries, so no races);
 //! mode 1 appends pairs through an atomic counter, and runs again with room
 //! for all of them if the first guess was short.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::chunks::{ChunkPlan, Gathered, SparePool, Stream};
+use super::chunks::{row_stride, ChunkPlan, SparePool, Stream};
 use super::{bind, buffer, dispatch_split, filled, pipeline, uniform, GpuContext};
 use crate::engine::{Engine, GpuOptions, Top2, VectorSet};
 use crate::error::{Error, Result};
@@ -184,16 +187,18 @@ impl NearestKernel {
     ) -> Result<Outputs> {
         use wgpu::BufferUsages as U;
         let q_rows: Vec<usize> = queries.iter().map(|&q| set.rows[q as usize]).collect();
-        let targets = Gathered::new(m, set.rows);
-        let qs = Gathered::new(m, &q_rows);
-        let row_bytes = targets.row_bytes();
+        let stride = row_stride(m);
+        let row_bytes = stride * 4;
         let limit = ctx.max_binding();
         let t_plan = ChunkPlan::new(set.rows.len(), row_bytes, limit, opts.max_chunk_bytes)?;
+        // Query panels as large as one binding takes (uploaded a target
+        // panel at a time); under the test hook, three target panels, so that
+        // a query panel takes several uploads and there are several panels.
         let q_plan = ChunkPlan::new(
             queries.len(),
             row_bytes,
             limit,
-            Some(opts.max_chunk_bytes.unwrap_or(limit)),
+            Some(opts.max_chunk_bytes.map_or(limit, |b| b.saturating_mul(3))),
         )?;
         let too_big = (set.rows.len() as u64 * 4).max(queries.len() as u64 * 16) > limit;
         if too_big || set.rows.len() >= u32::MAX as usize {
@@ -274,21 +279,23 @@ impl NearestKernel {
         let mut ci = 0;
         for qp in 0..q_plan.len() {
             let qr = q_plan.chunk(qp);
-            ctx.queue.write_buffer(
-                &q_buf,
-                0,
-                &qs.bytes[qr.start * row_bytes..qr.end * row_bytes],
-            );
+            // The query panel, a target panel's worth of rows at a time (the
+            // staging buffers hold one target panel).
+            for start in (qr.start..qr.end).step_by(t_plan.rows_per_chunk) {
+                let end = (start + t_plan.rows_per_chunk).min(qr.end);
+                let offset = ((start - qr.start) * row_bytes) as u64;
+                stream.upload_rows(ctx, ci, m, &q_rows[start..end], &q_buf, offset)?;
+                ci += 1;
+            }
             let q_groups = qr.len().div_ceil(BLOCK) as u32;
             for tp in 0..t_plan.len() {
                 let tr = t_plan.chunk(tp);
-                let src = &targets.bytes[tr.start * row_bytes..tr.end * row_bytes];
-                stream.push(ctx, ci, src, |enc, _, data| {
+                stream.push_rows(ctx, ci, m, &set.rows[tr.clone()], |enc, _, data| {
                     for t0 in (0..tr.len()).step_by(t_per_dispatch) {
                         let p = Params {
                             dtype: m.dtype.shader_code(),
                             cols: m.cols as u32,
-                            stride: targets.stride as u32,
+                            stride: stride as u32,
                             mode: mode_code,
                             q_count: qr.len() as u32,
                             q_first: qr.start as u32,

@@ -1,9 +1,10 @@
 //! Projections of rows onto a few directions: `shaders/project.wgsl`, the
-//! rows gathered on the host and streamed in panels through [`Stream`].
+//! rows streamed in panels through [`Stream`], each panel gathered from the
+//! matrix straight into mapped staging memory (no host copy of the rows).
 
 use bytemuck::{Pod, Zeroable};
 
-use super::chunks::{ChunkPlan, Gathered, SparePool, Stream};
+use super::chunks::{row_stride, ChunkPlan, SparePool, Stream};
 use super::{bind, buffer, dispatch, filled, pipeline, uniform, GpuContext};
 use crate::engine::{Engine, GpuOptions};
 use crate::error::Result;
@@ -60,8 +61,8 @@ impl ProjectKernel {
             // Results beyond one binding: rare enough to leave to the CPU.
             return crate::engine::cpu::CpuEngine.project(m, rows, directions);
         }
-        let data = Gathered::new(m, rows);
-        let row_bytes = data.row_bytes();
+        let stride = row_stride(m);
+        let row_bytes = stride * 4;
         let plan = ChunkPlan::new(rows.len(), row_bytes, limit, opts.max_chunk_bytes)?;
         let dirs = filled(
             ctx,
@@ -73,12 +74,11 @@ impl ProjectKernel {
         let mut stream = Stream::new(ctx, plan.buffer_bytes(), plan.len(), &self.spare);
         for ci in 0..plan.len() {
             let r = plan.chunk(ci);
-            let src = &data.bytes[r.start * row_bytes..r.end * row_bytes];
-            stream.push(ctx, ci, src, |enc, _, chunk| {
+            stream.push_rows(ctx, ci, m, &rows[r.clone()], |enc, _, chunk| {
                 let params = Params {
                     dtype: m.dtype.shader_code(),
                     cols: m.cols as u32,
-                    stride: data.stride as u32,
+                    stride: stride as u32,
                     p: p as u32,
                     rows: r.len() as u32,
                     first: r.start as u32,
