@@ -685,6 +685,82 @@ fn orthonormalise(v: &mut [Vec<f64>]) {
 mod tests {
     use super::*;
 
+    /// The bound is at least ‖U‖₂ (power iteration on UᵀU, in f64) and
+    /// about 1 for orthonormal rows.
+    #[test]
+    fn operator_norm_bound_covers_the_spectral_norm() {
+        let cols = 5;
+        // Two equal rows: ‖U‖₂ = √2 exactly.
+        let twice = [1f32, 0., 0., 0., 0., 1., 0., 0., 0., 0.];
+        assert!(operator_norm_bound(&twice, cols) >= 2f64.sqrt());
+        let axes: Vec<f32> = (0..cols * cols)
+            .map(|i| if i % (cols + 1) == 0 { 1.0 } else { 0.0 })
+            .collect();
+        let b = operator_norm_bound(&axes, cols);
+        assert!((1.0..1.0 + 1e-9).contains(&b), "{b}");
+        let mut s = 0x1234_5678_9abc_def1u64;
+        let u: Vec<f32> = (0..3 * cols)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        let mut x = vec![1f64; cols];
+        let mut norm = 0.0;
+        for _ in 0..200 {
+            let ux: Vec<f64> = u
+                .chunks_exact(cols)
+                .map(|r| r.iter().zip(&x).map(|(&a, b)| a as f64 * b).sum())
+                .collect();
+            let mut y = vec![0f64; cols];
+            for (r, v) in u.chunks_exact(cols).zip(&ux) {
+                y.iter_mut().zip(r).for_each(|(y, &a)| *y += a as f64 * v);
+            }
+            let n = y.iter().map(|v| v * v).sum::<f64>().sqrt();
+            norm = n.sqrt();
+            x = y.iter().map(|v| v / n).collect();
+        }
+        assert!(operator_norm_bound(&u, cols) >= norm, "{norm}");
+    }
+
+    /// The early exit decides as the full exact test does, at the
+    /// threshold and one step either side of it.
+    #[test]
+    fn early_exit_agrees_with_the_exact_test() {
+        let rows: [[f32; 3]; 4] = [
+            [0.0, 0.0, 0.0],
+            [0.75, 0.0, 0.0],
+            [0.75, 2e-20, 0.0],
+            [0.5, 0.5, 0.25],
+        ];
+        let bytes: Vec<u8> = rows
+            .iter()
+            .flatten()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let m = Matrix::new(Dtype::F32, 4, 3, &bytes).unwrap();
+        for r in [
+            0.75f64,
+            0.75f64.next_down(),
+            0.75f64.next_up(),
+            0.0,
+            1e-300,
+            1e200,
+        ] {
+            for a in 0..4 {
+                for b in 0..4 {
+                    assert_eq!(
+                        l2_joins(&m, a, b, r),
+                        Threshold::L2(r).joins(&m, a, b),
+                        "rows {a}, {b} at {r}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn union_find_joins_chains() {
         let sets = components(6, &[(0, 2), (2, 4), (1, 5)]);
