@@ -501,6 +501,7 @@ fn l2_pairs(
         values: &values,
         p,
         direction_norms: &direction_norms,
+        operator_norm: near::operator_norm_bound(&dirs, m.cols),
     };
     let swept = if values.is_empty() {
         Some(Vec::new())

@@ -9,8 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use rayon::prelude::*;
 use serde::Serialize;
 
+mod kdtree;
+
+use self::kdtree::KdTree;
 use super::nearest::{centroid_and_radius, exact_distance, Distinct};
 use crate::approx::ErrorModel;
+use crate::dtype::Dtype;
 use crate::matrix::Matrix;
 
 /// Components larger than this many distinct vectors get no diameter (it
@@ -108,6 +112,41 @@ pub struct Projections<'a> {
     pub p: usize,
     /// The L2 norm of each direction (as the f32 values the engine used).
     pub direction_norms: &'a [f64],
+    /// An upper bound on ‖U‖₂, the most the directions (rows of U) can
+    /// stretch a vector: [`operator_norm_bound`].
+    pub operator_norm: f64,
+}
+
+/// An upper bound on the spectral norm of the `p × cols` matrix U whose
+/// rows are `directions` (f32, as the engine uses them): the largest
+/// absolute row sum of the Gram matrix UUᵀ (Gershgorin), each entry widened
+/// by its f64 rounding. About 1 for orthonormal directions.
+pub fn operator_norm_bound(directions: &[f32], cols: usize) -> f64 {
+    if cols == 0 {
+        return 0.0;
+    }
+    let rows: Vec<&[f32]> = directions.chunks_exact(cols).collect();
+    let norms: Vec<f64> = rows
+        .iter()
+        .map(|u| u.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt())
+        .collect();
+    // A dot product of `cols` terms in f64 is within cols·2^-53·Σ|uᵢ||uⱼ| ≤
+    // cols·2^-53·‖uᵢ‖‖uⱼ‖ (Cauchy–Schwarz) of exact; doubled for safety.
+    let rounding = 2.0 * (cols as f64 + 2.0) * f64::EPSILON;
+    let widest = rows
+        .iter()
+        .enumerate()
+        .map(|(i, ui)| {
+            rows.iter()
+                .enumerate()
+                .map(|(j, uj)| {
+                    let g: f64 = ui.iter().zip(*uj).map(|(&a, &b)| a as f64 * b as f64).sum();
+                    g.abs() + rounding * norms[i] * norms[j]
+                })
+                .sum::<f64>()
+        })
+        .fold(0f64, f64::max);
+    widest.sqrt() * (1.0 + 1e-12)
 }
 
 /// Joined pairs are kept in memory: a search that finds more stops, and the
@@ -146,13 +185,20 @@ impl Budget {
     }
 }
 
+/// Relative margin on the pruning radii, far above the f64 rounding of the
+/// few sums that compare projections.
+const PRUNE_MARGIN: f64 = 1e-9;
+
 /// Every pair of the vectors `members` (indices into `d`, `a < b` in the
-/// result) at L2 distance ≤ `r`, found without an all-pairs pass where the
-/// data allow: the members sorted by their first projection, and a pair
-/// tested exactly only when its norms and every projection differ by no more
-/// than a joined pair's could (|u·x − u·y| ≤ ‖u‖‖x − y‖, |‖x‖ − ‖y‖| ≤
-/// ‖x − y‖). `proj` holds the members' projections, in `members` order;
-/// `norms` are per vector of `d`. `None` past [`MAX_JOINED_PAIRS`].
+/// result) at L2 distance ≤ `r`, found without an all-pairs pass: a k-d tree
+/// over the members' projections gives each member the boxes that could hold
+/// a partner, and a pair is tested exactly only when its projections are
+/// within reach in L2 (‖Ũx − Ũy‖ ≤ ‖U‖₂‖x − y‖ + the kernels' error on both,
+/// with ‖U‖₂ bounded from the directions' Gram matrix) and its norms differ
+/// by no more than a joined pair's could (|‖x‖ − ‖y‖| ≤ ‖x − y‖). The exact
+/// test gives up as soon as a partial sum of squares passes r². `proj` holds
+/// the members' projections, in `members` order; `norms` are per vector of
+/// `d`. `None` past [`MAX_JOINED_PAIRS`].
 pub fn joined_pairs(
     m: &Matrix,
     d: &Distinct,
@@ -168,64 +214,153 @@ pub fn joined_pairs(
     // The norms may be off by NORM_TOLERANCE relative, and a GPU that flushes
     // subnormal inputs to zero may lose up to √d·2^-126 of a projection.
     let n_hi = |n: f64| n * (1.0 + NORM_TOLERANCE) + err.decode_abs;
-    // Per member and direction, how far the engine's projection may be off.
-    let perr: Vec<f64> = (0..k * p)
-        .map(|i| err.projection_error(proj.direction_norms[i % p], n_hi(norm(i / p))))
+    // How far the engine's projections of a vector of norm n may be from
+    // the exact ones, in L2 over the directions.
+    let slack_at = |n: f64| {
+        proj.direction_norms
+            .iter()
+            .map(|&u| err.projection_error(u, n_hi(n)).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let spread = proj.operator_norm * r;
+    let tree = KdTree::new(proj.values, p);
+    // Norms and error slacks in tree order, beside the tree's coordinates,
+    // so that a leaf is read in one sweep.
+    let tnorm: Vec<f64> = (0..k)
+        .into_par_iter()
+        .map(|i| norm(tree.vector(i) as usize))
         .collect();
-    let max_err0 = (0..k).map(|i| perr[i * p]).fold(0f64, f64::max);
-    let key = |i: usize| proj.values[i * p] as f64;
-    let mut order: Vec<u32> = (0..k as u32).collect();
-    order.par_sort_by(|&a, &b| key(a as usize).total_cmp(&key(b as usize)));
-    let norm_slack =
-        |a: usize, b: usize| NORM_TOLERANCE * (norm(a) + norm(b)) + 2.0 * err.decode_abs;
-    let reach = proj.direction_norms[0] * r;
+    let tslack: Vec<f64> = tnorm.par_iter().map(|&n| slack_at(n)).collect();
+    let norm_slack = |a: f64, b: f64| NORM_TOLERANCE * (a + b) + 2.0 * err.decode_abs;
     let budget = Budget::default();
     let pairs: Vec<(u32, u32)> = (0..k)
         .into_par_iter()
-        .flat_map_iter(|ia| {
-            let a = order[ia] as usize;
-            let reach = reach + perr[a * p] + max_err0;
+        .flat_map_iter(|i| {
+            let pa = tree.point(i);
+            let (na, sa) = (tnorm[i], tslack[i]);
+            // A partner's exact norm is at most ‖a‖ + r, so its given norm
+            // at most this (each within NORM_TOLERANCE of exact), and its
+            // error at most slack_at of that.
+            let partner = (na * (1.0 + 3.0 * NORM_TOLERANCE) + r) * (1.0 + NORM_TOLERANCE);
+            let reach = (spread + sa + slack_at(partner)) * (1.0 + PRUNE_MARGIN);
+            let reach_sq = reach * reach;
             let mut found = Vec::new();
             if budget.over() {
                 return found;
             }
-            for &b in &order[ia + 1..] {
-                let b = b as usize;
-                if key(b) - key(a) > reach {
-                    // Sorted ascending: nothing further can be within reach.
-                    break;
-                }
-                if (norm(a) - norm(b)).abs() > r + norm_slack(a, b) {
-                    continue;
-                }
-                let close = (1..p).all(|j| {
-                    let diff =
-                        (proj.values[a * p + j] as f64 - proj.values[b * p + j] as f64).abs();
-                    diff <= proj.direction_norms[j] * r + perr[a * p + j] + perr[b * p + j]
-                });
-                let (va, vb) = (members[a], members[b]);
-                if close && Threshold::L2(r).joins(m, d.rows[va as usize], d.rows[vb as usize]) {
-                    if !budget.take() {
-                        break;
+            tree.for_each_after(
+                i,
+                |lo, hi| {
+                    let mut gap = 0f64;
+                    for j in 0..p {
+                        let x = pa[j] as f64;
+                        let g = (lo[j] as f64 - x).max(x - hi[j] as f64).max(0.0);
+                        gap += g * g;
+                        if gap > reach_sq {
+                            return false;
+                        }
                     }
-                    found.push((va.min(vb), va.max(vb)));
-                }
-            }
+                    true
+                },
+                |j| {
+                    let nb = tnorm[j];
+                    if (na - nb).abs() > r + norm_slack(na, nb) {
+                        return true;
+                    }
+                    let limit = (spread + sa + tslack[j]) * (1.0 + PRUNE_MARGIN);
+                    let limit_sq = limit * limit;
+                    let pb = tree.point(j);
+                    let mut gap = 0f64;
+                    for (&x, &y) in pa.iter().zip(pb) {
+                        let g = x as f64 - y as f64;
+                        gap += g * g;
+                        if gap > limit_sq {
+                            return true;
+                        }
+                    }
+                    let (va, vb) = (
+                        members[tree.vector(i) as usize],
+                        members[tree.vector(j) as usize],
+                    );
+                    if l2_joins(m, d.rows[va as usize], d.rows[vb as usize], r) {
+                        if !budget.take() {
+                            return false;
+                        }
+                        found.push((va.min(vb), va.max(vb)));
+                    }
+                    true
+                },
+            );
             found
         })
         .collect();
     budget.finish(pairs)
 }
 
-/// Coordinates the step search sorts and filters on.
-pub const STEP_COORDINATES: usize = 8;
+/// `Threshold::L2(r).joins(m, a, b)`, decided the same way, but giving up
+/// as soon as a partial sum of squared differences (in f64) passes r² by
+/// more than its rounding could: most pairs that reach this test are far
+/// apart in the coordinates the projections left out.
+pub fn l2_joins(m: &Matrix, a: usize, b: usize, r: f64) -> bool {
+    // Rounding of d ≤ 2^30 f64 terms moves the partial sum by far less than
+    // this, and above 1e-280 an underflow cannot matter.
+    let limit = r * r * (1.0 + 1e-6);
+    if limit.is_finite() && limit > 1e-280 {
+        let s = m.dtype.size();
+        const CHUNK: usize = 256;
+        let (x, y) = (m.row(a), m.row(b));
+        let mut acc = 0f64;
+        for (cx, cy) in x.chunks(CHUNK * s).zip(y.chunks(CHUNK * s)) {
+            acc += match m.dtype {
+                Dtype::BF16 => cx
+                    .chunks_exact(2)
+                    .zip(cy.chunks_exact(2))
+                    .map(|(p, q)| {
+                        let f = |b: &[u8]| {
+                            f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)
+                        };
+                        let g = (f(p) - f(q)) as f64;
+                        g * g
+                    })
+                    .sum::<f64>(),
+                dt => cx
+                    .chunks_exact(s)
+                    .zip(cy.chunks_exact(s))
+                    .map(|(p, q)| {
+                        let g = dt.decode(p) - dt.decode(q);
+                        g * g
+                    })
+                    .sum::<f64>(),
+            };
+            if acc > limit {
+                return false;
+            }
+        }
+    }
+    Threshold::L2(r).joins(m, a, b)
+}
+
+/// Whether every coordinate of rows `a` and `b` is at most `k` steps apart:
+/// `linf_steps(m, a, b) <= k`, stopping at the first coordinate that is not.
+pub fn steps_join(m: &Matrix, a: usize, b: usize, k: u64) -> bool {
+    let s = m.dtype.size();
+    m.row(a)
+        .chunks_exact(s)
+        .zip(m.row(b).chunks_exact(s))
+        .all(|(x, y)| m.dtype.steps_between(m.dtype.bits(x), m.dtype.bits(y)) <= k)
+}
+
+/// Coordinates the step search indexes and filters on.
+pub const STEP_COORDINATES: usize = 16;
 
 /// [`joined_pairs`] for `Threshold::Steps(k)`, pruned in integer positions:
 /// two vectors K steps apart in every coordinate are K positions apart in
-/// each, so the vectors are sorted by their position in the coordinate whose
-/// positions spread the most (over a sample), and a pair is tested exactly
-/// only when it is within K in that one and in the next seven. No rounding
-/// enters: the filter is exact arithmetic on bit positions.
+/// each, so the vectors go into a k-d tree over their positions in the
+/// [`STEP_COORDINATES`] coordinates whose positions spread the most (over a
+/// sample), each vector visits the boxes within K of it in all of them, and
+/// a pair is tested exactly only when it is within K in every one. No
+/// rounding enters: the filter is exact arithmetic on bit positions.
 pub fn joined_pairs_steps(m: &Matrix, d: &Distinct, k: u64) -> Option<Vec<(u32, u32)>> {
     let n = d.len();
     let s = m.dtype.size();
@@ -252,34 +387,42 @@ pub fn joined_pairs_steps(m: &Matrix, d: &Distinct, k: u64) -> Option<Vec<(u32, 
         .into_par_iter()
         .flat_map_iter(|v| coords.iter().map(move |&col| pos(d.rows[v], col)))
         .collect();
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    order.par_sort_by_key(|&v| keys[v as usize * c]);
-    let within = |a: i64, b: i64| (a as i128 - b as i128).unsigned_abs() <= k as u128;
+    let tree = KdTree::new(&keys, c);
+    let k128 = k as i128;
     let budget = Budget::default();
     let pairs: Vec<(u32, u32)> = (0..n)
         .into_par_iter()
-        .flat_map_iter(|ia| {
-            let a = order[ia] as usize;
-            let ka = &keys[a * c..(a + 1) * c];
+        .flat_map_iter(|i| {
+            let a = tree.vector(i) as usize;
+            let ka = tree.point(i);
             let mut found = Vec::new();
             if budget.over() {
                 return found;
             }
-            for &b in &order[ia + 1..] {
-                let b = b as usize;
-                let kb = &keys[b * c..(b + 1) * c];
-                if !within(kb[0], ka[0]) {
-                    break;
-                }
-                if (1..c).all(|j| within(ka[j], kb[j]))
-                    && Threshold::Steps(k).joins(m, d.rows[a], d.rows[b])
-                {
-                    if !budget.take() {
-                        break;
+            tree.for_each_after(
+                i,
+                |lo, hi| {
+                    (0..c).all(|j| {
+                        let x = ka[j] as i128;
+                        lo[j] as i128 - k128 <= x && x <= hi[j] as i128 + k128
+                    })
+                },
+                |jb| {
+                    let kb = tree.point(jb);
+                    let b = tree.vector(jb) as usize;
+                    let close = ka
+                        .iter()
+                        .zip(kb)
+                        .all(|(&x, &y)| (x as i128 - y as i128).unsigned_abs() <= k as u128);
+                    if close && steps_join(m, d.rows[a], d.rows[b], k) {
+                        if !budget.take() {
+                            return false;
+                        }
+                        found.push((a.min(b) as u32, a.max(b) as u32));
                     }
-                    found.push((a.min(b) as u32, a.max(b) as u32));
-                }
-            }
+                    true
+                },
+            );
             found
         })
         .collect();
@@ -484,7 +627,7 @@ pub fn principal_directions(m: &Matrix, rows: &[usize], p: usize) -> Vec<f32> {
             .map(|vk| {
                 let mut acc = vec![0f64; d];
                 for x in &centred {
-                    let s: f64 = x.iter().zip(vk).map(|(a, b)| a * b).sum();
+                    let s = dot(x, vk);
                     acc.iter_mut().zip(x).for_each(|(a, b)| *a += s * b);
                 }
                 acc
@@ -494,6 +637,24 @@ pub fn principal_directions(m: &Matrix, rows: &[usize], p: usize) -> Vec<f32> {
         orthonormalise(&mut v);
     }
     v.iter().flatten().map(|&x| x as f32).collect()
+}
+
+/// x · y in f64, in four interleaved sums (so that it vectorises).
+fn dot(x: &[f64], y: &[f64]) -> f64 {
+    let mut acc = [0f64; 4];
+    let (xc, yc) = (x.chunks_exact(4), y.chunks_exact(4));
+    let tail: f64 = xc
+        .remainder()
+        .iter()
+        .zip(yc.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (a, b) in xc.zip(yc) {
+        for k in 0..4 {
+            acc[k] += a[k] * b[k];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// Gram–Schmidt (twice, for stability); a direction that vanishes is
@@ -523,6 +684,82 @@ fn orthonormalise(v: &mut [Vec<f64>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bound is at least ‖U‖₂ (power iteration on UᵀU, in f64) and
+    /// about 1 for orthonormal rows.
+    #[test]
+    fn operator_norm_bound_covers_the_spectral_norm() {
+        let cols = 5;
+        // Two equal rows: ‖U‖₂ = √2 exactly.
+        let twice = [1f32, 0., 0., 0., 0., 1., 0., 0., 0., 0.];
+        assert!(operator_norm_bound(&twice, cols) >= 2f64.sqrt());
+        let axes: Vec<f32> = (0..cols * cols)
+            .map(|i| if i % (cols + 1) == 0 { 1.0 } else { 0.0 })
+            .collect();
+        let b = operator_norm_bound(&axes, cols);
+        assert!((1.0..1.0 + 1e-9).contains(&b), "{b}");
+        let mut s = 0x1234_5678_9abc_def1u64;
+        let u: Vec<f32> = (0..3 * cols)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        let mut x = vec![1f64; cols];
+        let mut norm = 0.0;
+        for _ in 0..200 {
+            let ux: Vec<f64> = u
+                .chunks_exact(cols)
+                .map(|r| r.iter().zip(&x).map(|(&a, b)| a as f64 * b).sum())
+                .collect();
+            let mut y = vec![0f64; cols];
+            for (r, v) in u.chunks_exact(cols).zip(&ux) {
+                y.iter_mut().zip(r).for_each(|(y, &a)| *y += a as f64 * v);
+            }
+            let n = y.iter().map(|v| v * v).sum::<f64>().sqrt();
+            norm = n.sqrt();
+            x = y.iter().map(|v| v / n).collect();
+        }
+        assert!(operator_norm_bound(&u, cols) >= norm, "{norm}");
+    }
+
+    /// The early exit decides as the full exact test does, at the
+    /// threshold and one step either side of it.
+    #[test]
+    fn early_exit_agrees_with_the_exact_test() {
+        let rows: [[f32; 3]; 4] = [
+            [0.0, 0.0, 0.0],
+            [0.75, 0.0, 0.0],
+            [0.75, 2e-20, 0.0],
+            [0.5, 0.5, 0.25],
+        ];
+        let bytes: Vec<u8> = rows
+            .iter()
+            .flatten()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let m = Matrix::new(Dtype::F32, 4, 3, &bytes).unwrap();
+        for r in [
+            0.75f64,
+            0.75f64.next_down(),
+            0.75f64.next_up(),
+            0.0,
+            1e-300,
+            1e200,
+        ] {
+            for a in 0..4 {
+                for b in 0..4 {
+                    assert_eq!(
+                        l2_joins(&m, a, b, r),
+                        Threshold::L2(r).joins(&m, a, b),
+                        "rows {a}, {b} at {r}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn union_find_joins_chains() {

@@ -1435,3 +1435,159 @@ fn relative_radius_is_f_times_the_exact_median_norm() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+// ---------------------------------------------------------------------------
+// Flat and clustered clouds with pairs at and just past the threshold.
+
+/// A standard normal value (Box–Muller).
+fn normal(rng: &mut Rng) -> f64 {
+    let u = (rng.unit() + 1.0) / 2.0;
+    let v = (rng.unit() + 1.0) / 2.0;
+    (-2.0 * (1.0 - u).ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+}
+
+/// The radius the planted pairs are built around: 2^-7, so that multiples
+/// of it (and of its half) below 1 are exact in bf16 and f32.
+const PLANTED_R: f64 = 1.0 / 128.0;
+/// The step threshold the planted pairs are built around.
+const PLANTED_K: u64 = 3;
+
+/// `n` rows of `cols` values, each row scaled to norm 1. Flat: every
+/// coordinate Gaussian with its own scale in [1, 3] (no direction spreads
+/// much more than another). Clustered: twelve centres of norm about 1, each
+/// row one of them plus isotropic noise of norm 0.004 to 0.064 (tighter
+/// clusters than the planted radius, and looser ones).
+fn cloud(dtype: Dtype, n: usize, cols: usize, clustered: bool, seed: u64) -> Vec<Vec<f64>> {
+    let mut rng = Rng::new(seed);
+    let scales: Vec<f64> = (0..cols).map(|_| 2.0 + rng.unit()).collect();
+    let centres: Vec<Vec<f64>> = (0..12)
+        .map(|_| {
+            (0..cols)
+                .map(|_| normal(&mut rng) / (cols as f64).sqrt())
+                .collect()
+        })
+        .collect();
+    (0..n)
+        .map(|r| {
+            let x: Vec<f64> = if clustered {
+                let k = r % centres.len();
+                let tau = 0.004 * 2f64.powi((k % 5) as i32);
+                centres[k]
+                    .iter()
+                    .map(|c| c + normal(&mut rng) * tau / (cols as f64).sqrt())
+                    .collect()
+            } else {
+                scales.iter().map(|s| normal(&mut rng) * s).collect()
+            };
+            let norm = x.iter().map(|v| v * v).sum::<f64>().sqrt();
+            x.iter()
+                .map(|v| decode(dtype, &encode(dtype, v / norm)))
+                .collect()
+        })
+        .collect()
+}
+
+/// The cloud with planted pairs on anchor rows (their coordinates 0–5 first
+/// set to multiples of r/2, coordinate 6 to zero), each partner replacing a
+/// row of the cloud:
+/// - at L2 distance exactly r (one coordinate moved by r; or four by r/2);
+/// - at r·(1 + 2^-27): moved by r, plus 2^-20 in the zero coordinate (a
+///   near-tie just outside; alone with its anchor, and beside a partner at
+///   exactly r, to which it is 2^-20 away);
+/// - exactly K steps away in one coordinate (and fewer in others), and K + 1.
+fn with_planted_pairs(dtype: Dtype, rows: Vec<Vec<f64>>, seed: u64) -> Built {
+    let r = PLANTED_R;
+    let n = rows.len();
+    let mut bits: Vec<Vec<u64>> = rows
+        .iter()
+        .map(|x| x.iter().map(|&v| bits_value(dtype, v)).collect())
+        .collect();
+    let mut rng = Rng::new(seed);
+    // Rows spread over the matrix, one in each run of 16, never the same twice.
+    let mut free = (0..n / 16)
+        .map(|s| s * 16 + rng.below(16))
+        .collect::<Vec<_>>()
+        .into_iter();
+    let at = |v: &Vec<u64>, c: usize| decode(dtype, &v[c].to_le_bytes()[..dtype.size()]);
+    while free.len() >= 3 {
+        let a = free.next().unwrap();
+        for c in 0..6 {
+            let snapped = (at(&bits[a], c) / (r / 2.0)).round() * (r / 2.0);
+            bits[a][c] = bits_value(dtype, snapped.clamp(-0.5, 0.5));
+        }
+        bits[a][6] = bits_value(dtype, 0.0);
+        let anchor = bits[a].clone();
+        let value = |v: &Vec<u64>, c: usize| at(v, c);
+        let shifted = |cs: &[usize], by: f64, tiny: bool| {
+            let mut v = anchor.clone();
+            for &c in cs {
+                v[c] = bits_value(dtype, value(&anchor, c) + by);
+            }
+            if tiny {
+                v[6] = bits_value(dtype, 2f64.powi(-20));
+            }
+            v
+        };
+        let partners = match rng.below(4) {
+            // At exactly r, and the near-tie beside it.
+            0 => vec![shifted(&[0], r, false), shifted(&[0], r, true)],
+            // The near-tie alone.
+            1 => vec![shifted(&[1], -r, true)],
+            // Exactly r through four coordinates.
+            2 => vec![shifted(&[2, 3, 4, 5], r / 2.0, false)],
+            // K steps in one coordinate (K − 1 in another), and K + 1.
+            _ => {
+                let mut k = anchor.clone();
+                k[7] = moved(dtype, k[7], PLANTED_K as i64);
+                k[8] = moved(dtype, k[8], 1 - PLANTED_K as i64);
+                let mut k1 = anchor.clone();
+                k1[9] = moved(dtype, k1[9], PLANTED_K as i64 + 1);
+                vec![k, k1]
+            }
+        };
+        for p in partners {
+            bits[free.next().unwrap()] = p;
+        }
+    }
+    matrix(dtype, &bits)
+}
+
+/// The threshold searches on flat and clustered clouds (the shapes where a
+/// few principal directions separate little), with pairs exactly at the
+/// threshold and near-ties just past it: the same pairs and components as
+/// the f64 brute force, on both engines.
+#[test]
+fn flat_and_clustered_clouds_with_near_ties() {
+    for dtype in [Dtype::BF16, Dtype::F32] {
+        for (shape, clustered) in [("flat", false), ("clustered", true)] {
+            let rows = cloud(dtype, 720, 40, clustered, 0xf1a7 + clustered as u64);
+            let b = with_planted_pairs(dtype, rows, 0x7e5);
+            let model = Model::new(&b);
+            // The planted pairs are there: some at exactly r, some just past.
+            let exact = (0..b.rows)
+                .flat_map(|x| (x + 1..b.rows).map(move |y| (x, y)))
+                .filter(|&(x, y)| model.dist(x, y) == PLANTED_R)
+                .count();
+            let past = (0..b.rows)
+                .flat_map(|x| (x + 1..b.rows).map(move |y| (x, y)))
+                .map(|(x, y)| model.dist(x, y) / PLANTED_R - 1.0)
+                .filter(|&e| e > 0.0 && e < 1e-6)
+                .count();
+            assert!(
+                exact >= 8 && past >= 4,
+                "{shape} {dtype}: {exact} at r, {past} just past"
+            );
+            check_case(
+                &format!("{shape} cloud {dtype}"),
+                &b,
+                &[
+                    NearThreshold::L2(PLANTED_R),
+                    NearThreshold::Ulp(PLANTED_K),
+                    NearThreshold::Rel(PLANTED_R),
+                    NearThreshold::L2(4.0 * PLANTED_R),
+                ],
+                true,
+            );
+        }
+    }
+}

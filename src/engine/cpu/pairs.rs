@@ -7,6 +7,7 @@
 
 use rayon::prelude::*;
 
+use crate::dtype::Dtype;
 use crate::engine::{Top2, VectorSet};
 use crate::matrix::Matrix;
 use crate::progress::Progress;
@@ -350,26 +351,53 @@ pub fn pairs_within(
     .collect()
 }
 
+/// Row `r` of `m` as f32 into the first `m.cols` values of `x`.
+fn decode_row(m: &Matrix, r: usize, x: &mut [f32]) {
+    let s = m.dtype.size();
+    if m.dtype == Dtype::BF16 {
+        for (v, b) in x.iter_mut().zip(m.row(r).chunks_exact(2)) {
+            *v = f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16);
+        }
+    } else {
+        for (v, b) in x.iter_mut().zip(m.row(r).chunks_exact(s)) {
+            *v = m.dtype.decode(b) as f32;
+        }
+    }
+}
+
+/// Rows decoded at a time by [`project`] (per thread: 16 rows of f32).
+const PROJECT_ROWS: usize = 16;
+
+/// The rows' projections onto `directions`, streamed: each task decodes a
+/// few rows into a small buffer of its own, so the set is never held
+/// decoded (that alone would take twice a bf16 matrix).
 pub fn project(m: &Matrix, rows: &[usize], directions: &[f32]) -> Vec<f32> {
     let d = m.cols;
     let p = directions.len() / d.max(1);
-    let dec = Decoded::new(m, rows);
-    let w = dec.width;
+    let w = d.div_ceil(LANES) * LANES;
     // Directions padded like the rows, in whole fours (missing ones zero).
     let mut dirs = vec![0f32; p.div_ceil(4) * 4 * w];
     for k in 0..p {
         dirs[k * w..k * w + d].copy_from_slice(&directions[k * d..(k + 1) * d]);
     }
     let mut out = vec![0f32; rows.len() * p];
-    out.par_chunks_mut(p.max(1)).enumerate().for_each(|(i, o)| {
-        let x = dec.row(i);
-        for k0 in (0..p).step_by(4) {
-            let u = std::array::from_fn(|j| &dirs[(k0 + j) * w..(k0 + j + 1) * w]);
-            let mut v = [[0f32; 4]];
-            run_block::<true>(u, x, w, &mut v);
-            let n = 4.min(p - k0);
-            o[k0..k0 + n].copy_from_slice(&v[0][..n]);
-        }
-    });
+    if p == 0 {
+        return out;
+    }
+    out.par_chunks_mut(p * PROJECT_ROWS)
+        .zip(rows.par_chunks(PROJECT_ROWS))
+        .for_each(|(o, chunk)| {
+            let mut x = vec![0f32; w];
+            for (o, &r) in o.chunks_exact_mut(p).zip(chunk) {
+                decode_row(m, r, &mut x);
+                for k0 in (0..p).step_by(4) {
+                    let u = std::array::from_fn(|j| &dirs[(k0 + j) * w..(k0 + j + 1) * w]);
+                    let mut v = [[0f32; 4]];
+                    run_block::<true>(u, &x, w, &mut v);
+                    let n = 4.min(p - k0);
+                    o[k0..k0 + n].copy_from_slice(&v[0][..n]);
+                }
+            }
+        });
     out
 }
