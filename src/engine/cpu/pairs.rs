@@ -7,7 +7,6 @@
 
 use rayon::prelude::*;
 
-use crate::dtype::Dtype;
 use crate::engine::{Top2, VectorSet};
 use crate::matrix::Matrix;
 use crate::progress::Progress;
@@ -351,53 +350,31 @@ pub fn pairs_within(
     .collect()
 }
 
-/// Row `r` of `m` as f32 into the first `m.cols` values of `x`.
-fn decode_row(m: &Matrix, r: usize, x: &mut [f32]) {
-    let s = m.dtype.size();
-    if m.dtype == Dtype::BF16 {
-        for (v, b) in x.iter_mut().zip(m.row(r).chunks_exact(2)) {
-            *v = f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16);
-        }
-    } else {
-        for (v, b) in x.iter_mut().zip(m.row(r).chunks_exact(s)) {
-            *v = m.dtype.decode(b) as f32;
-        }
-    }
-}
-
-/// Rows decoded at a time by [`project`] (per thread: 16 rows of f32).
-const PROJECT_ROWS: usize = 16;
+/// Rows projected per task: one packed product of this many rows by the
+/// directions (2.6 MB of f32 scratch for 2,560 columns).
+const PROJECT_ROWS: usize = 256;
 
 /// The rows' projections onto `directions`, streamed: each task decodes a
-/// few rows into a small buffer of its own, so the set is never held
-/// decoded (that alone would take twice a bf16 matrix).
+/// block of rows into scratch of its own and multiplies it by the
+/// directions with the packed product of [`super::matmul`] (any order of
+/// accumulation, within [`crate::approx::ErrorModel::projection_error`]),
+/// so the set is never held decoded as a whole.
 pub fn project(m: &Matrix, rows: &[usize], directions: &[f32]) -> Vec<f32> {
     let d = m.cols;
     let p = directions.len() / d.max(1);
-    let w = d.div_ceil(LANES) * LANES;
-    // Directions padded like the rows, in whole fours (missing ones zero).
-    let mut dirs = vec![0f32; p.div_ceil(4) * 4 * w];
-    for k in 0..p {
-        dirs[k * w..k * w + d].copy_from_slice(&directions[k * d..(k + 1) * d]);
-    }
     let mut out = vec![0f32; rows.len() * p];
-    if p == 0 {
+    if p == 0 || d == 0 {
         return out;
     }
     out.par_chunks_mut(p * PROJECT_ROWS)
         .zip(rows.par_chunks(PROJECT_ROWS))
-        .for_each(|(o, chunk)| {
-            let mut x = vec![0f32; w];
-            for (o, &r) in o.chunks_exact_mut(p).zip(chunk) {
-                decode_row(m, r, &mut x);
-                for k0 in (0..p).step_by(4) {
-                    let u = std::array::from_fn(|j| &dirs[(k0 + j) * w..(k0 + j + 1) * w]);
-                    let mut v = [[0f32; 4]];
-                    run_block::<true>(u, &x, w, &mut v);
-                    let n = 4.min(p - k0);
-                    o[k0..k0 + n].copy_from_slice(&v[0][..n]);
-                }
-            }
-        });
+        .for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(x, c), (o, chunk)| {
+                super::matmul::decode(m, chunk.iter().copied(), x);
+                super::matmul::products(x, &directions[..p * d], d, c);
+                o.copy_from_slice(c);
+            },
+        );
     out
 }
