@@ -41,6 +41,21 @@ impl<'a> Matrix<'a> {
     /// power of two near its largest magnitude where the squares would
     /// overflow or underflow (+∞ for a row holding ±∞, NaN for one holding NaN).
     pub fn exact_norm(&self, i: usize) -> f64 {
+        // 16- and 32-bit values square exactly in f64: the same sum as
+        // below, in the same order, without a copy of the row.
+        let sum = match self.dtype {
+            Dtype::BF16 => self.sum_squares(i, 2, |b| {
+                f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)
+            }),
+            Dtype::F16 => self.sum_squares(i, 2, |b| {
+                half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()
+            }),
+            Dtype::F32 => self.sum_squares(i, 4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            Dtype::F64 => f64::NAN,
+        };
+        if (sum.is_finite() && sum > 1e-280) || (sum.is_nan() && self.dtype != Dtype::F64) {
+            return sum.sqrt();
+        }
         let v = self.row_f64(i);
         let sum: f64 = v.iter().map(|x| x * x).sum();
         if (sum.is_finite() && sum > 1e-280) || sum.is_nan() {
@@ -57,6 +72,17 @@ impl<'a> Matrix<'a> {
             .sum::<f64>()
             .sqrt()
             / scale
+    }
+
+    /// Σ x² over row `i` in f64, in column order, each value read by `value`.
+    fn sum_squares(&self, i: usize, size: usize, value: impl Fn(&[u8]) -> f32) -> f64 {
+        self.row(i)
+            .chunks_exact(size)
+            .map(|b| {
+                let x = value(b) as f64;
+                x * x
+            })
+            .sum()
     }
 
     /// Row `i` decoded to f64.
