@@ -155,7 +155,7 @@ fn flat_and_clustered_f32_clouds_with_near_ties_match_brute_force() {
 #[test]
 fn bf16_clouds_with_a_dense_knot_take_the_slow_path_exactly() {
     let mut rng = Rng::new(42);
-    let (rows, cols, knot) = (1200, 128, 150);
+    let (rows, cols, knot) = (1200, 128, 300);
     for (name, values) in [
         ("flat", flat(&mut rng, rows, cols)),
         ("clustered", clustered(&mut rng, rows, cols, 20)),

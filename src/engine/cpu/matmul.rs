@@ -30,7 +30,7 @@ use crate::matrix::Matrix;
 use crate::progress::Progress;
 
 /// Candidates a query may keep before it is handed to the direct form.
-pub const MAX_CANDIDATES: usize = 64;
+pub const MAX_CANDIDATES: usize = 256;
 /// The keep threshold sits this far (relative) above U: far above the f64
 /// rounding of the exact distances, far below any gap the bound resolves.
 const KEEP_SLACK: f32 = 1.0 / (1 << 20) as f32;
@@ -55,20 +55,24 @@ struct RowTerms {
 
 impl RowTerms {
     fn new(m: &Matrix, rows: &[usize], model: &DotModel) -> Self {
-        let norms: Vec<f64> = rows
-            .par_iter()
-            .map(|&r| {
-                let s = m.dtype.size();
-                m.row(r)
-                    .chunks_exact(s)
-                    .map(|b| {
-                        let v = m.dtype.decode(b);
-                        v * v
-                    })
-                    .sum::<f64>()
-                    .sqrt()
-            })
-            .collect();
+        // Squares of f32 values are exact in f64; the sums round in f64.
+        let mut norms = vec![0f64; rows.len()];
+        norms
+            .par_chunks_mut(256)
+            .zip(rows.par_chunks(256))
+            .for_each(|(out, chunk)| {
+                if m.dtype == Dtype::F64 {
+                    for (o, &r) in out.iter_mut().zip(chunk) {
+                        *o = exact_f64_norm(m, r);
+                    }
+                    return;
+                }
+                let mut x = Vec::new();
+                decode(m, chunk.iter().copied(), &mut x);
+                for (o, r) in out.iter_mut().zip(x.chunks_exact(m.cols.max(1))) {
+                    *o = r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+                }
+            });
         Self {
             sq: norms.iter().map(|&n| (n * n) as f32).collect(),
             norm: norms.iter().map(|&n| round_up_f32(n)).collect(),
@@ -82,6 +86,19 @@ impl RowTerms {
                 .collect(),
         }
     }
+}
+
+/// The norm of an f64 row from its stored values (its f32 decoding would
+/// round them).
+fn exact_f64_norm(m: &Matrix, r: usize) -> f64 {
+    m.row(r)
+        .chunks_exact(8)
+        .map(|b| {
+            let v = m.dtype.decode(b);
+            v * v
+        })
+        .sum::<f64>()
+        .sqrt()
 }
 
 /// One side of a tile: the terms of its rows.
@@ -183,7 +200,7 @@ struct Scratch {
 }
 
 /// Decodes the given rows of `m` into `out`, row-major, `m.cols` wide.
-fn decode(m: &Matrix, rows: impl ExactSizeIterator<Item = usize>, out: &mut Vec<f32>) {
+pub(super) fn decode(m: &Matrix, rows: impl ExactSizeIterator<Item = usize>, out: &mut Vec<f32>) {
     let d = m.cols;
     out.clear();
     out.resize(rows.len() * d, 0.0);
@@ -215,7 +232,7 @@ fn decode(m: &Matrix, rows: impl ExactSizeIterator<Item = usize>, out: &mut Vec<
 }
 
 /// `c` (ra × rb, row-major) = a · bᵀ for row-major blocks of `d` columns.
-fn products(a: &[f32], b: &[f32], d: usize, c: &mut Vec<f32>) {
+pub(super) fn products(a: &[f32], b: &[f32], d: usize, c: &mut Vec<f32>) {
     let (ra, rb) = (a.len() / d.max(1), b.len() / d.max(1));
     c.clear();
     c.resize(ra * rb, 0.0);
