@@ -60,10 +60,15 @@ pub struct SeriesOptions {
     pub interrupt: Option<Interrupt>,
 }
 
-/// Bytes of steps held at once: the steps of a batch are compared with
+/// Bytes of steps in one batch: the steps of a batch are compared with
 /// their predecessors in parallel (a small step is too little work to split
-/// across threads). Never fewer than one step plus the one before.
-const BATCH_BYTES: usize = 32 << 20;
+/// across threads), and two batches stay in the CPU's last-level cache
+/// while the engine and the survey read them (32 MB batches ran 1.5–1.7×
+/// slower; BENCHMARKS.md). Never fewer than one step plus the one before.
+pub const BATCH_BYTES: usize = 8 << 20;
+/// A source that decodes several steps at once (a slab of chunks) has
+/// batches of one slab when it fits in this many bytes.
+const SLAB_BATCH_BYTES: usize = 32 << 20;
 /// Steps in one batch at most.
 const MAX_BATCH: usize = 64;
 
@@ -201,6 +206,29 @@ pub fn survey_source(
     interrupt: Option<&Interrupt>,
     start: Instant,
 ) -> Result<SeriesReport> {
+    survey_source_batched(
+        engine,
+        source,
+        kind,
+        progress,
+        interrupt,
+        start,
+        BATCH_BYTES,
+    )
+}
+
+/// [`survey_source`] with batches of `batch_bytes` (the benchmark compares
+/// sizes).
+#[doc(hidden)]
+pub fn survey_source_batched(
+    engine: &dyn Engine,
+    source: &mut dyn StepSource,
+    kind: &'static str,
+    progress: bool,
+    interrupt: Option<&Interrupt>,
+    start: Instant,
+    batch_bytes: usize,
+) -> Result<SeriesReport> {
     let mut buffers = BufferUse::default();
     drive(
         engine,
@@ -209,6 +237,7 @@ pub fn survey_source(
         progress,
         interrupt,
         start,
+        batch_bytes,
         &mut buffers,
     )
 }
@@ -234,7 +263,9 @@ fn addresses(r: &StepRows) -> [usize; 4] {
     ]
 }
 
-/// [`survey_source`], recording in `buffers` where the outputs went.
+/// [`survey_source`] in batches of `batch_bytes`, recording in `buffers`
+/// where the outputs went.
+#[allow(clippy::too_many_arguments)]
 fn drive(
     engine: &dyn Engine,
     source: &mut dyn StepSource,
@@ -242,6 +273,7 @@ fn drive(
     progress: bool,
     interrupt: Option<&Interrupt>,
     start: Instant,
+    batch_bytes: usize,
     buffers: &mut BufferUse,
 ) -> Result<SeriesReport> {
     let info = source.info().clone();
@@ -256,7 +288,11 @@ fn drive(
     .with_interrupt(interrupt);
     let mut timings = SeriesTimings::default();
     let step_bytes = info.rows * info.cols * info.dtype.size();
-    let batch = (BATCH_BYTES / step_bytes.max(1)).clamp(1, MAX_BATCH);
+    let batch = match source.slab_steps() {
+        Some(s) if s.saturating_mul(step_bytes) <= SLAB_BATCH_BYTES => s,
+        _ => batch_bytes / step_bytes.max(1),
+    }
+    .clamp(1, MAX_BATCH);
     fn view<'b>(info: &SeriesInfo, step: u64, bytes: &'b Bytes) -> Result<Matrix<'b>> {
         Matrix::new(info.dtype, info.rows, info.cols, bytes).ok_or_else(|| {
             Error::Usage(format!(
@@ -663,6 +699,7 @@ mod tests {
             false,
             None,
             Instant::now(),
+            BATCH_BYTES,
             &mut buffers,
         )
         .unwrap()

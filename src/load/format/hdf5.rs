@@ -121,6 +121,7 @@ impl Hdf5File {
             slab_steps,
             slab: None,
             slabs_read: 0,
+            share: true,
         })
     }
 }
@@ -141,6 +142,10 @@ pub struct Hdf5Steps {
     slab: Option<(usize, Arc<Vec<u8>>)>,
     /// Slabs decoded so far.
     slabs_read: usize,
+    /// Whether a step is handed out as a range of its slab (every step of
+    /// it will be read) rather than a copy (a few will: a range would keep
+    /// the whole slab alive for one step).
+    pub share: bool,
 }
 
 impl Hdf5Steps {
@@ -212,11 +217,19 @@ impl Hdf5Steps {
             self.slab = Some((slab, Arc::new(bytes)));
         }
         let start = (step - slab * self.slab_steps) * size;
-        let b = self
-            .slab
-            .as_ref()
-            .and_then(|(_, b)| Bytes::shared(b.clone(), start..start + size))
-            .ok_or_else(|| fail("slab shorter than its steps".into()))?;
+        let b = match &self.slab {
+            Some((_, b)) if !self.share => match b.get(start..start + size) {
+                Some(b) => crate::load::alloc::copy(b, &format!("step {step} of {:?}", self.name))
+                    .map(Bytes::owned)
+                    .map_err(fail)?,
+                None => return Err(fail("slab shorter than its steps".into())),
+            },
+            _ => self
+                .slab
+                .as_ref()
+                .and_then(|(_, b)| Bytes::shared(b.clone(), start..start + size))
+                .ok_or_else(|| fail("slab shorter than its steps".into()))?,
+        };
         // Steps are read in order: after the slab's last step, the steps
         // handed out are all that hold it.
         if (step + 1).is_multiple_of(self.slab_steps) || step + 1 == self.layout.steps {
@@ -544,6 +557,27 @@ mod tests {
         assert_eq!(held(&steps), Some(2));
         assert_eq!(steps.slabs_read(), 2);
         assert_eq!(fifth.len(), first.len());
+    }
+
+    #[test]
+    fn steps_not_shared_are_copies_and_read_the_same() {
+        let file = Hdf5File::open(&fixture("gzip_shuffle_u16.h5")).unwrap();
+        let mut shared = file.steps(0).unwrap();
+        let mut copied = file.steps(0).unwrap();
+        copied.share = false;
+        let first = copied.step(0).unwrap();
+        // Only the reader holds the slab: the step is a copy of its part.
+        let held = copied.slab.as_ref().map(|(_, b)| Arc::strong_count(b));
+        assert_eq!(held, Some(1));
+        assert!(!first.is_mapped());
+        assert_eq!(*first, *shared.step(0).unwrap());
+        for s in 1..9 {
+            assert_eq!(
+                *copied.step(s).unwrap(),
+                *shared.step(s).unwrap(),
+                "step {s}"
+            );
+        }
     }
 
     #[test]

@@ -76,6 +76,11 @@ pub trait StepSource {
     fn batch_end(&self, i: usize, max: usize) -> usize {
         i + max
     }
+    /// The steps a source decodes at once (a slab of chunks), when it does:
+    /// a batch is then best one slab. `None` by default.
+    fn slab_steps(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// One step of a series as read.
