@@ -3,11 +3,12 @@
 //! ([`Engine::step_differ`]), followed by the survey
 //! ([`survey::tracker`](crate::survey::tracker)), and dressed as a [`SeriesReport`].
 //!
-//! Memory holds two batches of steps (each as many as fit in 32 MB, at most
-//! 64, at least one): the one the engine compares and the one surveyed
+//! Memory holds two batches of steps (each as many as fit in 8 MB, at most
+//! 64, at least one; one slab of chunks for a chunked HDF5 trajectory read
+//! step by step): the one the engine compares and the one surveyed
 //! meanwhile; a mapped source gives back the pages of steps done
-//! ([`StepSource::release_before`]). Besides, what a source caches (one
-//! slab of chunks for a chunked HDF5 trajectory), whatever the number of
+//! ([`StepSource::release_before`]), and the engine writes each batch's
+//! outputs into those of the batch two before, whatever the number of
 //! steps. A quantized tensor's steps also hold their stored blocks (a
 //! fraction of the dequantized values' size).
 //!
@@ -63,7 +64,7 @@ pub struct SeriesOptions {
 /// Bytes of steps in one batch: the steps of a batch are compared with
 /// their predecessors in parallel (a small step is too little work to split
 /// across threads), and two batches stay in the CPU's last-level cache
-/// while the engine and the survey read them (32 MB batches ran 1.5–1.7×
+/// while the engine and the survey read them (32 MB batches ran 15–16%
 /// slower; BENCHMARKS.md). Never fewer than one step plus the one before.
 pub const BATCH_BYTES: usize = 8 << 20;
 /// A source that decodes several steps at once (a slab of chunks) has
