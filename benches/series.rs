@@ -190,6 +190,11 @@ fn generate(path: &Path, steps: usize, n: usize, d: usize) -> std::io::Result<()
 }
 
 fn run(engine: &dyn Engine, input: &SeriesInput) -> SeriesReport {
+    run_batched(engine, input, series::BATCH_BYTES)
+}
+
+/// [`run`] with batches of `batch_bytes`.
+fn run_batched(engine: &dyn Engine, input: &SeriesInput, batch_bytes: usize) -> SeriesReport {
     let opts = SeriesOptions {
         load: LoadOptions {
             key: Some("W".into()),
@@ -205,8 +210,16 @@ fn run(engine: &dyn Engine, input: &SeriesInput) -> SeriesReport {
     };
     let start = Instant::now();
     let mut source = series::open(input, &opts).expect("open the series");
-    series::survey_source(engine, source.as_mut(), kind, false, None, start)
-        .expect("survey the series")
+    series::survey_source_batched(
+        engine,
+        source.as_mut(),
+        kind,
+        false,
+        None,
+        start,
+        batch_bytes,
+    )
+    .expect("survey the series")
 }
 
 /// This process's resident set now and at its peak, in bytes
@@ -419,7 +432,7 @@ fn engine_only(engine: &dyn Engine, map: &memmap2::Mmap, a: &Args) -> usize {
         .expect("step")
     };
     let mut differ = engine.step_differ(Dtype::BF16, a.n, a.d).expect("differ");
-    let batch = ((32 << 20) / sb).clamp(1, 64);
+    let batch = (series::BATCH_BYTES / sb).clamp(1, 64);
     let mut moved = 0;
     let mut t = 0;
     while t < a.steps {
@@ -457,7 +470,7 @@ fn main() {
     );
     let step_bytes = n * d * 2;
     let bytes = (steps * step_bytes) as f64;
-    let batch = ((32usize << 20) / step_bytes).clamp(1, 64);
+    let batch = (series::BATCH_BYTES / step_bytes).clamp(1, 64);
     println!(
         "series: {steps} steps × {n} tokens × {d} dims, U16 read as bf16 ({:.2} GB); {}; median of {} runs",
         bytes / 1e9,
@@ -542,6 +555,15 @@ fn main() {
             floor,
             peak,
         );
+        let (t, _) = time(a.reps, || run_batched(&CpuEngine, &input, 32 << 20));
+        let (peak, m) = peak_growth(|| run_batched(&CpuEngine, &input, 32 << 20));
+        line(
+            "CPU path, trajectory, batches of 32 MB (as before)",
+            t,
+            floor,
+            peak,
+        );
+        assert_eq!(m.series, r.series, "batch sizes give other series");
         let evaporated = r.series.tokens.evaporated_at.iter().flatten().count();
         println!(
             "|  | {evaporated} tokens evaporated, {} events, {} frozen cores at the end | | | | |",

@@ -134,6 +134,20 @@ pub trait StepDiffer {
         }
         Ok(out)
     }
+
+    /// [`push_many`](Self::push_many) into `out`, whose step outputs (those
+    /// of an earlier batch, given back) an engine may fill in place rather
+    /// than allocate anew: `out` holds one [`StepRows`] per step after. The
+    /// default replaces them.
+    fn push_many_into(
+        &mut self,
+        prev: Option<&Matrix>,
+        steps: &[Matrix],
+        out: &mut Vec<StepRows>,
+    ) -> Result<()> {
+        *out = self.push_many(prev, steps)?;
+        Ok(())
+    }
 }
 
 /// The heavy computations of a survey.

@@ -112,8 +112,17 @@ pub struct Bytes(Inner);
 
 #[derive(Clone)]
 enum Inner {
-    Mapped { map: Arc<Mmap>, range: Range<usize> },
+    Mapped {
+        map: Arc<Mmap>,
+        range: Range<usize>,
+    },
     Owned(Vec<u8>),
+    /// A range of a buffer several steps share (a decoded slab), freed
+    /// with the last of them.
+    Shared {
+        buf: Arc<Vec<u8>>,
+        range: Range<usize>,
+    },
 }
 
 impl Bytes {
@@ -128,6 +137,13 @@ impl Bytes {
         Self(Inner::Owned(bytes))
     }
 
+    /// `range` of a shared buffer (zero-copy; the buffer lives as long as
+    /// any of its ranges); `None` when the range does not lie inside it.
+    pub fn shared(buf: Arc<Vec<u8>>, range: Range<usize>) -> Option<Self> {
+        (range.start <= range.end && range.end <= buf.len())
+            .then_some(Self(Inner::Shared { buf, range }))
+    }
+
     /// `range` of these bytes: a narrower range of the same map when mapped
     /// (zero-copy), else a copy; `None` when `range` does not lie inside.
     pub fn slice(&self, range: Range<usize>) -> Option<Self> {
@@ -139,6 +155,9 @@ impl Bytes {
                 Self::mapped(map.clone(), r.start + range.start..r.start + range.end)
             }
             Inner::Owned(v) => Some(Self::owned(v[range].to_vec())),
+            Inner::Shared { buf, range: r } => {
+                Self::shared(buf.clone(), r.start + range.start..r.start + range.end)
+            }
         }
     }
 
@@ -176,6 +195,7 @@ impl Deref for Bytes {
         match &self.0 {
             Inner::Mapped { map, range } => &map[range.clone()],
             Inner::Owned(v) => v,
+            Inner::Shared { buf, range } => &buf[range.clone()],
         }
     }
 }

@@ -3,11 +3,12 @@
 //! ([`Engine::step_differ`]), followed by the survey
 //! ([`survey::tracker`](crate::survey::tracker)), and dressed as a [`SeriesReport`].
 //!
-//! Memory holds two batches of steps (each as many as fit in 32 MB, at most
-//! 64, at least one): the one the engine compares and the one surveyed
+//! Memory holds two batches of steps (each as many as fit in 8 MB, at most
+//! 64, at least one; one slab of chunks for a chunked HDF5 trajectory read
+//! step by step): the one the engine compares and the one surveyed
 //! meanwhile; a mapped source gives back the pages of steps done
-//! ([`StepSource::release_before`]). Besides, what a source caches (one
-//! slab of chunks for a chunked HDF5 trajectory), whatever the number of
+//! ([`StepSource::release_before`]), and the engine writes each batch's
+//! outputs into those of the batch two before, whatever the number of
 //! steps. A quantized tensor's steps also hold their stored blocks (a
 //! fraction of the dequantized values' size).
 //!
@@ -60,10 +61,15 @@ pub struct SeriesOptions {
     pub interrupt: Option<Interrupt>,
 }
 
-/// Bytes of steps held at once: the steps of a batch are compared with
+/// Bytes of steps in one batch: the steps of a batch are compared with
 /// their predecessors in parallel (a small step is too little work to split
-/// across threads). Never fewer than one step plus the one before.
-const BATCH_BYTES: usize = 32 << 20;
+/// across threads), and two batches stay in the CPU's last-level cache
+/// while the engine and the survey read them (32 MB batches ran 15–16%
+/// slower; BENCHMARKS.md). Never fewer than one step plus the one before.
+pub const BATCH_BYTES: usize = 8 << 20;
+/// A source that decodes several steps at once (a slab of chunks) has
+/// batches of one slab when it fits in this many bytes.
+const SLAB_BATCH_BYTES: usize = 32 << 20;
 /// Steps in one batch at most.
 const MAX_BATCH: usize = 64;
 
@@ -201,6 +207,76 @@ pub fn survey_source(
     interrupt: Option<&Interrupt>,
     start: Instant,
 ) -> Result<SeriesReport> {
+    survey_source_batched(
+        engine,
+        source,
+        kind,
+        progress,
+        interrupt,
+        start,
+        BATCH_BYTES,
+    )
+}
+
+/// [`survey_source`] with batches of `batch_bytes` (the benchmark compares
+/// sizes).
+#[doc(hidden)]
+pub fn survey_source_batched(
+    engine: &dyn Engine,
+    source: &mut dyn StepSource,
+    kind: &'static str,
+    progress: bool,
+    interrupt: Option<&Interrupt>,
+    start: Instant,
+    batch_bytes: usize,
+) -> Result<SeriesReport> {
+    let mut buffers = BufferUse::default();
+    drive(
+        engine,
+        source,
+        kind,
+        progress,
+        interrupt,
+        start,
+        batch_bytes,
+        &mut buffers,
+    )
+}
+
+/// How a series' per-step outputs ([`StepRows`]) were stored: the driver
+/// hands the engine the outputs of the batch surveyed two batches before to
+/// fill again, so an engine that fills them in place (the CPU's) allocates
+/// two batches' worth whatever the length of the series.
+#[derive(Debug, Default)]
+struct BufferUse {
+    /// Steps whose outputs the engine did not write into the buffers handed
+    /// to it (new ones, or others than those given).
+    fresh: usize,
+}
+
+/// Where a step's output buffers are (to tell whether they were kept).
+fn addresses(r: &StepRows) -> [usize; 4] {
+    [
+        r.hashes.as_ptr() as usize,
+        r.changed.as_ref().map_or(0, |c| c.as_ptr() as usize),
+        r.linf_steps.as_ptr() as usize,
+        r.l1_steps.as_ptr() as usize,
+    ]
+}
+
+/// [`survey_source`] in batches of `batch_bytes`, recording in `buffers`
+/// where the outputs went.
+#[allow(clippy::too_many_arguments)]
+fn drive(
+    engine: &dyn Engine,
+    source: &mut dyn StepSource,
+    kind: &'static str,
+    progress: bool,
+    interrupt: Option<&Interrupt>,
+    start: Instant,
+    batch_bytes: usize,
+    buffers: &mut BufferUse,
+) -> Result<SeriesReport> {
     let info = source.info().clone();
     let steps = source.steps().to_vec();
     let mut differ = engine.step_differ(info.dtype, info.rows, info.cols)?;
@@ -213,7 +289,11 @@ pub fn survey_source(
     .with_interrupt(interrupt);
     let mut timings = SeriesTimings::default();
     let step_bytes = info.rows * info.cols * info.dtype.size();
-    let batch = (BATCH_BYTES / step_bytes.max(1)).clamp(1, MAX_BATCH);
+    let batch = match source.slab_steps() {
+        Some(s) if s.saturating_mul(step_bytes) <= SLAB_BATCH_BYTES => s,
+        _ => batch_bytes / step_bytes.max(1),
+    }
+    .clamp(1, MAX_BATCH);
     fn view<'b>(info: &SeriesInfo, step: u64, bytes: &'b Bytes) -> Result<Matrix<'b>> {
         Matrix::new(info.dtype, info.rows, info.cols, bytes).ok_or_else(|| {
             Error::Usage(format!(
@@ -228,10 +308,22 @@ pub fn survey_source(
     // A batch is surveyed (on a thread of its own) while the engine compares
     // the next one: the survey is sequential, the engine uses every core.
     let mut pending: Option<(usize, Vec<StepBytes>, Vec<StepRows>)> = None;
+    // The outputs of the batch surveyed before the pending one, given back
+    // to the engine to fill again.
+    let mut spare: Vec<StepRows> = Vec::new();
     let mut i = 0;
     while i < steps.len() || pending.is_some() {
         bar.check()?;
-        let k = batch.min(steps.len() - i);
+        // A batch ends where the source's slabs do, when it decodes them.
+        let k = if i < steps.len() {
+            source
+                .batch_end(i, batch)
+                .clamp(i + 1, i + batch)
+                .min(steps.len())
+                - i
+        } else {
+            0
+        };
         let t = Instant::now();
         let bufs = (i..i + k)
             .map(|j| source.read_step(j))
@@ -271,11 +363,16 @@ pub fn survey_source(
                 None => None,
             };
             let t = Instant::now();
-            let mut rows = if mats.is_empty() {
-                Vec::new()
+            let mut rows = std::mem::take(&mut spare);
+            let given: Vec<[usize; 4]> = rows.iter().map(addresses).collect();
+            if mats.is_empty() {
+                rows.clear();
             } else {
-                differ.push_many(before.as_ref().map(|b| &b.0), &mats)?
-            };
+                differ.push_many_into(before.as_ref().map(|b| &b.0), &mats, &mut rows)?;
+            }
+            buffers.fresh += (rows.iter().enumerate())
+                .filter(|&(j, r)| given.get(j) != Some(&addresses(r)))
+                .count();
             let earlier = before.as_ref().map(|&(_, b, r)| (b, r));
             stored_identity(&info, &steps[i..i + k], earlier, &bufs, &mut rows)?;
             timings.diff += ms(t);
@@ -289,7 +386,10 @@ pub fn survey_source(
         if let Some((_, done, _)) = &pending {
             bar.inc(done.len() as u64);
         }
-        pending = (k > 0).then_some((i, bufs, rows));
+        let done = std::mem::replace(&mut pending, (k > 0).then_some((i, bufs, rows)));
+        if let Some((_, _, rows)) = done {
+            spare = rows;
+        }
         // Every step before this batch is surveyed and compared: a mapped
         // source gives their pages back, so the resident set holds two
         // batches whatever the length of the series.
@@ -536,6 +636,95 @@ mod tests {
             let mean = (!d.is_empty()).then(|| d.iter().sum::<u64>() as f64 / d.len() as f64);
             assert_eq!(disp.mean_l1_steps, mean, "step {k}");
         }
+    }
+
+    /// Writes `data` (steps of `rows` × `cols` f32) as a safetensors
+    /// trajectory `W` and returns its path.
+    fn write_trajectory(
+        dir: &std::path::Path,
+        data: &[Vec<u8>],
+        rows: usize,
+        cols: usize,
+    ) -> PathBuf {
+        let len: usize = data.iter().map(Vec::len).sum();
+        let header = format!(
+            "{{\"W\":{{\"dtype\":\"F32\",\"shape\":[{},{rows},{cols}],\"data_offsets\":[0,{len}]}}}}",
+            data.len()
+        );
+        let mut file = (header.len() as u64).to_le_bytes().to_vec();
+        file.extend_from_slice(header.as_bytes());
+        for d in data {
+            file.extend_from_slice(d);
+        }
+        let path = dir.join("W.safetensors");
+        std::fs::write(&path, file).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_trajectory_longer_than_two_batches_reuses_the_step_outputs_of_two() {
+        // 300 steps of 40 tokens × 2 f32 (batches of 64: five), a few
+        // tokens moving among three vectors each step.
+        let (n, cols, count) = (40, 2, 300);
+        let mut z = 5u64;
+        let mut next = move || {
+            z = z
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (z >> 33) as usize
+        };
+        let mut v = vec![1f32; n * cols];
+        let mut data = Vec::new();
+        for _ in 0..count {
+            for _ in 0..next() % 4 {
+                let t = next() % n;
+                v[t * cols] = (next() % 3) as f32;
+            }
+            data.push(f32_bytes(&v));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_trajectory(dir.path(), &data, n, cols);
+        let opts = SeriesOptions {
+            load: crate::load::LoadOptions {
+                key: Some("W".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut source = open(&SeriesInput::Trajectory(path), &opts).unwrap();
+        let mut buffers = BufferUse::default();
+        let got = drive(
+            &CpuEngine,
+            source.as_mut(),
+            "trajectory",
+            false,
+            None,
+            Instant::now(),
+            BATCH_BYTES,
+            &mut buffers,
+        )
+        .unwrap()
+        .series;
+        // The outputs of the first two batches are allocated, those of every
+        // later batch written into the buffers of the batch two before; the
+        // first step's outputs, which hold no changed flags nor
+        // displacement, are given those when they are used again (one more).
+        assert_eq!(buffers.fresh, 2 * MAX_BATCH + 1);
+
+        // The same series one step at a time, every output new.
+        let mut differ = CpuStepDiffer::new(Dtype::F32, n, cols);
+        let mut tracker = SeriesTracker::new(n);
+        for (k, b) in data.iter().enumerate() {
+            let m = Matrix::new(Dtype::F32, n, cols, b).unwrap();
+            let prev = k
+                .checked_sub(1)
+                .map(|j| Matrix::new(Dtype::F32, n, cols, &data[j]).unwrap());
+            let rows = differ.push(prev.as_ref(), &m).unwrap();
+            tracker.push(k as u64, RowIdentity::of(&m), &rows);
+        }
+        let want = tracker.finish();
+        assert_eq!(got, want);
+        assert!(got.events.len() > 10, "events: {}", got.events.len());
     }
 
     #[test]

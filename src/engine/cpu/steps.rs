@@ -164,6 +164,26 @@ impl CpuStepDiffer {
         }
     }
 
+    /// Makes `r` (the outputs of an earlier step, given back, or empty) the
+    /// empty outputs of one step after the first, in the buffers it has:
+    /// `changed` and the displacement zeroed, `hashes` of the right length
+    /// (every one of them is written by the compare).
+    fn reset(&self, r: &mut StepRows) {
+        let width = if has_displacement(self.dtype) {
+            self.rows
+        } else {
+            0
+        };
+        r.hashes.resize(self.rows, 0);
+        let changed = r.changed.get_or_insert_with(Vec::new);
+        changed.clear();
+        changed.resize(self.rows, false);
+        r.linf_steps.clear();
+        r.linf_steps.resize(width, 0);
+        r.l1_steps.clear();
+        r.l1_steps.resize(width, 0);
+    }
+
     /// Gives unchanged rows the hash they had at the step before.
     fn carry_hashes(&mut self, rows: &mut StepRows) {
         if let Some(changed) = &rows.changed {
@@ -233,45 +253,64 @@ impl StepDiffer for CpuStepDiffer {
         Ok(out)
     }
 
+    fn push_many(&mut self, prev: Option<&Matrix>, steps: &[Matrix]) -> Result<Vec<StepRows>> {
+        let mut out = Vec::with_capacity(steps.len());
+        self.push_many_into(prev, steps, &mut out)?;
+        Ok(out)
+    }
+
     /// The steps of the batch compared with their predecessors, tiled: each
     /// rayon task takes a band of rows (about 64 KiB of a step) through
     /// every step of the batch in order, so the previous step's band is
     /// still in cache when the next step's is compared, and carries the
-    /// hashes of unchanged rows forward itself.
-    fn push_many(&mut self, prev: Option<&Matrix>, steps: &[Matrix]) -> Result<Vec<StepRows>> {
-        let mut out = Vec::with_capacity(steps.len());
+    /// hashes of unchanged rows forward itself. The outputs are written into
+    /// the buffers `out` holds (an earlier batch's), so a series allocates
+    /// them for its first two batches only.
+    fn push_many_into(
+        &mut self,
+        prev: Option<&Matrix>,
+        steps: &[Matrix],
+        out: &mut Vec<StepRows>,
+    ) -> Result<()> {
+        out.truncate(steps.len());
         let mut rest = steps;
+        let mut done = 0;
         if prev.is_none() || self.hashes.len() != self.rows {
             let Some((head, tail)) = steps.split_first() else {
-                return Ok(out);
+                return Ok(());
             };
-            out.push(self.push(None, head)?);
+            let first = self.push(None, head)?;
+            match out.first_mut() {
+                Some(r) => *r = first,
+                None => out.push(first),
+            }
+            done = 1;
             rest = tail;
         }
         if rest.is_empty() {
-            return Ok(out);
+            out.truncate(done);
+            return Ok(());
         }
         for m in rest {
             self.check(m)?;
         }
-        let before: Vec<&Matrix> = match prev.filter(|_| out.is_empty()) {
+        let before: Vec<&Matrix> = match prev.filter(|_| done == 0) {
             Some(p) => {
                 self.check(p)?;
                 std::iter::once(p).chain(rest).collect()
             }
             None => steps.iter().collect(),
         };
-        // Each task allocates (and zeroes) its own step's outputs.
+        out.resize_with(steps.len(), StepRows::default);
+        // Each task resets (zeroes) its own step's outputs.
         let this = &*self;
-        let mut rows: Vec<StepRows> = (0..rest.len())
-            .into_par_iter()
-            .map(|_| this.blank())
-            .collect();
+        out[done..].par_iter_mut().for_each(|r| this.reset(r));
+        let rows = &mut out[done..];
         let band = (BAND_BYTES / rest[0].row_bytes().max(1)).max(1);
         let bands = self.rows.div_ceil(band);
         // outs[b][k]: band b of step k.
         let mut outs: Vec<Vec<RowsOut>> = (0..bands).map(|_| Vec::new()).collect();
-        for r in &mut rows {
+        for r in rows.iter_mut() {
             let changed = r.changed.as_mut().map_or(&mut [][..], |c| c.as_mut_slice());
             let mut linf = r.linf_steps.chunks_mut(band);
             let mut l1 = r.l1_steps.chunks_mut(band);
@@ -319,11 +358,10 @@ impl StepDiffer for CpuStepDiffer {
                 }
             }
         });
-        if let Some(r) = rows.last() {
+        if let Some(r) = out.last() {
             self.hashes.clone_from(&r.hashes);
         }
-        out.extend(rows);
-        Ok(out)
+        Ok(())
     }
 }
 

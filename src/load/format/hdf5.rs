@@ -121,6 +121,7 @@ impl Hdf5File {
             slab_steps,
             slab: None,
             slabs_read: 0,
+            share: true,
         })
     }
 }
@@ -135,10 +136,16 @@ pub struct Hdf5Steps {
     contiguous: Option<Bytes>,
     /// Steps per slab: the chunk's extent along axis 0.
     slab_steps: usize,
-    /// The last slab decoded: its number and its bytes.
-    slab: Option<(usize, Vec<u8>)>,
+    /// The last slab decoded, while steps of it are still to be read: its
+    /// number and its bytes, which the steps handed out share (it is freed
+    /// with the last of them).
+    slab: Option<(usize, Arc<Vec<u8>>)>,
     /// Slabs decoded so far.
     slabs_read: usize,
+    /// Whether a step is handed out as a range of its slab (every step of
+    /// it will be read) rather than a copy (a few will: a range would keep
+    /// the whole slab alive for one step).
+    pub share: bool,
 }
 
 impl Hdf5Steps {
@@ -153,6 +160,12 @@ impl Hdf5Steps {
         if let Some(all) = &self.contiguous {
             all.release(0..step.min(self.layout.steps) * self.layout.step_bytes);
         }
+    }
+
+    /// Steps per slab when the dataset is read by slab (chunked or compact
+    /// storage), `None` when steps are ranges of the map.
+    pub fn slab_steps(&self) -> Option<usize> {
+        self.contiguous.is_none().then_some(self.slab_steps)
     }
 
     /// How many slabs were decoded so far (each chunk is decoded with the
@@ -193,25 +206,36 @@ impl Hdf5Steps {
                     one_line(&e.to_string())
                 ))
             })?;
-            self.slab = Some((slab, bytes));
             self.slabs_read += 1;
-        }
-        if self.slab_steps == 1 {
-            // A slab of one step is that step: handed over, not copied.
-            return match self.slab.take() {
-                Some((_, b)) if b.len() == size => Ok(Bytes::owned(b)),
-                _ => Err(fail("slab shorter than its steps".into())),
-            };
+            if self.slab_steps == 1 {
+                // A slab of one step is that step: handed over as it is.
+                if bytes.len() != size {
+                    return Err(fail("slab shorter than its steps".into()));
+                }
+                return Ok(Bytes::owned(bytes));
+            }
+            self.slab = Some((slab, Arc::new(bytes)));
         }
         let start = (step - slab * self.slab_steps) * size;
-        let b = self
-            .slab
-            .as_ref()
-            .and_then(|(_, b)| b.get(start..start + size))
-            .ok_or_else(|| fail("slab shorter than its steps".into()))?;
-        crate::load::alloc::copy(b, &format!("step {step} of dataset {:?}", self.name))
-            .map(Bytes::owned)
-            .map_err(fail)
+        let b = match &self.slab {
+            Some((_, b)) if !self.share => match b.get(start..start + size) {
+                Some(b) => crate::load::alloc::copy(b, &format!("step {step} of {:?}", self.name))
+                    .map(Bytes::owned)
+                    .map_err(fail)?,
+                None => return Err(fail("slab shorter than its steps".into())),
+            },
+            _ => self
+                .slab
+                .as_ref()
+                .and_then(|(_, b)| Bytes::shared(b.clone(), start..start + size))
+                .ok_or_else(|| fail("slab shorter than its steps".into()))?,
+        };
+        // Steps are read in order: after the slab's last step, the steps
+        // handed out are all that hold it.
+        if (step + 1).is_multiple_of(self.slab_steps) || step + 1 == self.layout.steps {
+            self.slab = None;
+        }
+        Ok(b)
     }
 }
 
@@ -505,6 +529,55 @@ mod tests {
         }
         assert_eq!(steps.slabs_read(), 3);
         assert!(steps.step(9).is_err());
+    }
+
+    #[test]
+    fn steps_share_their_slab_and_the_reader_lets_it_go_after_its_last() {
+        // chunks (4, 3, 2) over 9 steps: slabs 0..4, 4..8, 8..9.
+        let file = Hdf5File::open(&fixture("gzip_shuffle_u16.h5")).unwrap();
+        let mut steps = file.steps(0).unwrap();
+        assert_eq!(steps.slab_steps(), Some(4));
+        let first = steps.step(0).unwrap();
+        let held = |s: &Hdf5Steps| s.slab.as_ref().map(|(_, b)| Arc::strong_count(b));
+        // The reader and the step handed out.
+        assert_eq!(held(&steps), Some(2));
+        let rest: Vec<Bytes> = (1..4).map(|s| steps.step(s).unwrap()).collect();
+        // After step 3, only the four steps hold slab 0 (not copied).
+        assert!(steps.slab.is_none());
+        let base = first.as_ptr() as usize;
+        for (k, b) in rest.iter().enumerate() {
+            assert_eq!(
+                b.as_ptr() as usize,
+                base + (k + 1) * first.len(),
+                "step {}",
+                k + 1
+            );
+        }
+        let fifth = steps.step(4).unwrap();
+        assert_eq!(held(&steps), Some(2));
+        assert_eq!(steps.slabs_read(), 2);
+        assert_eq!(fifth.len(), first.len());
+    }
+
+    #[test]
+    fn steps_not_shared_are_copies_and_read_the_same() {
+        let file = Hdf5File::open(&fixture("gzip_shuffle_u16.h5")).unwrap();
+        let mut shared = file.steps(0).unwrap();
+        let mut copied = file.steps(0).unwrap();
+        copied.share = false;
+        let first = copied.step(0).unwrap();
+        // Only the reader holds the slab: the step is a copy of its part.
+        let held = copied.slab.as_ref().map(|(_, b)| Arc::strong_count(b));
+        assert_eq!(held, Some(1));
+        assert!(!first.is_mapped());
+        assert_eq!(*first, *shared.step(0).unwrap());
+        for s in 1..9 {
+            assert_eq!(
+                *copied.step(s).unwrap(),
+                *shared.step(s).unwrap(),
+                "step {s}"
+            );
+        }
     }
 
     #[test]

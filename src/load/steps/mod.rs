@@ -68,6 +68,19 @@ pub trait StepSource {
     /// can give their pages back: the resident set then holds the steps in
     /// use, not every step read so far. The default does nothing.
     fn release_before(&mut self, _i: usize) {}
+    /// Where a batch of steps that starts at the `i`-th should end
+    /// (exclusive), given that it holds `max` steps at most. A source that
+    /// decodes several steps at once (a slab of chunks) ends a batch where a
+    /// slab ends, so that the slabs the steps of two batches share are no
+    /// more than those two batches' bytes. The default is `i + max`.
+    fn batch_end(&self, i: usize, max: usize) -> usize {
+        i + max
+    }
+    /// The steps a source decodes at once (a slab of chunks), when it does:
+    /// a batch is then best one slab. `None` by default.
+    fn slab_steps(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// One step of a series as read.

@@ -89,7 +89,7 @@ pub fn open_trajectory(
         .checked_mul(cols)
         .and_then(|n| n.checked_mul(dtype.size()))
         .ok_or_else(|| tensor_err(path, format!("tensor {:?} is too large", t.name)))?;
-    let reader = reader(index)?;
+    let mut reader = reader(index)?;
     if let Steps::Mapped(all) = &reader {
         if Some(all.len()) != step_bytes.checked_mul(n_steps) {
             return Err(tensor_err(
@@ -124,6 +124,11 @@ pub fn open_trajectory(
                 )
             },
         ));
+    }
+    // Every step of a slab read: its steps share it, and a batch is a slab.
+    let dense = steps.windows(2).all(|w| w[1] == w[0] + 1);
+    if let Steps::Hdf5(h) = &mut reader {
+        h.share = dense;
     }
     let (tokens, notice) = find_tokenizer(opts.tokenizer.as_deref(), None, path.parent())?;
     Ok(Box::new(Trajectory {
@@ -297,6 +302,26 @@ impl StepSource for Trajectory {
             Steps::Hdf5(h) => h.release_before(step as usize),
         }
     }
+    fn slab_steps(&self) -> Option<usize> {
+        match &self.reader {
+            Steps::Hdf5(h) => h.slab_steps().filter(|&s| s > 1 && h.share),
+            Steps::Mapped(_) => None,
+        }
+    }
+    fn batch_end(&self, i: usize, max: usize) -> usize {
+        let end = i.saturating_add(max).min(self.steps.len());
+        let Some(s) = self.slab_steps().map(|s| s as u64) else {
+            return end;
+        };
+        if end >= self.steps.len() {
+            return end;
+        }
+        // The last start of a slab after the batch's first step, if any.
+        (i + 1..=end)
+            .rev()
+            .find(|&j| self.steps[j] / s != self.steps[j - 1] / s)
+            .unwrap_or(end)
+    }
 }
 
 #[cfg(test)]
@@ -376,6 +401,41 @@ mod tests {
         for (i, &want) in sums.iter().enumerate() {
             assert_eq!(sum(&source.read(i).unwrap()), want, "step {i}");
         }
+    }
+
+    #[test]
+    fn batches_of_a_chunked_trajectory_end_where_its_slabs_do() {
+        // chunks (4, 3, 2) over 9 steps: slabs 0..4, 4..8, 8..9.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/trajectory/gzip_shuffle_u16.h5");
+        let opts = LoadOptions {
+            reinterpret: Some(crate::dtype::Dtype::BF16),
+            ..Default::default()
+        };
+        let all = open_trajectory(&path, &opts, &StepSelection::default()).unwrap();
+        // Two slabs fit in 8 steps, one in 6; a batch shorter than a
+        // slab ends where it must; the last batch ends with the steps.
+        assert_eq!(all.batch_end(0, 9), 9);
+        assert_eq!(all.batch_end(0, 8), 8);
+        assert_eq!(all.batch_end(0, 6), 4);
+        assert_eq!(all.batch_end(0, 3), 3);
+        assert_eq!(all.batch_end(3, 3), 4);
+        assert_eq!(all.batch_end(4, 4), 8);
+        assert_eq!(all.batch_end(4, 64), 9);
+        assert_eq!(all.slab_steps(), Some(4));
+        // Selected steps 3 to 6: slabs change between 3 and 4.
+        let some = open_trajectory(&path, &opts, &StepSelection::parse("3:6").unwrap()).unwrap();
+        assert_eq!(some.steps(), &[3, 4, 5, 6]);
+        assert_eq!(some.batch_end(0, 3), 1);
+        assert_eq!(some.batch_end(1, 3), 4);
+        // Every other step: copies, not slabs shared, and no slab batches.
+        let odd = open_trajectory(&path, &opts, &StepSelection::parse("1::2").unwrap()).unwrap();
+        assert_eq!(odd.slab_steps(), None);
+        assert_eq!(odd.batch_end(0, 3), 3);
+        // A contiguous file has no slabs.
+        let flat = path.with_file_name("contiguous_u16.h5");
+        let flat = open_trajectory(&flat, &opts, &StepSelection::default()).unwrap();
+        assert_eq!(flat.batch_end(1, 5), 6);
     }
 
     #[test]
