@@ -37,6 +37,11 @@ const KEEP_SLACK: f32 = 1.0 / (1 << 20) as f32;
 /// Block sizes tried, largest first: the largest whose scratch fits the
 /// memory budget is used.
 const BLOCK_ROWS: [usize; 10] = [2048, 1536, 1024, 768, 512, 384, 256, 192, 128, 64];
+/// The scratch of a small matrix may take this much (fewer, larger tiles:
+/// each packed product allocates its own packing buffers).
+const MIN_BUDGET: u64 = 2 << 20;
+/// Candidates each query has room for from the start.
+const INITIAL_ROOM: usize = 4;
 /// Elements checked at once for a kept target (one pass the compiler can
 /// vectorise; the rare hit is redone one by one).
 const LANES: usize = 16;
@@ -151,14 +156,18 @@ impl Query {
     }
 
     /// Takes a tile's least upper bound and the targets it found within reach.
-    fn merge(&mut self, best: f32, found: &[(u32, f32)]) {
+    fn merge(&mut self, best: f32, found: impl ExactSizeIterator<Item = (u32, f32)>) {
         self.best = self.best.min(best);
         if self.overflow {
             return;
         }
         let keep = self.keep_below();
-        self.kept
-            .extend(found.iter().filter(|&&(_, lo)| lo <= keep).copied());
+        // Stale entries go before the list grows, so that it holds about
+        // what is still in reach, not everything ever seen.
+        if self.kept.len() + found.len() > self.kept.capacity() {
+            self.kept.retain(|&(_, lo)| lo <= keep);
+        }
+        self.kept.extend(found.filter(|&(_, lo)| lo <= keep));
         if self.kept.len() > MAX_CANDIDATES {
             self.kept.retain(|&(_, lo)| lo <= keep);
             if self.kept.len() > MAX_CANDIDATES {
@@ -266,10 +275,10 @@ pub(super) fn products(a: &[f32], b: &[f32], d: usize, c: &mut Vec<f32>) {
 type Span = std::ops::Range<usize>;
 
 /// The block size: the largest whose scratch (two decoded blocks and a
-/// tile, per thread) stays within a sixth of the stored bytes
-/// of the matrix; the smallest block when even that is over.
+/// tile, per thread) stays within a sixth of the stored bytes of the
+/// matrix (or [`MIN_BUDGET`]); the smallest block when even that is over.
 fn block_rows(m: &Matrix, n: usize) -> usize {
-    let budget = m.bytes.len() as u64 / 6;
+    let budget = (m.bytes.len() as u64 / 6).max(MIN_BUDGET);
     let threads = rayon::current_num_threads().max(1) as u64;
     let d = m.cols as u64;
     let b = BLOCK_ROWS
@@ -393,8 +402,16 @@ struct Lists {
 
 impl Lists {
     fn new(n: usize, block: usize) -> Self {
+        // Room for a few candidates each, taken now: lists that grew
+        // between the tiles' short-lived buffers would fragment the heap.
         let blocks = (0..n.div_ceil(block))
-            .map(|b| Mutex::new(vec![Query::NEW; block.min(n - b * block)]))
+            .map(|b| {
+                let q = Query {
+                    kept: Vec::with_capacity(INITIAL_ROOM),
+                    ..Query::NEW
+                };
+                Mutex::new(vec![q; block.min(n - b * block)])
+            })
             .collect();
         Self { block, blocks }
     }
@@ -410,17 +427,13 @@ impl Lists {
         found.sort_unstable_by_key(|f| f.0);
         let mut g = self.blocks[b].lock().unwrap_or_else(|e| e.into_inner());
         let mut rest = &found[..];
-        let mut buf: Vec<(u32, f32)> = Vec::new();
         for (i, (q, &min)) in g.iter_mut().zip(mins).enumerate() {
             let k = rest.partition_point(|f| f.0 as usize == i);
-            buf.clear();
-            buf.extend(
-                rest[..k]
-                    .iter()
-                    .map(|&(_, t, lo)| ((target_base + t as usize) as u32, lo)),
-            );
+            let mine = rest[..k]
+                .iter()
+                .map(|&(_, t, lo)| ((target_base + t as usize) as u32, lo));
+            q.merge(min, mine);
             rest = &rest[k..];
-            q.merge(min, &buf);
         }
     }
 
