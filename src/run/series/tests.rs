@@ -1,0 +1,326 @@
+//! The series driver's own tests: batches, buffer reuse, the step sources.
+
+use super::*;
+use crate::dtype::Dtype;
+use crate::engine::cpu::steps::CpuStepDiffer;
+use crate::engine::cpu::CpuEngine;
+use crate::engine::StepDiffer;
+use crate::load::steps::SeriesInfo;
+use crate::load::TokenNames;
+
+/// Steps held in memory (with stored blocks beside the values, when
+/// `stored` is not empty).
+struct Steps {
+    info: SeriesInfo,
+    numbers: Vec<u64>,
+    data: Vec<Vec<u8>>,
+    stored: Vec<Vec<u8>>,
+    /// Steps read and not yet released, and the most held at once.
+    held: std::collections::BTreeSet<usize>,
+    most_held: usize,
+    /// The arguments of `release_before`, in order.
+    released: Vec<usize>,
+}
+
+impl StepSource for Steps {
+    fn info(&self) -> &SeriesInfo {
+        &self.info
+    }
+    fn steps(&self) -> &[u64] {
+        &self.numbers
+    }
+    fn inputs(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+    fn tokens(&self) -> Option<&TokenNames> {
+        None
+    }
+    fn read(&mut self, i: usize) -> Result<Bytes> {
+        self.held.insert(i);
+        self.most_held = self.most_held.max(self.held.len());
+        Ok(Bytes::owned(self.data[i].clone()))
+    }
+    fn release_before(&mut self, i: usize) {
+        self.held.retain(|&j| j >= i);
+        self.released.push(i);
+    }
+    fn read_step(&mut self, i: usize) -> Result<StepBytes> {
+        Ok(StepBytes {
+            values: self.read(i)?,
+            stored: self.stored.get(i).map(|s| Bytes::owned(s.clone())),
+        })
+    }
+}
+
+fn f32_info(rows: usize) -> SeriesInfo {
+    SeriesInfo {
+        tensor: "W".into(),
+        stored_dtype: "F32".into(),
+        format: "test",
+        dtype: Dtype::F32,
+        rows,
+        cols: 1,
+    }
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn stored_blocks_are_the_identity_and_values_the_displacement() {
+    // 150 steps (three batches) of 12 tokens whose "blocks" are 3 bytes
+    // (not a whole number of hash units) and whose one value depends on
+    // the first byte only, so that other blocks can decode alike.
+    let (n, count) = (12, 150);
+    let mut z = 7u64;
+    let mut next = move || {
+        z = z
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (z >> 33) as usize
+    };
+    let decode = |b: &[u8]| (b[0] % 3) as f32;
+    let mut blocks = vec![[1u8, 0, 0]; n];
+    let (mut stored, mut values, mut encoded) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..count {
+        for _ in 0..next() % 3 {
+            blocks[next() % n] = [(next() % 4) as u8, (next() % 2) as u8, 7];
+        }
+        stored.push(blocks.concat());
+        values.push(f32_bytes(
+            &blocks.iter().map(|b| decode(b)).collect::<Vec<_>>(),
+        ));
+        // The blocks one to one as exact f32 values: a series of them
+        // has the blocks' groups, moves and events.
+        let one_to_one: Vec<f32> = blocks
+            .iter()
+            .map(|b| (b[0] as u32 | (b[1] as u32) << 8 | (b[2] as u32) << 16) as f32)
+            .collect();
+        encoded.push(f32_bytes(&one_to_one));
+    }
+    let numbers: Vec<u64> = (0..count as u64).map(|s| s * 3).collect();
+    let survey = |data: &[Vec<u8>], stored: &[Vec<u8>]| {
+        let mut source = Steps {
+            info: f32_info(n),
+            numbers: numbers.clone(),
+            data: data.to_vec(),
+            stored: stored.to_vec(),
+            held: Default::default(),
+            most_held: 0,
+            released: Vec::new(),
+        };
+        survey_source(
+            &CpuEngine,
+            &mut source,
+            "series",
+            false,
+            None,
+            Instant::now(),
+        )
+        .unwrap()
+        .series
+    };
+    let got = survey(&values, &stored);
+    let want = survey(&encoded, &[]);
+    assert_eq!(got.events, want.events);
+    assert_eq!(got.tokens, want.tokens);
+    assert_eq!(got.frozen, want.frozen);
+    assert!(got.events.len() > 10, "events: {}", got.events.len());
+    let by_values = survey(&values, &[]);
+    assert_ne!(got.events, by_values.events, "values alone group otherwise");
+    for (k, (g, w)) in got.per_step.iter().zip(&want.per_step).enumerate() {
+        let strip = |p: &crate::survey::tracker::StepSummary| {
+            (
+                p.step,
+                p.n_unique,
+                p.black_holes,
+                p.largest,
+                p.tokens_in_holes,
+                p.moved,
+            )
+        };
+        assert_eq!(strip(g), strip(w), "step {k}");
+        // Displacement over the moved (re-encoded) tokens' values, in
+        // f32 steps: the values are 0, 1 or 2, non-negative, so a step
+        // is the difference of their bits.
+        if k == 0 {
+            continue;
+        }
+        let moved: Vec<usize> = (0..n)
+            .filter(|&t| stored[k][3 * t..3 * t + 3] != stored[k - 1][3 * t..3 * t + 3])
+            .collect();
+        let bits =
+            |v: &[u8], t: usize| u32::from_le_bytes(v[4 * t..4 * t + 4].try_into().unwrap()) as i64;
+        let d: Vec<u64> = moved
+            .iter()
+            .map(|&t| bits(&values[k], t).abs_diff(bits(&values[k - 1], t)))
+            .collect();
+        let disp = g.displacement.unwrap();
+        assert_eq!(
+            disp.max_linf_steps,
+            d.iter().copied().max().unwrap_or(0),
+            "step {k}"
+        );
+        let mean = (!d.is_empty()).then(|| d.iter().sum::<u64>() as f64 / d.len() as f64);
+        assert_eq!(disp.mean_l1_steps, mean, "step {k}");
+    }
+}
+
+/// Writes `data` (steps of `rows` × `cols` f32) as a safetensors
+/// trajectory `W` and returns its path.
+fn write_trajectory(dir: &std::path::Path, data: &[Vec<u8>], rows: usize, cols: usize) -> PathBuf {
+    let len: usize = data.iter().map(Vec::len).sum();
+    let header = format!(
+        "{{\"W\":{{\"dtype\":\"F32\",\"shape\":[{},{rows},{cols}],\"data_offsets\":[0,{len}]}}}}",
+        data.len()
+    );
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header.as_bytes());
+    for d in data {
+        file.extend_from_slice(d);
+    }
+    let path = dir.join("W.safetensors");
+    std::fs::write(&path, file).unwrap();
+    path
+}
+
+#[test]
+fn a_trajectory_longer_than_two_batches_reuses_the_step_outputs_of_two() {
+    // 300 steps of 40 tokens × 2 f32 (batches of 64: five), a few
+    // tokens moving among three vectors each step.
+    let (n, cols, count) = (40, 2, 300);
+    let mut z = 5u64;
+    let mut next = move || {
+        z = z
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (z >> 33) as usize
+    };
+    let mut v = vec![1f32; n * cols];
+    let mut data = Vec::new();
+    for _ in 0..count {
+        for _ in 0..next() % 4 {
+            let t = next() % n;
+            v[t * cols] = (next() % 3) as f32;
+        }
+        data.push(f32_bytes(&v));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_trajectory(dir.path(), &data, n, cols);
+    let opts = SeriesOptions {
+        load: crate::load::LoadOptions {
+            key: Some("W".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut source = open(&SeriesInput::Trajectory(path), &opts).unwrap();
+    let mut buffers = BufferUse::default();
+    let got = drive(
+        &CpuEngine,
+        source.as_mut(),
+        "trajectory",
+        false,
+        None,
+        Instant::now(),
+        BATCH_BYTES,
+        &mut buffers,
+    )
+    .unwrap()
+    .series;
+    // The outputs of the first two batches are allocated, those of every
+    // later batch written into the buffers of the batch two before; the
+    // first step's outputs, which hold no changed flags nor
+    // displacement, are given those when they are used again (one more).
+    assert_eq!(buffers.fresh, 2 * MAX_BATCH + 1);
+
+    // The same series one step at a time, every output new.
+    let mut differ = CpuStepDiffer::new(Dtype::F32, n, cols);
+    let mut tracker = SeriesTracker::new(n);
+    for (k, b) in data.iter().enumerate() {
+        let m = Matrix::new(Dtype::F32, n, cols, b).unwrap();
+        let prev = k
+            .checked_sub(1)
+            .map(|j| Matrix::new(Dtype::F32, n, cols, &data[j]).unwrap());
+        let rows = differ.push(prev.as_ref(), &m).unwrap();
+        tracker.push(k as u64, RowIdentity::of(&m), &rows);
+    }
+    let want = tracker.finish();
+    assert_eq!(got, want);
+    assert!(got.events.len() > 10, "events: {}", got.events.len());
+}
+
+#[test]
+fn batches_and_the_overlapped_survey_give_the_series_of_one_step_at_a_time() {
+    // 200 steps (four batches of at most 64), 12 tokens × 1 f32, a few
+    // tokens moving among three values each step.
+    let (n, count) = (12, 200);
+    let mut z = 99u64;
+    let mut next = move || {
+        z = z
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (z >> 33) as usize
+    };
+    let mut v = vec![1f32; n];
+    let mut data = Vec::new();
+    for _ in 0..count {
+        for _ in 0..next() % 3 {
+            v[next() % n] = (next() % 3) as f32;
+        }
+        data.push(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
+    }
+    let info = SeriesInfo {
+        tensor: "W".into(),
+        stored_dtype: "F32".into(),
+        format: "test",
+        dtype: Dtype::F32,
+        rows: n,
+        cols: 1,
+    };
+    let numbers: Vec<u64> = (0..count as u64).map(|s| s * 5).collect();
+    let mut source = Steps {
+        info,
+        numbers: numbers.clone(),
+        data: data.clone(),
+        stored: Vec::new(),
+        held: Default::default(),
+        most_held: 0,
+        released: Vec::new(),
+    };
+    let got = survey_source(
+        &CpuEngine,
+        &mut source,
+        "trajectory",
+        false,
+        None,
+        Instant::now(),
+    )
+    .unwrap()
+    .series;
+    // 200 steps are more than two batches: the driver gives the steps
+    // of each batch back once it is surveyed (the last two at the end),
+    // so the source never holds more than two batches' steps.
+    assert_eq!(source.released, vec![0, 64, 128, 192, 200]);
+    assert_eq!(source.most_held, 2 * MAX_BATCH);
+    assert!(source.held.is_empty(), "{:?}", source.held);
+
+    let mut differ = CpuStepDiffer::new(Dtype::F32, n, 1);
+    let mut tracker = SeriesTracker::new(n);
+    for (k, b) in data.iter().enumerate() {
+        let m = Matrix::new(Dtype::F32, n, 1, b).unwrap();
+        let prev = k
+            .checked_sub(1)
+            .map(|j| Matrix::new(Dtype::F32, n, 1, &data[j]).unwrap());
+        let rows = differ.push(prev.as_ref(), &m).unwrap();
+        tracker.push(numbers[k], RowIdentity::of(&m), &rows);
+    }
+    let want = tracker.finish();
+    assert_eq!(got, want);
+    assert!(
+        got.events.len() > 10,
+        "the series has events: {:?}",
+        got.events.len()
+    );
+}
