@@ -199,13 +199,27 @@ fn keep_threshold(best: f32) -> f32 {
 }
 
 /// Per-thread scratch: two decoded blocks and a tile of products.
-#[derive(Default)]
 struct Scratch {
     a: Vec<f32>,
     b: Vec<f32>,
     c: Vec<f32>,
     rows_found: Vec<(u32, u32, f32)>,
     cols_found: Vec<(u32, u32, f32)>,
+}
+
+impl Scratch {
+    /// Scratch at its full size for blocks of `block` rows of `d` values,
+    /// allocated once: buffers that grew tile by tile would leave holes in
+    /// the heap that its later blocks could not reuse.
+    fn sized(block: usize, d: usize) -> Self {
+        Self {
+            a: Vec::with_capacity(block * d),
+            b: Vec::with_capacity(block * d),
+            c: Vec::with_capacity(block * block),
+            rows_found: Vec::with_capacity(block * 4),
+            cols_found: Vec::with_capacity(block * 4),
+        }
+    }
 }
 
 /// Decodes the given rows of `m` into `out`, row-major, `m.cols` wide.
@@ -481,7 +495,12 @@ pub fn nearest_candidates(
     // Scratch taken from a pool and put back, so that at most one per
     // thread is ever allocated (rayon's per-job init would make one per
     // split, and the allocator keeps their pages).
-    let pool: Mutex<Vec<Scratch>> = Mutex::new(Vec::new());
+    let threads = rayon::current_num_threads().clamp(1, tiles.len().max(1));
+    let pool: Mutex<Vec<Scratch>> = Mutex::new(
+        (0..threads)
+            .map(|_| Scratch::sized(block, m.cols))
+            .collect(),
+    );
     tiles.par_iter().for_each(|&(bi, bj)| {
         if progress.interrupted() {
             return;
@@ -490,7 +509,7 @@ pub fn nearest_candidates(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .pop()
-            .unwrap_or_default();
+            .unwrap_or_else(|| Scratch::sized(block, m.cols));
         let s = &mut scratch;
         {
             let qs = span(bi, queries.len());
