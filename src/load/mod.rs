@@ -23,6 +23,7 @@ pub mod steps;
 pub mod vocab;
 
 pub use choose::{INPUT_EMBEDDING_KEYS, OUTPUT_HEAD_KEYS};
+pub use files::Map;
 pub use model::{open, LoadOptions, Loaded, TensorInfo};
 pub use resolve::open_file;
 pub use source::{Bytes, StoredDtype, TensorDesc, TensorSource};

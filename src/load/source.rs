@@ -10,7 +10,7 @@ use std::ops::{Deref, Range};
 use std::path::Path;
 use std::sync::Arc;
 
-use memmap2::Mmap;
+use crate::load::files::Map;
 
 use crate::error::{one_line, Result};
 pub(crate) use crate::load::files::map_file;
@@ -113,7 +113,7 @@ pub struct Bytes(Inner);
 #[derive(Clone)]
 enum Inner {
     Mapped {
-        map: Arc<Mmap>,
+        map: Arc<Map>,
         range: Range<usize>,
     },
     Owned(Vec<u8>),
@@ -127,7 +127,7 @@ enum Inner {
 
 impl Bytes {
     /// `range` of `map`; `None` when the range does not lie inside the map.
-    pub fn mapped(map: Arc<Mmap>, range: Range<usize>) -> Option<Self> {
+    pub fn mapped(map: Arc<Map>, range: Range<usize>) -> Option<Self> {
         (range.start <= range.end && range.end <= map.len())
             .then_some(Self(Inner::Mapped { map, range }))
     }
@@ -161,6 +161,16 @@ impl Bytes {
         }
     }
 
+    /// The mapped file these bytes lie in and where they start in it, for
+    /// a reader that reads them with positioned reads rather than through
+    /// the map; `None` for bytes of memory of their own.
+    pub fn in_file(&self) -> Option<(&Map, u64)> {
+        match &self.0 {
+            Inner::Mapped { map, range } => Some((map, range.start as u64)),
+            _ => None,
+        }
+    }
+
     /// True when the bytes are read in place from a memory map.
     pub fn is_mapped(&self) -> bool {
         matches!(self.0, Inner::Mapped { .. })
@@ -183,7 +193,11 @@ impl Bytes {
             // pages loses nothing, and any later read of them (a slice
             // still held) faults in the same bytes from the file.
             let _ = unsafe {
-                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+                map.mmap().unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    end - start,
+                )
             };
         }
     }

@@ -16,13 +16,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::load::files::Map;
 use hdf5_reader::error::{Error as H5Error, Result as H5Result};
 use hdf5_reader::messages::layout::DataLayout;
 use hdf5_reader::messages::HdfMessage;
 use hdf5_reader::{
     ByteOrder, Dataset, Datatype, H5Type, Hdf5File as Reader, OpenOptions, SliceInfo, SliceInfoElem,
 };
-use memmap2::Mmap;
 
 use crate::error::{one_line, Error, Result};
 use crate::load::source::{map_file, Bytes, StoredDtype, TensorDesc};
@@ -50,7 +50,7 @@ const MAX_EXPANSION: usize = 1100;
 /// An open, memory-mapped HDF5 file and its datasets.
 pub struct Hdf5File {
     path: PathBuf,
-    map: Arc<Mmap>,
+    map: Arc<Map>,
     reader: Reader,
     /// Every dataset, named by its path without the leading `/` (`run/W`).
     tensors: Vec<TensorDesc>,
@@ -58,7 +58,7 @@ pub struct Hdf5File {
 }
 
 /// The map, lent to the reader without copying.
-struct MapOwner(Arc<Mmap>);
+struct MapOwner(Arc<Map>);
 
 impl AsRef<[u8]> for MapOwner {
     fn as_ref(&self) -> &[u8] {

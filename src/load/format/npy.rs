@@ -14,7 +14,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::Mmap;
+use crate::load::files::Map;
 
 use crate::error::{one_line, Error, Result};
 use crate::load::source::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
@@ -298,7 +298,7 @@ impl Parser<'_> {
 /// The array's bytes as row-major little-endian: in place when they are
 /// stored so, else a copy (byte-swapped, transposed), sized by `npy.data`,
 /// which was checked against the file; the reason otherwise.
-pub fn data(map: &Arc<Mmap>, base: usize, npy: &Npy) -> std::result::Result<Bytes, String> {
+pub fn data(map: &Arc<Map>, base: usize, npy: &Npy) -> std::result::Result<Bytes, String> {
     let outside = || "the data range lies outside the file".to_string();
     let range = base + npy.data.start..base + npy.data.end;
     if npy.order == Order::Little && !is_fortran_2d(npy) {
@@ -351,7 +351,7 @@ fn swap_bytes(buf: &mut [u8], item: usize) {
 /// An open, memory-mapped `.npy` file.
 pub struct NpyFile {
     path: PathBuf,
-    map: Arc<Mmap>,
+    map: Arc<Map>,
     npy: Npy,
     tensors: Vec<TensorDesc>,
 }
@@ -425,7 +425,7 @@ enum Member {
 /// member, named without the `.npy`. Stored members are read in place.
 pub struct NpzFile {
     path: PathBuf,
-    map: Arc<Mmap>,
+    map: Arc<Map>,
     members: Vec<Member>,
     tensors: Vec<TensorDesc>,
 }
@@ -434,7 +434,7 @@ impl NpzFile {
     /// Reads every member's header from an archive whose directory was read.
     pub fn from_zip(
         path: &Path,
-        map: Arc<Mmap>,
+        map: Arc<Map>,
         entries: &[crate::load::container::zip::Entry],
     ) -> Result<Self> {
         let err = |reason: String| Error::Format {

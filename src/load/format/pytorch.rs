@@ -20,7 +20,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::Mmap;
+use crate::load::files::Map;
 
 use crate::error::{one_line, Error, Result};
 use crate::load::container::pickle::{self, Id, Pickle, Value};
@@ -46,7 +46,7 @@ const MAX_FOUND_MEMORY: usize = 1 << 30;
 /// An open, memory-mapped PyTorch checkpoint whose pickle and storages were checked.
 pub struct TorchFile {
     path: PathBuf,
-    map: Arc<Mmap>,
+    map: Arc<Map>,
     tensors: Vec<TensorDesc>,
     views: Vec<View>,
     big_endian: bool,
@@ -102,7 +102,7 @@ impl TorchFile {
 
     /// Reads the checkpoint whose archive `map` was already listed as `entries`,
     /// its members under `prefix` (see [`torch_prefix`]).
-    pub fn from_zip(path: &Path, map: Arc<Mmap>, entries: &[Entry], prefix: &str) -> Result<Self> {
+    pub fn from_zip(path: &Path, map: Arc<Map>, entries: &[Entry], prefix: &str) -> Result<Self> {
         let (tensors, views, big_endian) =
             parse(&map, entries, prefix).map_err(|reason| Error::Format {
                 path: path.to_path_buf(),

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::Mmap;
+use crate::load::files::Map;
 use safetensors::tensor::{Dtype as StDtype, SafeTensorError, SafeTensors};
 
 use crate::error::{one_line, Error, Result};
@@ -18,7 +18,7 @@ use crate::load::source::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource
 /// An open, memory-mapped safetensors file whose header was checked.
 pub struct SafetensorsFile {
     path: PathBuf,
-    map: Arc<Mmap>,
+    map: Arc<Map>,
     tensors: Vec<TensorDesc>,
     /// Byte range of each tensor's data in the file, in `tensors`' order.
     ranges: Vec<std::ops::Range<usize>>,

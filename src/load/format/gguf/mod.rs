@@ -27,7 +27,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::Mmap;
+use crate::load::files::Map;
 
 use crate::error::{one_line, Error, Result};
 use crate::load::source::{map_file, Bytes, StoredDtype, TensorDesc, TensorSource};
@@ -53,7 +53,7 @@ pub const MAX_HEADER_MEMORY: usize = 1 << 30;
 /// An open, memory-mapped GGUF file whose header was checked.
 pub struct GgufFile {
     path: PathBuf,
-    map: Arc<Mmap>,
+    map: Arc<Map>,
     gguf: Gguf,
 }
 
