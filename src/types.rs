@@ -55,6 +55,79 @@ pub struct StepRows {
     pub l1_steps: Vec<u64>,
 }
 
+/// What moved in one step of a series, or a band of its rows: the rows
+/// whose bytes differ from the step before's, ascending, with their hash,
+/// displacement and bytes now; at the first step, every row (without
+/// displacement). The survey keeps a copy of the current step and patches
+/// in the moved rows, so a step costs the tokens that moved, not the
+/// vocabulary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepMoves {
+    /// The rows, ascending.
+    pub ids: Vec<u32>,
+    /// Their bitwise hashes now.
+    pub hashes: Vec<u64>,
+    /// Whether the displacement is counted: not at the first step, nor
+    /// for F64 (see [`StepRows::linf_steps`]).
+    pub displaced: bool,
+    /// The moved rows' displacement, as in [`StepRows`] (empty when not
+    /// counted).
+    pub linf_steps: Vec<u32>,
+    pub l1_steps: Vec<u64>,
+    /// Their bytes now, one after the other, `row_len` each: a row's
+    /// identity (its values, or a quantized tensor's stored blocks).
+    pub bytes: Vec<u8>,
+}
+
+impl StepMoves {
+    /// Empties it, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.ids.clear();
+        self.hashes.clear();
+        self.linf_steps.clear();
+        self.l1_steps.clear();
+        self.bytes.clear();
+    }
+
+    /// Makes it the moves of `rows` (every row at the first step, where
+    /// `rows.changed` is `None`), whose identity is `identity`: rows of
+    /// `row_len` bytes each.
+    pub fn fill_from_rows(&mut self, rows: &StepRows, identity: &[u8], row_len: usize) {
+        self.clear();
+        self.displaced = rows.changed.is_some() && !rows.linf_steps.is_empty();
+        match &rows.changed {
+            None => {
+                let n = rows.hashes.len();
+                self.ids.extend(0..n as u32);
+                self.hashes.extend_from_slice(&rows.hashes);
+                self.bytes
+                    .extend_from_slice(&identity[..(n * row_len).min(identity.len())]);
+            }
+            Some(changed) => {
+                let moved = changed.iter().enumerate().filter(|&(_, &c)| c);
+                let displacement = !rows.linf_steps.is_empty();
+                for (i, _) in moved {
+                    self.ids.push(i as u32);
+                    self.hashes.push(rows.hashes[i]);
+                    if displacement {
+                        self.linf_steps.push(rows.linf_steps[i]);
+                        self.l1_steps.push(rows.l1_steps[i]);
+                    }
+                    self.bytes
+                        .extend_from_slice(&identity[i * row_len..(i + 1) * row_len]);
+                }
+            }
+        }
+    }
+}
+
+/// A file (or anything like one) read with positioned reads.
+pub trait ReadAt: Sync {
+    /// Fills `buf` with the bytes from `offset`; an error (naming the
+    /// file) when there are fewer.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> crate::error::Result<()>;
+}
+
 /// Which matrix of the model was surveyed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -6,7 +6,7 @@ pub mod gpu;
 pub mod hash;
 pub mod split;
 
-use crate::types::{DeviceInfo, DeviceKind, Equality, StepRows};
+use crate::types::{DeviceInfo, DeviceKind, Equality, ReadAt, StepMoves, StepRows};
 
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
@@ -104,6 +104,55 @@ pub(crate) fn has_displacement(dtype: Dtype) -> bool {
     dtype != Dtype::F64
 }
 
+/// One step handed to [`StepDiffer::push_moves`]: its rows, and where its
+/// bytes lie in a file when they do, for an engine that reads them there
+/// with positioned reads rather than fault in the pages of a map.
+#[derive(Clone, Copy)]
+pub struct StepData<'a> {
+    pub matrix: Matrix<'a>,
+    /// The file and the offset of the step's first byte in it: the same
+    /// bytes as `matrix.bytes`.
+    pub file: Option<(&'a dyn ReadAt, u64)>,
+}
+
+impl<'a> StepData<'a> {
+    /// A step in memory.
+    pub fn in_memory(matrix: Matrix<'a>) -> Self {
+        Self { matrix, file: None }
+    }
+}
+
+/// What moved at each step of a batch, in bands of rows: `parts[b][k]` is
+/// band `b` of the `k`-th step, and a step's moves are those of its bands
+/// in order (one band for an engine that does not split steps). Given
+/// back batch after batch, its buffers are filled again.
+#[derive(Debug, Default)]
+pub struct BatchMoves {
+    pub parts: Vec<Vec<StepMoves>>,
+    /// Steps in the batch (`parts[b]` may hold more, kept from a longer
+    /// batch before).
+    pub steps: usize,
+}
+
+impl BatchMoves {
+    /// Makes room for `bands` bands of `steps` steps, keeping the buffers
+    /// there are (not emptied: every part is filled anew by its writer).
+    pub fn shape(&mut self, bands: usize, steps: usize) {
+        self.parts.resize_with(bands, Vec::new);
+        for b in &mut self.parts {
+            if b.len() < steps {
+                b.resize_with(steps, StepMoves::default);
+            }
+        }
+        self.steps = steps;
+    }
+
+    /// The parts of the `k`-th step, in order of their rows.
+    pub fn step(&self, k: usize) -> impl Iterator<Item = &StepMoves> + '_ {
+        self.parts.iter().map(move |b| &b[k])
+    }
+}
+
 /// Compares each step of a series with the one before, keeping what it
 /// needs between calls (the GPU keeps the previous step on the device, so
 /// each step's bytes cross to it once). Made by [`Engine::step_differ`] for
@@ -146,6 +195,27 @@ pub trait StepDiffer {
         out: &mut Vec<StepRows>,
     ) -> Result<()> {
         *out = self.push_many(prev, steps)?;
+        Ok(())
+    }
+
+    /// Takes several consecutive steps (`prev`, then `steps[0]`, …) as
+    /// what moved at each ([`BatchMoves`], every row at the first step):
+    /// the rows of [`push_many`](Self::push_many), the moved ones only.
+    /// This default runs `push_many` on the steps' bytes; the CPU engine
+    /// reads each step's bands itself (from the file, when it is in one)
+    /// and writes only what moved.
+    fn push_moves(
+        &mut self,
+        prev: Option<&StepData>,
+        steps: &[StepData],
+        out: &mut BatchMoves,
+    ) -> Result<()> {
+        let mats: Vec<Matrix> = steps.iter().map(|s| s.matrix).collect();
+        let rows = self.push_many(prev.map(|p| &p.matrix), &mats)?;
+        out.shape(1, steps.len());
+        for ((part, r), m) in out.parts[0].iter_mut().zip(&rows).zip(&mats) {
+            part.fill_from_rows(r, m.bytes, m.row_bytes());
+        }
         Ok(())
     }
 }
