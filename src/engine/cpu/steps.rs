@@ -9,17 +9,24 @@ use rayon::prelude::*;
 use super::rows_per_task;
 use crate::dtype::Dtype;
 use crate::engine::hash;
-use crate::engine::{has_displacement, StepDiffer};
+use crate::engine::{has_displacement, BatchMoves, StepData, StepDiffer};
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
 use crate::types::StepRows;
 
-/// Keeps the previous step's hashes (the previous bytes are the caller's).
+mod moves;
+
+/// Keeps the previous step's hashes (the previous bytes are the caller's),
+/// and for [`StepDiffer::push_moves`] the last step it read, band by band.
 pub struct CpuStepDiffer {
     dtype: Dtype,
     rows: usize,
     cols: usize,
     hashes: Vec<u64>,
+    /// The bands of the last step `push_moves` read, when
+    /// `bands_hold_last` (no other push came after it).
+    held: Vec<Vec<u8>>,
+    bands_hold_last: bool,
 }
 
 impl CpuStepDiffer {
@@ -29,6 +36,8 @@ impl CpuStepDiffer {
             rows,
             cols,
             hashes: Vec::new(),
+            held: Vec::new(),
+            bands_hold_last: false,
         }
     }
 
@@ -201,6 +210,7 @@ impl CpuStepDiffer {
 impl StepDiffer for CpuStepDiffer {
     fn push(&mut self, prev: Option<&Matrix>, cur: &Matrix) -> Result<StepRows> {
         self.check(cur)?;
+        self.bands_hold_last = false;
         let Some(prev) = prev.filter(|_| self.hashes.len() == self.rows) else {
             return Ok(self.first(cur));
         };
@@ -272,6 +282,7 @@ impl StepDiffer for CpuStepDiffer {
         steps: &[Matrix],
         out: &mut Vec<StepRows>,
     ) -> Result<()> {
+        self.bands_hold_last = false;
         out.truncate(steps.len());
         let mut rest = steps;
         let mut done = 0;
@@ -362,6 +373,19 @@ impl StepDiffer for CpuStepDiffer {
             self.hashes.clone_from(&r.hashes);
         }
         Ok(())
+    }
+
+    /// Reads the steps' bands itself (see [`moves`]). The hashes it
+    /// carries for [`push`](StepDiffer::push) are not kept: a `push` after
+    /// it starts the series over unless given `prev`.
+    fn push_moves(
+        &mut self,
+        prev: Option<&StepData>,
+        steps: &[StepData],
+        out: &mut BatchMoves,
+    ) -> Result<()> {
+        self.hashes.clear();
+        self.moves(prev, steps, out)
     }
 }
 

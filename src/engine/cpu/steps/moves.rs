@@ -1,0 +1,383 @@
+//! The CPU step differ reading its own bands: each rayon task takes a band
+//! of rows (about 64 KiB of a step) through every step of a batch, reading
+//! the band of each step into a buffer that stays in the core's cache
+//! (with a positioned read from the file when the step lies in one, else a
+//! copy from memory), comparing it there with the same band of the step
+//! before, and writing out only the rows that moved. The bytes of a step
+//! cross from the page cache once, with no page faults and no map to tear
+//! down, and the work beyond that copy is proportional to the rows that
+//! moved.
+//!
+//! The differ keeps the last step it read, band by band: one step's bytes
+//! (plus one band per thread), whatever the length of the series.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use super::{row_displacement, same_row, CpuStepDiffer, BAND_BYTES};
+use crate::dtype::Dtype;
+use crate::engine::hash;
+use crate::engine::{has_displacement, BatchMoves, StepData};
+use crate::error::Result;
+use crate::types::StepMoves;
+
+thread_local! {
+    /// The band a task reads a step into, one per thread, swapped with the
+    /// band it is compared with: after the first batch nothing is
+    /// allocated.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What the band buffers hold when a batch starts.
+#[derive(Clone, Copy)]
+enum Start<'s> {
+    /// Nothing: the batch's first step is the series' first.
+    First,
+    /// The step before the batch (the last one read).
+    Held,
+    /// Something else: the step before, `prev`, is read into them first.
+    Load(&'s StepData<'s>),
+}
+
+/// `out.len()` bytes of `step` from `offset`: read from its file, or
+/// copied from memory.
+fn read_band(step: &StepData, offset: usize, out: &mut [u8]) -> Result<()> {
+    match step.file {
+        Some((file, base)) => file.read_at(out, base + offset as u64),
+        None => {
+            out.copy_from_slice(&step.matrix.bytes[offset..offset + out.len()]);
+            Ok(())
+        }
+    }
+}
+
+/// Every row of a band as moved (the series' first step), rows from `first`.
+fn all_rows(band: &[u8], row_bytes: usize, rows: usize, first: usize, out: &mut StepMoves) {
+    out.clear();
+    out.displaced = false;
+    out.ids.extend((first..first + rows).map(|i| i as u32));
+    out.hashes
+        .extend((0..rows).map(|j| hash::row_hash(&band[j * row_bytes..(j + 1) * row_bytes])));
+    out.bytes.extend_from_slice(band);
+}
+
+/// The rows of `cur` that differ from `prev` (one band, rows from
+/// `first`), into `out`, with the CPU's widest kernels.
+fn band_moves(dtype: Dtype, prev: &[u8], cur: &[u8], rb: usize, first: usize, out: &mut StepMoves) {
+    out.clear();
+    out.displaced = has_displacement(dtype);
+    if rb == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2.
+        return unsafe { band_moves_avx2(dtype, prev, cur, rb, first, out) };
+    }
+    band_moves_with(dtype, prev, cur, rb, first, out, same_row, hash::row_hash)
+}
+
+/// [`band_moves`] compiled for AVX2 (see `diff_rows_avx2`).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn band_moves_avx2(
+    dtype: Dtype,
+    prev: &[u8],
+    cur: &[u8],
+    rb: usize,
+    first: usize,
+    out: &mut StepMoves,
+) {
+    let units = hash::units(rb);
+    // SAFETY: the caller checked AVX2.
+    let h = |r: &[u8]| unsafe { hash::lanes_avx2(r) }.finish(units);
+    // SAFETY: likewise.
+    let same = |a: &[u8], b: &[u8]| unsafe { same_row_avx2(a, b) };
+    band_moves_with(dtype, prev, cur, rb, first, out, same, h)
+}
+
+/// Whether two rows of equal length hold the same bytes, 32 at a time
+/// (a `memcmp` call per short row costs more than the compare).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn same_row_avx2(a: &[u8], b: &[u8]) -> bool {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let mut acc = _mm256_setzero_si256();
+    let mut i = 0;
+    while i + 32 <= n {
+        // SAFETY: `i + 32 <= n` bytes lie in both rows; unaligned loads.
+        let (x, y) = unsafe {
+            (
+                _mm256_loadu_si256(a.as_ptr().add(i).cast()),
+                _mm256_loadu_si256(b.as_ptr().add(i).cast()),
+            )
+        };
+        acc = _mm256_or_si256(acc, _mm256_xor_si256(x, y));
+        i += 32;
+    }
+    _mm256_testz_si256(acc, acc) == 1 && a[i..] == b[i..]
+}
+
+/// The compare of one band (see [`band_moves`]); `same` compares two rows,
+/// `hash` hashes a moved one.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn band_moves_with(
+    dtype: Dtype,
+    prev: &[u8],
+    cur: &[u8],
+    rb: usize,
+    first: usize,
+    out: &mut StepMoves,
+    same: impl Fn(&[u8], &[u8]) -> bool,
+    hash: impl Fn(&[u8]) -> u64,
+) {
+    let displacement = has_displacement(dtype);
+    for (j, (a, b)) in prev.chunks_exact(rb).zip(cur.chunks_exact(rb)).enumerate() {
+        if same(a, b) {
+            continue;
+        }
+        out.ids.push((first + j) as u32);
+        out.hashes.push(hash(b));
+        if displacement {
+            let (linf, l1) = row_displacement(dtype, a, b);
+            out.linf_steps.push(linf);
+            out.l1_steps.push(l1);
+        }
+        out.bytes.extend_from_slice(b);
+    }
+}
+
+impl CpuStepDiffer {
+    /// [`StepDiffer::push_moves`](crate::engine::StepDiffer::push_moves)
+    /// on the CPU: see the module's comment.
+    pub(super) fn moves(
+        &mut self,
+        prev: Option<&StepData>,
+        steps: &[StepData],
+        out: &mut BatchMoves,
+    ) -> Result<()> {
+        for s in prev.into_iter().chain(steps) {
+            self.check(&s.matrix)?;
+        }
+        let rb = self.cols * self.dtype.size();
+        let band = match rb {
+            0 => self.rows.max(1),
+            _ => (BAND_BYTES / rb).max(1),
+        };
+        let bands = self.rows.div_ceil(band).max(1);
+        if steps.is_empty() {
+            out.shape(bands, 0);
+            return Ok(());
+        }
+        let start = match prev {
+            None => Start::First,
+            Some(_) if self.bands_hold_last && self.held.len() == bands => Start::Held,
+            Some(p) => Start::Load(p),
+        };
+        // Left false if a read fails half-way.
+        self.bands_hold_last = false;
+        self.held.resize_with(bands, Vec::new);
+        out.shape(bands, steps.len());
+        let (dtype, rows) = (self.dtype, self.rows);
+        self.held
+            .par_iter_mut()
+            .zip(out.parts.par_iter_mut())
+            .enumerate()
+            .try_for_each(|(b, (held, parts))| -> Result<()> {
+                let first = b * band;
+                let n = band.min(rows - first.min(rows));
+                let (offset, len) = (first * rb, n * rb);
+                held.resize(len, 0);
+                let mut next = 0;
+                match start {
+                    Start::First => {
+                        read_band(&steps[0], offset, held)?;
+                        all_rows(held, rb, n, first, &mut parts[0]);
+                        next = 1;
+                    }
+                    Start::Load(p) => read_band(p, offset, held)?,
+                    Start::Held => {}
+                }
+                SCRATCH.with_borrow_mut(|cur| -> Result<()> {
+                    for (s, part) in steps.iter().zip(parts.iter_mut()).skip(next) {
+                        cur.resize(len, 0);
+                        read_band(s, offset, cur)?;
+                        band_moves(dtype, held, cur, rb, first, part);
+                        std::mem::swap(held, cur);
+                    }
+                    Ok(())
+                })
+            })?;
+        self.bands_hold_last = true;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::StepDiffer;
+    use crate::error::Error;
+    use crate::matrix::Matrix;
+    use crate::types::ReadAt;
+
+    /// A file read with positioned reads, as a mapped checkpoint is.
+    struct FileAt(std::fs::File);
+
+    impl ReadAt for FileAt {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+            std::os::unix::fs::FileExt::read_exact_at(&self.0, buf, offset).map_err(|source| {
+                Error::Io {
+                    path: "steps".into(),
+                    source,
+                }
+            })
+        }
+    }
+
+    /// `count` steps of `n` rows × `d` f16, each changing a few bits of
+    /// the one before (some rows several times, some back again).
+    fn steps(n: usize, d: usize, count: usize) -> Vec<Vec<u8>> {
+        let mut z = 3u64;
+        let mut next = move || {
+            z = z
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (z >> 33) as usize
+        };
+        let mut out: Vec<Vec<u8>> = vec![(0..n * d * 2).map(|_| next() as u8).collect()];
+        for _ in 1..count {
+            let mut s = out.last().unwrap().clone();
+            for _ in 0..next() % 60 {
+                let k = next() % s.len();
+                s[k] ^= 1 << (next() % 8);
+            }
+            out.push(s);
+        }
+        out
+    }
+
+    /// What moved at step `k` by the definitions, row by row.
+    fn expected(dtype: Dtype, data: &[Vec<u8>], n: usize, d: usize, k: usize) -> StepMoves {
+        let rb = d * dtype.size();
+        let row = |s: &Vec<u8>, i: usize| s[i * rb..(i + 1) * rb].to_vec();
+        let mut m = StepMoves::default();
+        for i in 0..n {
+            let now = row(&data[k], i);
+            if k > 0 && now == row(&data[k - 1], i) {
+                continue;
+            }
+            m.ids.push(i as u32);
+            m.hashes.push(hash::row_hash(&now));
+            if k > 0 {
+                let (linf, l1) = row_displacement(dtype, &row(&data[k - 1], i), &now);
+                m.linf_steps.push(linf);
+                m.l1_steps.push(l1);
+            }
+            m.bytes.extend_from_slice(&now);
+        }
+        m.displaced = k > 0;
+        m
+    }
+
+    /// The parts of step `j` of a batch as one.
+    fn joined(out: &BatchMoves, j: usize) -> StepMoves {
+        let mut m = StepMoves::default();
+        for p in out.step(j) {
+            m.ids.extend_from_slice(&p.ids);
+            m.hashes.extend_from_slice(&p.hashes);
+            m.linf_steps.extend_from_slice(&p.linf_steps);
+            m.l1_steps.extend_from_slice(&p.l1_steps);
+            m.bytes.extend_from_slice(&p.bytes);
+            m.displaced = p.displaced;
+        }
+        m
+    }
+
+    #[test]
+    fn batches_read_from_memory_or_a_file_give_the_rows_that_moved() {
+        // 9 steps of 25,000 rows × 3 f16 (6-byte rows: three bands, the
+        // last short), from memory and from a file, in batches split
+        // anywhere, with and without the bands held from the batch before.
+        let (n, d, count) = (25_000, 3, 9);
+        let data = steps(n, d, count);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("steps");
+        let pad = 40; // the steps start past a header
+        let mut bytes = vec![7u8; pad];
+        bytes.extend(data.iter().flatten());
+        std::fs::write(&path, bytes).unwrap();
+        let file = FileAt(std::fs::File::open(&path).unwrap());
+        let sb = n * d * 2;
+        for dtype in [Dtype::F16, Dtype::BF16] {
+            let want: Vec<StepMoves> = (0..count)
+                .map(|k| expected(dtype, &data, n, d, k))
+                .collect();
+            assert!(want[1..].iter().all(|m| !m.ids.is_empty()));
+            for from_file in [false, true] {
+                let step = |k: usize| StepData {
+                    matrix: Matrix::new(dtype, n, d, &data[k]).unwrap(),
+                    file: from_file.then_some((&file as &dyn ReadAt, (pad + k * sb) as u64)),
+                };
+                for split in [1, 4, 8] {
+                    let mut differ = CpuStepDiffer::new(dtype, n, d);
+                    let mut out = BatchMoves::default();
+                    let head: Vec<StepData> = (0..split).map(step).collect();
+                    differ.push_moves(None, &head, &mut out).unwrap();
+                    let mut got: Vec<StepMoves> = (0..split).map(|j| joined(&out, j)).collect();
+                    let tail: Vec<StepData> = (split..count).map(step).collect();
+                    differ
+                        .push_moves(Some(&step(split - 1)), &tail, &mut out)
+                        .unwrap();
+                    got.extend((0..count - split).map(|j| joined(&out, j)));
+                    assert_eq!(got, want, "{dtype}, file {from_file}, split at {split}");
+
+                    // A differ that did not read the step before reads it
+                    // from `prev`.
+                    let mut fresh = CpuStepDiffer::new(dtype, n, d);
+                    fresh
+                        .push_moves(Some(&step(split - 1)), &tail, &mut out)
+                        .unwrap();
+                    let again: Vec<StepMoves> =
+                        (0..count - split).map(|j| joined(&out, j)).collect();
+                    assert_eq!(again[..], want[split..], "{dtype}, fresh, split at {split}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_steps_is_an_error() {
+        let (n, d) = (1000, 4);
+        let data = steps(n, d, 3);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("steps");
+        // The last step is cut short in the file (it shrank after opening).
+        let mut bytes: Vec<u8> = data.iter().flatten().copied().collect();
+        bytes.truncate(bytes.len() - 100);
+        std::fs::write(&path, bytes).unwrap();
+        let file = FileAt(std::fs::File::open(&path).unwrap());
+        let sb = n * d * 2;
+        let steps: Vec<StepData> = (0..3)
+            .map(|k| StepData {
+                matrix: Matrix::new(Dtype::F16, n, d, &data[k]).unwrap(),
+                file: Some((&file as &dyn ReadAt, (k * sb) as u64)),
+            })
+            .collect();
+        let mut differ = CpuStepDiffer::new(Dtype::F16, n, d);
+        let err = differ
+            .push_moves(None, &steps, &mut BatchMoves::default())
+            .unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+    }
+}
