@@ -31,7 +31,7 @@
 use serde::Serialize;
 
 use crate::matrix::Matrix;
-use crate::types::StepRows;
+use crate::types::{StepMoves, StepRows};
 
 mod partition;
 use partition::Partition;
@@ -215,12 +215,17 @@ pub struct SeriesTracker {
     /// Lists a step fills and empties again, kept so that a step allocates
     /// nothing once the series is under way.
     scratch: Scratch,
+    /// The rows' identity at the last step, `row_len` bytes a row.
+    current: Vec<u8>,
+    row_len: usize,
 }
 
 /// Per-step lists, empty between steps (their capacity kept).
 #[derive(Clone, Default)]
 struct Scratch {
     moved: Vec<usize>,
+    /// The hashes of `moved`'s rows.
+    hashes: Vec<u64>,
     old: Vec<u32>,
     joined: Vec<u32>,
     emptied: Vec<u32>,
@@ -244,23 +249,62 @@ impl SeriesTracker {
             count: Vec::new(),
             prev_size: Vec::new(),
             scratch: Scratch::default(),
+            current: Vec::new(),
+            row_len: 0,
         }
     }
 
     /// Takes step `step`: its rows' identity and, compared with the step
     /// pushed before, whether each row's identity changed and how far its
     /// values moved (`rows`; `hashes` and `changed` must be those of `id`).
+    /// The same as [`push_moves`](Self::push_moves) with the rows that
+    /// changed (every row at the first step).
     pub fn push(&mut self, step: u64, id: RowIdentity, rows: &StepRows) -> &StepSummary {
         debug_assert_eq!(id.rows(), self.rows);
-        let first = self.series.per_step.is_empty();
-        let changed = rows.changed.as_deref().filter(|_| !first);
-        let mut moved = std::mem::take(&mut self.scratch.moved);
-        moved.clear();
-        if let Some(c) = changed {
-            moved.extend((0..c.len()).filter(|&i| c[i]));
+        let mut moves = StepMoves::default();
+        if self.series.per_step.is_empty() {
+            moves.ids.extend(0..id.rows() as u32);
+            moves.hashes.extend_from_slice(&rows.hashes);
+            moves.bytes.extend_from_slice(id.bytes);
+        } else {
+            moves.fill_from_rows(rows, id.bytes, id.row_len);
         }
+        self.push_moves(step, [&moves])
+    }
+
+    /// Takes step `step` as what moved since the step pushed before: the
+    /// parts of the step (bands of rows, in order; at the first step they
+    /// hold every row), with the moved rows' identity, hash and
+    /// displacement. The tracker keeps a copy of the current step's rows,
+    /// patched here, so a step costs the tokens that moved.
+    pub fn push_moves<'m>(
+        &mut self,
+        step: u64,
+        parts: impl IntoIterator<Item = &'m StepMoves>,
+    ) -> &StepSummary {
+        let first = self.series.per_step.is_empty();
+        let mut moved = std::mem::take(&mut self.scratch.moved);
+        let mut hashes = std::mem::take(&mut self.scratch.hashes);
+        moved.clear();
+        hashes.clear();
+        let mut current = std::mem::take(&mut self.current);
+        let (mut max, mut sum, mut displaced) = (0u64, 0f64, false);
         if first {
-            self.part = Partition::build(id, &rows.hashes);
+            current.clear();
+            for p in parts {
+                current.extend_from_slice(&p.bytes);
+                hashes.extend_from_slice(&p.hashes);
+            }
+            debug_assert_eq!(hashes.len(), self.rows);
+            self.row_len = match self.rows {
+                0 => 0,
+                n => current.len() / n,
+            };
+            let id = RowIdentity {
+                bytes: &current,
+                row_len: self.row_len,
+            };
+            self.part = Partition::build(id, &hashes);
             self.cores = (0..self.part.members.len() as u32)
                 .filter(|&c| self.part.size(c) >= 2)
                 .map(|c| self.part.sorted(c))
@@ -273,23 +317,41 @@ impl SeriesTracker {
                     self.core_of[t] = k as u32;
                 }
             }
-        } else if !moved.is_empty() {
-            self.step(step, id, rows, &moved);
+        } else {
+            let len = self.row_len;
+            for p in parts {
+                debug_assert_eq!(p.bytes.len(), p.ids.len() * len);
+                for (&t, row) in p.ids.iter().zip(p.bytes.chunks_exact(len.max(1))) {
+                    let t = t as usize;
+                    current[t * len..(t + 1) * len].copy_from_slice(&row[..len]);
+                    moved.push(t);
+                }
+                if len == 0 {
+                    moved.extend(p.ids.iter().map(|&t| t as usize));
+                }
+                hashes.extend_from_slice(&p.hashes);
+                displaced |= p.displaced;
+                for (&linf, &l1) in p.linf_steps.iter().zip(&p.l1_steps) {
+                    max = max.max(linf as u64);
+                    sum += l1 as f64;
+                }
+            }
+            if !moved.is_empty() {
+                let id = RowIdentity {
+                    bytes: &current,
+                    row_len: len,
+                };
+                self.step(step, id, &hashes, &moved);
+            }
         }
-        let displacement = (!first && !rows.linf_steps.is_empty()).then(|| {
-            let mut max = 0u64;
-            let mut sum = 0f64;
-            for &i in &moved {
-                max = max.max(rows.linf_steps[i] as u64);
-                sum += rows.l1_steps[i] as f64;
-            }
-            Displacement {
-                max_linf_steps: max,
-                mean_l1_steps: (!moved.is_empty()).then(|| sum / moved.len() as f64),
-            }
+        self.current = current;
+        let displacement = (!first && displaced).then(|| Displacement {
+            max_linf_steps: max,
+            mean_l1_steps: (!moved.is_empty()).then(|| sum / moved.len() as f64),
         });
         let moved_count = moved.len();
         self.scratch.moved = moved;
+        self.scratch.hashes = hashes;
         let p = &self.part;
         self.series.steps.push(step);
         self.series.per_step.push(StepSummary {
@@ -305,7 +367,7 @@ impl SeriesTracker {
     }
 
     /// A step where the tokens `moved` (ascending) changed.
-    fn step(&mut self, step: u64, id: RowIdentity, rows: &StepRows, moved: &[usize]) {
+    fn step(&mut self, step: u64, id: RowIdentity, hashes: &[u64], moved: &[usize]) {
         let classes = self.part.members.len() + moved.len();
         self.prev_size.resize(classes, u32::MAX);
         self.count.resize(classes, 0);
@@ -326,8 +388,7 @@ impl SeriesTracker {
                 emptied.push(c);
             }
         }
-        for &t in moved {
-            let h = rows.hashes[t];
+        for (&t, &h) in moved.iter().zip(hashes) {
             let c = match self.part.find(id, t, h) {
                 Some(c) => c,
                 None => {
@@ -363,8 +424,10 @@ impl SeriesTracker {
             list.clear();
         }
         let moved = std::mem::take(&mut self.scratch.moved);
+        let hashes = std::mem::take(&mut self.scratch.hashes);
         self.scratch = Scratch {
             moved,
+            hashes,
             old,
             joined,
             emptied,
