@@ -35,7 +35,7 @@ use common::{bf16_bits, cpu_model, fmt_time, mix, read_pass, time};
 
 use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::gpu::GpuEngine;
-use singularity_gpu::engine::Engine;
+use singularity_gpu::engine::{BatchMoves, Engine, StepData};
 use singularity_gpu::load::steps::{SeriesInfo, StepSource};
 use singularity_gpu::load::{Bytes, TokenNames};
 use singularity_gpu::run::series;
@@ -362,16 +362,17 @@ fn python(a: &Args, script: &str, args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The trajectory's steps straight from the map, with no reader: timing
-/// the series through it leaves the engine and the survey.
-struct MapSource {
+/// The trajectory's steps straight from memory (the file read whole
+/// beforehand), with no reader: timing the series through it leaves the
+/// engine and the survey.
+struct MemorySource {
     info: SeriesInfo,
     steps: Vec<u64>,
-    map: Arc<memmap2::Mmap>,
+    data: Arc<Vec<u8>>,
     offset: usize,
 }
 
-impl StepSource for MapSource {
+impl StepSource for MemorySource {
     fn info(&self) -> &SeriesInfo {
         &self.info
     }
@@ -387,13 +388,17 @@ impl StepSource for MapSource {
     fn read(&mut self, i: usize) -> singularity_gpu::Result<Bytes> {
         let sb = self.info.rows * self.info.cols * 2;
         let start = self.offset + i * sb;
-        Ok(Bytes::mapped(self.map.clone(), start..start + sb).expect("inside the map"))
+        Ok(Bytes::shared(self.data.clone(), start..start + sb).expect("inside the file"))
     }
 }
 
-fn compute_only(engine: &dyn Engine, map: &Arc<memmap2::Mmap>, a: &Args) -> SeriesReport {
-    let offset = 8 + u64::from_le_bytes(map[..8].try_into().unwrap_or([0; 8])) as usize;
-    let mut source = MapSource {
+/// Where the trajectory's data starts in the file.
+fn data_offset(file: &[u8]) -> usize {
+    8 + u64::from_le_bytes(file[..8].try_into().unwrap_or([0; 8])) as usize
+}
+
+fn compute_only(engine: &dyn Engine, data: &Arc<Vec<u8>>, a: &Args) -> SeriesReport {
+    let mut source = MemorySource {
         info: SeriesInfo {
             tensor: "W".into(),
             stored_dtype: "U16".into(),
@@ -403,8 +408,8 @@ fn compute_only(engine: &dyn Engine, map: &Arc<memmap2::Mmap>, a: &Args) -> Seri
             cols: a.d,
         },
         steps: (0..a.steps as u64).collect(),
-        map: map.clone(),
-        offset,
+        data: data.clone(),
+        offset: data_offset(data),
     };
     series::survey_source(
         engine,
@@ -414,34 +419,41 @@ fn compute_only(engine: &dyn Engine, map: &Arc<memmap2::Mmap>, a: &Args) -> Seri
         None,
         Instant::now(),
     )
-    .expect("survey the mapped steps")
+    .expect("survey the steps in memory")
 }
 
-/// The engine alone: every step compared with the one before, in the
-/// batches the series driver uses, nothing surveyed.
-fn engine_only(engine: &dyn Engine, map: &memmap2::Mmap, a: &Args) -> usize {
-    let offset = 8 + u64::from_le_bytes(map[..8].try_into().unwrap_or([0; 8])) as usize;
+/// The engine alone: every step compared with the one before, from
+/// memory, in the batches the series driver uses, nothing surveyed.
+fn engine_only(engine: &dyn Engine, data: &[u8], a: &Args) -> usize {
+    let offset = data_offset(data);
     let sb = a.n * a.d * 2;
     let step = |t: usize| {
-        singularity_gpu::Matrix::new(
-            Dtype::BF16,
-            a.n,
-            a.d,
-            &map[offset + t * sb..offset + (t + 1) * sb],
+        StepData::in_memory(
+            singularity_gpu::Matrix::new(
+                Dtype::BF16,
+                a.n,
+                a.d,
+                &data[offset + t * sb..offset + (t + 1) * sb],
+            )
+            .expect("step"),
         )
-        .expect("step")
     };
     let mut differ = engine.step_differ(Dtype::BF16, a.n, a.d).expect("differ");
     let batch = (series::BATCH_BYTES / sb).clamp(1, 64);
+    let mut out = BatchMoves::default();
     let mut moved = 0;
     let mut t = 0;
     while t < a.steps {
         let k = batch.min(a.steps - t);
         let ms: Vec<_> = (t..t + k).map(step).collect();
         let prev = t.checked_sub(1).map(step);
-        for r in differ.push_many(prev.as_ref(), &ms).expect("push") {
-            moved += r.changed.map_or(0, |c| c.iter().filter(|&&x| x).count());
-        }
+        differ
+            .push_moves(prev.as_ref(), &ms, &mut out)
+            .expect("push");
+        moved += (0..k)
+            .flat_map(|j| out.step(j))
+            .map(|p| p.ids.len())
+            .sum::<usize>();
         t += k;
     }
     moved
@@ -529,23 +541,16 @@ fn main() {
     let input = SeriesInput::Trajectory(path.clone());
     if a.cpu {
         {
-            let file = std::fs::File::open(&path).expect("open the trajectory");
-            // SAFETY: read-only map of a file this process wrote.
-            let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }.expect("map the trajectory"));
-            let (t, _) = time(a.reps, || engine_only(&CpuEngine, &map, &a));
+            let data = Arc::new(std::fs::read(&path).expect("read the trajectory"));
+            let (t, _) = time(a.reps, || engine_only(&CpuEngine, &data, &a));
             line(
-                "CPU engine only (steps from a faulted-in map, nothing surveyed)",
+                "CPU engine only (steps from memory, nothing surveyed)",
                 t,
                 floor,
                 None,
             );
-            let (t, _) = time(a.reps, || compute_only(&CpuEngine, &map, &a));
-            line(
-                "CPU engine + survey (steps from a faulted-in map)",
-                t,
-                floor,
-                None,
-            );
+            let (t, _) = time(a.reps, || compute_only(&CpuEngine, &data, &a));
+            line("CPU engine + survey (steps from memory)", t, floor, None);
         }
         let (t, _) = time(a.reps, || run(&CpuEngine, &input));
         let (peak, r) = peak_growth(|| run(&CpuEngine, &input));

@@ -27,7 +27,7 @@ use rayon::prelude::*;
 
 use super::{ms, token_display, tokenizer_too_large};
 use crate::engine::hash::row_hash;
-use crate::engine::{self, DeviceChoice, Engine, GpuOptions};
+use crate::engine::{self, BatchMoves, DeviceChoice, Engine, GpuOptions, StepData, StepDiffer};
 use crate::error::{Error, Result};
 use crate::load::steps::trajectory::open_trajectory;
 use crate::load::steps::{open_series, SeriesInfo, StepBytes, StepSource};
@@ -37,7 +37,7 @@ use crate::progress::{Interrupt, Progress};
 use crate::report::timeline::{SeriesReport, SeriesTimings, SERIES_SCHEMA};
 use crate::report::TokenizerInfo;
 use crate::survey::tracker::{RowIdentity, SeriesTracker};
-use crate::types::{StepRows, StepSelection};
+use crate::types::{ReadAt, StepRows, StepSelection};
 
 /// What a series is read from.
 #[derive(Clone, Debug)]
@@ -134,29 +134,30 @@ fn stored_rows<'b>(info: &SeriesInfo, step: u64, stored: &'b Bytes) -> Result<Ro
 }
 
 /// Makes the stored blocks the rows' identity in the engine's `rows` for
-/// the steps `bufs` (numbered `numbers`), wherever a step has them: each
-/// row's hash becomes that of its blocks, and it changed when its blocks
-/// differ from the step before's (`before`: that step, its rows already so
-/// made; `None` before the first step). The displacement stays the
-/// engine's, counted on the dequantized values: a row whose blocks changed
-/// but decode to the same values moved by zero steps (rows whose blocks are
-/// equal always decode alike). A row that did not change keeps its hash.
+/// the steps `bufs` (numbered `numbers`), wherever a step has them: a row
+/// changed when its blocks differ from the step before's (`before`: that
+/// step; `None` before the first step), and a changed row's hash (every
+/// row's at the first step) becomes that of its blocks. The displacement
+/// stays the engine's, counted on the dequantized values: a row whose
+/// blocks changed but decode to the same values moved by zero steps (rows
+/// whose blocks are equal always decode alike). The hashes of rows that
+/// did not change are left as they are: the survey reads those of moved
+/// rows only.
 fn stored_identity(
     info: &SeriesInfo,
     numbers: &[u64],
-    before: Option<(&StepBytes, &StepRows)>,
+    before: Option<&StepBytes>,
     bufs: &[StepBytes],
     rows: &mut [StepRows],
 ) -> Result<()> {
-    for j in 0..bufs.len().min(rows.len()) {
-        let (done, rest) = rows.split_at_mut(j);
+    for (j, r) in rows.iter_mut().enumerate().take(bufs.len()) {
         let prev = match j {
             0 => before,
-            _ => Some((&bufs[j - 1], &done[j - 1])),
+            _ => Some(&bufs[j - 1]),
         };
         let step = numbers[j];
         let Some(stored) = &bufs[j].stored else {
-            if prev.is_some_and(|(p, _)| p.stored.is_some()) {
+            if prev.is_some_and(|p| p.stored.is_some()) {
                 return Err(Error::Usage(format!(
                     "step {step} holds no stored blocks, but the step before does"
                 )));
@@ -164,15 +165,15 @@ fn stored_identity(
             continue;
         };
         let id = stored_rows(info, step, stored)?;
-        let r = &mut rest[0];
         match prev {
             None => {
                 r.hashes = (0..info.rows)
                     .into_par_iter()
                     .map(|t| row_hash(id.row(t)))
                     .collect();
+                r.changed = None;
             }
-            Some((p, pr)) => {
+            Some(p) => {
                 let old = p
                     .stored
                     .as_ref()
@@ -183,14 +184,15 @@ fn stored_identity(
                             "step {step} stores its rows in other blocks than the step before"
                         ))
                     })?;
-                let (hashes, changed): (Vec<u64>, Vec<bool>) = (0..info.rows)
+                let changed: Vec<bool> = (0..info.rows)
                     .into_par_iter()
-                    .map(|t| match id.row(t) {
-                        row if row == old.row(t) => (pr.hashes[t], false),
-                        row => (row_hash(row), true),
-                    })
-                    .unzip();
-                r.hashes = hashes;
+                    .map(|t| id.row(t) != old.row(t))
+                    .collect();
+                for (t, h) in r.hashes.iter_mut().enumerate() {
+                    if changed[t] {
+                        *h = row_hash(id.row(t));
+                    }
+                }
                 r.changed = Some(changed);
             }
         }
@@ -243,29 +245,92 @@ pub fn survey_source_batched(
     )
 }
 
-/// How a series' per-step outputs ([`StepRows`]) were stored: the driver
-/// hands the engine the outputs of the batch surveyed two batches before to
-/// fill again, so an engine that fills them in place (the CPU's) allocates
-/// two batches' worth whatever the length of the series.
+/// How a series' per-step outputs ([`BatchMoves`]) were stored: the
+/// driver hands the engine the moves of the batch surveyed two batches
+/// before to fill again, so their buffers are made for the first two
+/// batches only, whatever the length of the series.
 #[derive(Debug, Default)]
 struct BufferUse {
-    /// Steps whose outputs the engine did not write into the buffers handed
-    /// to it (new ones, or others than those given).
+    /// Step parts ([`StepMoves`](crate::types::StepMoves)) made anew
+    /// rather than filled again.
     fresh: usize,
 }
 
-/// Where a step's output buffers are (to tell whether they were kept).
-fn addresses(r: &StepRows) -> [usize; 4] {
-    [
-        r.hashes.as_ptr() as usize,
-        r.changed.as_ref().map_or(0, |c| c.as_ptr() as usize),
-        r.linf_steps.as_ptr() as usize,
-        r.l1_steps.as_ptr() as usize,
-    ]
+/// The bytes of a step, checked against the series' shape.
+fn view<'b>(info: &SeriesInfo, step: u64, bytes: &'b Bytes) -> Result<Matrix<'b>> {
+    Matrix::new(info.dtype, info.rows, info.cols, bytes).ok_or_else(|| {
+        Error::Usage(format!(
+            "step {step} holds {} bytes, not {}×{} {}",
+            bytes.len(),
+            info.rows,
+            info.cols,
+            info.dtype
+        ))
+    })
+}
+
+/// A step for [`StepDiffer::push_moves`]: its rows, and its file when it
+/// lies in one (the CPU engine reads it there).
+fn step_data<'b>(info: &SeriesInfo, step: u64, bytes: &'b StepBytes) -> Result<StepData<'b>> {
+    Ok(StepData {
+        matrix: view(info, step, &bytes.values)?,
+        file: (bytes.values.in_file()).map(|(map, offset)| (map as &dyn ReadAt, offset)),
+    })
+}
+
+/// Compares the steps `bufs` (numbered `numbers`) with their predecessors
+/// on the engine (`last`: the step before them and its number, `None` at
+/// the first step), writing what moved at each into `out`. A quantized
+/// tensor's steps go through the engine's rows (`rows`, kept for the next
+/// batch), whose identity is then made that of the stored blocks.
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    differ: &mut dyn StepDiffer,
+    info: &SeriesInfo,
+    numbers: &[u64],
+    last: Option<(u64, &StepBytes)>,
+    bufs: &[StepBytes],
+    out: &mut BatchMoves,
+    rows: &mut Vec<StepRows>,
+) -> Result<()> {
+    let stored = bufs
+        .iter()
+        .chain(last.map(|l| l.1))
+        .any(|b| b.stored.is_some());
+    if !stored {
+        let steps = (bufs.iter().zip(numbers))
+            .map(|(b, &step)| step_data(info, step, b))
+            .collect::<Result<Vec<StepData>>>()?;
+        let prev = last.map(|(step, b)| step_data(info, step, b)).transpose()?;
+        return differ.push_moves(prev.as_ref(), &steps, out);
+    }
+    let mats = (bufs.iter().zip(numbers))
+        .map(|(b, &step)| view(info, step, &b.values))
+        .collect::<Result<Vec<Matrix>>>()?;
+    let prev = last
+        .map(|(step, b)| view(info, step, &b.values))
+        .transpose()?;
+    differ.push_many_into(prev.as_ref(), &mats, rows)?;
+    stored_identity(info, numbers, last.map(|l| l.1), bufs, rows)?;
+    out.shape(1, bufs.len());
+    for ((part, r), (b, &step)) in out.parts[0]
+        .iter_mut()
+        .zip(rows.iter())
+        .zip(bufs.iter().zip(numbers))
+    {
+        match &b.stored {
+            Some(s) => {
+                let id = stored_rows(info, step, s)?;
+                part.fill_from_rows(r, s, id.row_len());
+            }
+            None => part.fill_from_rows(r, &b.values, info.cols * info.dtype.size()),
+        }
+    }
+    Ok(())
 }
 
 /// [`survey_source`] in batches of `batch_bytes`, recording in `buffers`
-/// where the outputs went.
+/// how the outputs were stored.
 #[allow(clippy::too_many_arguments)]
 fn drive(
     engine: &dyn Engine,
@@ -294,23 +359,20 @@ fn drive(
         _ => batch_bytes / step_bytes.max(1),
     }
     .clamp(1, MAX_BATCH);
-    fn view<'b>(info: &SeriesInfo, step: u64, bytes: &'b Bytes) -> Result<Matrix<'b>> {
-        Matrix::new(info.dtype, info.rows, info.cols, bytes).ok_or_else(|| {
-            Error::Usage(format!(
-                "step {step} holds {} bytes, not {}×{} {}",
-                bytes.len(),
-                info.rows,
-                info.cols,
-                info.dtype
-            ))
-        })
-    }
-    // A batch is surveyed (on a thread of its own) while the engine compares
-    // the next one: the survey is sequential, the engine uses every core.
-    let mut pending: Option<(usize, Vec<StepBytes>, Vec<StepRows>)> = None;
-    // The outputs of the batch surveyed before the pending one, given back
-    // to the engine to fill again.
-    let mut spare: Vec<StepRows> = Vec::new();
+    // What moved at each step of a batch is surveyed (on a thread of its
+    // own) while the engine compares the next batch: the survey is
+    // sequential, the engine uses every core. The survey keeps its own copy
+    // of the current step, so a batch's steps are dropped once compared.
+    let mut pending: Option<(usize, BatchMoves)> = None;
+    // The moves of the batch surveyed before the pending one, given back to
+    // the engine to fill again.
+    let mut spare = BatchMoves::default();
+    // The last step compared (the engine's `prev` for the next batch), a
+    // copy of its own when it is part of a decoded slab, which it would
+    // otherwise keep alive.
+    let mut last: Option<(u64, StepBytes)> = None;
+    // A quantized tensor's per-step rows, filled again batch after batch.
+    let mut rows: Vec<StepRows> = Vec::new();
     let mut i = 0;
     while i < steps.len() || pending.is_some() {
         bar.check()?;
@@ -324,78 +386,80 @@ fn drive(
         } else {
             0
         };
-        let t = Instant::now();
-        let bufs = (i..i + k)
-            .map(|j| source.read_step(j))
-            .collect::<Result<Vec<StepBytes>>>()?;
-        timings.read += ms(t);
         let tracker = &mut tracker;
-        let (rows, survey_ms) = std::thread::scope(|scope| -> Result<_> {
-            let survey = pending.as_ref().map(|(start, bufs, rows)| {
-                let steps = &steps[*start..*start + bufs.len()];
-                let info = &info;
-                scope.spawn(move || -> Result<f64> {
+        let (moves, bufs, survey_ms) = std::thread::scope(|scope| -> Result<_> {
+            let survey = pending.as_ref().map(|(start, moves)| {
+                let numbers = &steps[*start..*start + moves.steps];
+                scope.spawn(move || {
                     let t = Instant::now();
-                    for ((b, r), &step) in bufs.iter().zip(rows).zip(steps) {
-                        let m = view(info, step, &b.values)?;
-                        let id = match &b.stored {
-                            Some(stored) => stored_rows(info, step, stored)?,
-                            None => RowIdentity::of(&m),
-                        };
-                        tracker.push(step, id, r);
+                    for (k, &step) in numbers.iter().enumerate() {
+                        tracker.push_moves(step, moves.step(k));
                     }
-                    Ok(ms(t))
+                    ms(t)
                 })
             });
-            let mats = bufs
-                .iter()
-                .zip(&steps[i..i + k])
-                .map(|(b, &step)| view(&info, step, &b.values))
-                .collect::<Result<Vec<Matrix>>>()?;
-            let before = match &pending {
-                Some((start, bufs, rows)) => match (bufs.last(), rows.last()) {
-                    (Some(b), Some(r)) => {
-                        let step = steps[start + bufs.len() - 1];
-                        Some((view(&info, step, &b.values)?, b, r))
-                    }
-                    _ => None,
-                },
-                None => None,
-            };
+            // Read while the survey runs (opening a checkpoint file is work).
             let t = Instant::now();
-            let mut rows = std::mem::take(&mut spare);
-            let given: Vec<[usize; 4]> = rows.iter().map(addresses).collect();
-            if mats.is_empty() {
-                rows.clear();
+            let bufs = (i..i + k)
+                .map(|j| source.read_step(j))
+                .collect::<Result<Vec<StepBytes>>>()?;
+            timings.read += ms(t);
+            let t = Instant::now();
+            let mut moves = std::mem::take(&mut spare);
+            let given: usize = moves.parts.iter().map(Vec::len).sum();
+            if k == 0 {
+                moves.steps = 0;
             } else {
-                differ.push_many_into(before.as_ref().map(|b| &b.0), &mats, &mut rows)?;
+                let before = last.as_ref().map(|(step, b)| (*step, b));
+                let numbers = &steps[i..i + k];
+                compare(
+                    differ.as_mut(),
+                    &info,
+                    numbers,
+                    before,
+                    &bufs,
+                    &mut moves,
+                    &mut rows,
+                )?;
             }
-            buffers.fresh += (rows.iter().enumerate())
-                .filter(|&(j, r)| given.get(j) != Some(&addresses(r)))
-                .count();
-            let earlier = before.as_ref().map(|&(_, b, r)| (b, r));
-            stored_identity(&info, &steps[i..i + k], earlier, &bufs, &mut rows)?;
+            let made: usize = moves.parts.iter().map(Vec::len).sum();
+            buffers.fresh += made.saturating_sub(given);
             timings.diff += ms(t);
             let survey_ms = match survey {
-                Some(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))?,
+                Some(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
                 None => 0.0,
             };
-            Ok((rows, survey_ms))
+            Ok((moves, bufs, survey_ms))
         })?;
+        let mut bufs = bufs;
         timings.survey += survey_ms;
-        if let Some((_, done, _)) = &pending {
-            bar.inc(done.len() as u64);
+        if let Some((_, done)) = &pending {
+            bar.inc(done.steps as u64);
         }
-        let done = std::mem::replace(&mut pending, (k > 0).then_some((i, bufs, rows)));
-        if let Some((_, _, rows)) = done {
-            spare = rows;
+        let done = std::mem::replace(&mut pending, (k > 0).then_some((i, moves)));
+        if let Some((_, moves)) = done {
+            spare = moves;
         }
-        // Every step before this batch is surveyed and compared: a mapped
-        // source gives their pages back, so the resident set holds two
-        // batches whatever the length of the series.
-        source.release_before(i);
+        if let Some(b) = bufs.pop() {
+            let owned = |b: Bytes| match b.is_mapped() {
+                true => b,
+                false => Bytes::owned(b.to_vec()),
+            };
+            let b = StepBytes {
+                values: owned(b.values),
+                stored: b.stored.map(owned),
+            };
+            last = Some((steps[i + k - 1], b));
+        }
+        drop(bufs);
+        // Every step of this batch is compared, and only the last is read
+        // again: a mapped source gives the pages of the others back.
+        if k > 0 {
+            source.release_before(i + k - 1);
+        }
         i += k;
     }
+    source.release_before(steps.len());
     bar.finish();
     let series = tracker.finish();
     let mut notices = source.notices();

@@ -229,11 +229,10 @@ fn a_trajectory_longer_than_two_batches_reuses_the_step_outputs_of_two() {
     )
     .unwrap()
     .series;
-    // The outputs of the first two batches are allocated, those of every
-    // later batch written into the buffers of the batch two before; the
-    // first step's outputs, which hold no changed flags nor
-    // displacement, are given those when they are used again (one more).
-    assert_eq!(buffers.fresh, 2 * MAX_BATCH + 1);
+    // The moves of the first two batches are made (one part a step: 320-byte
+    // steps are one band), those of every later batch written into the
+    // parts of the batch two before: 128 parts for 300 steps.
+    assert_eq!(buffers.fresh, 2 * MAX_BATCH);
 
     // The same series one step at a time, every output new.
     let mut differ = CpuStepDiffer::new(Dtype::F32, n, cols);
@@ -299,11 +298,12 @@ fn batches_and_the_overlapped_survey_give_the_series_of_one_step_at_a_time() {
     )
     .unwrap()
     .series;
-    // 200 steps are more than two batches: the driver gives the steps
-    // of each batch back once it is surveyed (the last two at the end),
-    // so the source never holds more than two batches' steps.
-    assert_eq!(source.released, vec![0, 64, 128, 192, 200]);
-    assert_eq!(source.most_held, 2 * MAX_BATCH);
+    // 200 steps are more than two batches: once a batch is compared the
+    // driver gives its steps back but the last (the next batch's step
+    // before), and all at the end, so the source never holds more than a
+    // batch and one step (the survey keeps its own copy of a step).
+    assert_eq!(source.released, vec![63, 127, 191, 199, 200]);
+    assert_eq!(source.most_held, MAX_BATCH + 1);
     assert!(source.held.is_empty(), "{:?}", source.held);
 
     let mut differ = CpuStepDiffer::new(Dtype::F32, n, 1);
