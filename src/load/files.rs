@@ -95,6 +95,11 @@ impl Map {
         &self.map
     }
 
+    /// The path the file was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Fills `buf` with the file's bytes from `offset` (positioned reads,
     /// the file's own offset left alone): an error when the file holds
     /// fewer (it shrank since it was mapped).

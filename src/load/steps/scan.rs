@@ -52,6 +52,79 @@ pub struct FileSeries {
     quantized: bool,
     /// The first step, read when the series was opened.
     first: Option<StepBytes>,
+    /// The first step's file layout, when later steps laid out alike can
+    /// skip the loader.
+    layout: Option<Layout>,
+}
+
+/// The layout of the first step's file, a safetensors file: a later step's
+/// file of the same length whose header bytes are the same holds the
+/// tensor at the same place (the first step's header was checked whole),
+/// and is mapped without the loader: opening a checkpoint through it
+/// (sniffing, parsing the header from the map, which faults its first
+/// pages in and makes unmapping flush them from every core) costs a folder
+/// of small steps more than reading them.
+struct Layout {
+    /// The header length field and the header.
+    header: Vec<u8>,
+    file_len: u64,
+    /// Where the tensor's bytes lie in the file.
+    range: std::ops::Range<usize>,
+    /// A later step's header, read here.
+    scratch: Vec<u8>,
+}
+
+/// The longest header the layout of a series keeps (the first step's
+/// header is checked whatever its length; past this the loader opens every
+/// step).
+const MAX_LAYOUT_HEADER: usize = 1 << 20;
+
+impl Layout {
+    /// The layout of the first step, `path`, whose tensor bytes are `data`:
+    /// `None` unless they lie in a safetensors file at `path` itself.
+    fn of(path: &Path, format: &str, data: &Bytes) -> Option<Self> {
+        let (map, offset) = data.in_file()?;
+        if format != crate::load::format::safetensors::FORMAT || map.path() != path {
+            return None;
+        }
+        let n = u64::from_le_bytes(map.get(..8)?.try_into().ok()?);
+        let end = usize::try_from(n).ok()?.checked_add(8)?;
+        if end > MAX_LAYOUT_HEADER {
+            return None;
+        }
+        let start = usize::try_from(offset).ok()?;
+        Some(Self {
+            header: map.get(..end)?.to_vec(),
+            file_len: map.len() as u64,
+            range: start..start.checked_add(data.len())?,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The tensor's bytes in the file at `path`, when it is laid out as the
+    /// first step's; `None` when it is not (the loader then opens it, and
+    /// says what is wrong with it).
+    fn read(&mut self, path: &Path) -> Result<Option<Bytes>> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() || meta.len() != self.file_len {
+            return Ok(None);
+        }
+        self.scratch.resize(self.header.len(), 0);
+        if std::io::Read::read_exact(&mut &file, &mut self.scratch).is_err()
+            || self.scratch != self.header
+        {
+            return Ok(None);
+        }
+        // SAFETY: read-only map, as every mapped reader's (the file must not
+        // be truncated while it is read).
+        let map = unsafe { crate::load::Map::new(file, path) }.map_err(io)?;
+        Ok(Bytes::mapped(std::sync::Arc::new(map), self.range.clone()))
+    }
 }
 
 /// Whether the file at `path` starts like a checkpoint in a format we read
@@ -233,6 +306,11 @@ pub fn open_series(
     let tokens = loaded.tokens.clone();
     notices.extend(loaded.notices.iter().cloned());
     let stored = loaded.identity.take();
+    let data = loaded.into_data();
+    let layout = match stored {
+        None => Layout::of(&head.path, info.format, &data),
+        Some(_) => None,
+    };
     Ok(Box::new(FileSeries {
         info,
         steps: files.iter().map(|c| c.step).collect(),
@@ -242,9 +320,10 @@ pub fn open_series(
         opts: step_load_options(opts),
         quantized: stored.is_some(),
         first: Some(StepBytes {
-            values: loaded.into_data(),
+            values: data,
             stored,
         }),
+        layout,
     }))
 }
 
@@ -283,6 +362,14 @@ impl StepSource for FileSeries {
             .files
             .get(i)
             .ok_or_else(|| Error::Usage(format!("step {i} of a series of {}", self.files.len())))?;
+        if let Some(layout) = &mut self.layout {
+            if let Some(values) = layout.read(&c.path)? {
+                return Ok(StepBytes {
+                    values,
+                    stored: None,
+                });
+            }
+        }
         let mut loaded = open_tensor(&c.path, &self.opts)?;
         let i0 = &self.info;
         if (loaded.dtype, loaded.rows, loaded.cols) != (i0.dtype, i0.rows, i0.cols)
