@@ -218,6 +218,7 @@ fn flag_error(e: clap::Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    singularity_gpu::run::large_buffers_back_to_the_system();
     quiet_display_probe();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,

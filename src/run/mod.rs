@@ -6,6 +6,23 @@ pub mod recorder;
 pub mod series;
 pub mod survey;
 
+/// Makes buffers of several MB (the decoded slabs of a compressed
+/// trajectory, 30 MB at a time) go back to the system when freed: glibc
+/// raises its mmap threshold to the size of the first such buffer freed and
+/// keeps the later ones in its heap, where a series that decodes slab after
+/// slab grew by several of them (90 MB peak instead of 62 MB for a 474 MB
+/// gzip HDF5 trajectory; BENCHMARKS.md, "Checkpoint series"). It sets a
+/// parameter of the process's allocator, so the binary calls it first
+/// thing, and a program embedding the library may; elsewhere than Linux
+/// with glibc it does nothing.
+pub fn large_buffers_back_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: sets one parameter of the allocator (it takes its own lock).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 8 << 20);
+    }
+}
+
 use std::time::Instant;
 
 use crate::load::TokenNames;

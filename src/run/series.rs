@@ -452,14 +452,14 @@ fn drive(
             last = Some((steps[i + k - 1], b));
         }
         drop(bufs);
-        // Every step of this batch is compared, and only the last is read
-        // again: a mapped source gives the pages of the others back.
-        if k > 0 {
-            source.release_before(i + k - 1);
-        }
+        // Every step of this batch is compared and none is read again (the
+        // last is kept as `last`): a mapped source gives their pages back, a
+        // decoding one its slab.
         i += k;
+        if k > 0 {
+            source.release_before(i);
+        }
     }
-    source.release_before(steps.len());
     bar.finish();
     let series = tracker.finish();
     let mut notices = source.notices();

@@ -299,11 +299,11 @@ fn batches_and_the_overlapped_survey_give_the_series_of_one_step_at_a_time() {
     .unwrap()
     .series;
     // 200 steps are more than two batches: once a batch is compared the
-    // driver gives its steps back but the last (the next batch's step
-    // before), and all at the end, so the source never holds more than a
-    // batch and one step (the survey keeps its own copy of a step).
-    assert_eq!(source.released, vec![63, 127, 191, 199, 200]);
-    assert_eq!(source.most_held, MAX_BATCH + 1);
+    // driver gives its steps back (it keeps the last one itself, and the
+    // survey its own copy of a step), so the source never holds more than
+    // a batch.
+    assert_eq!(source.released, vec![64, 128, 192, 200]);
+    assert_eq!(source.most_held, MAX_BATCH);
     assert!(source.held.is_empty(), "{:?}", source.held);
 
     let mut differ = CpuStepDiffer::new(Dtype::F32, n, 1);
