@@ -195,13 +195,23 @@ fn run(engine: &dyn Engine, input: &SeriesInput) -> SeriesReport {
 
 /// [`run`] with batches of `batch_bytes`.
 fn run_batched(engine: &dyn Engine, input: &SeriesInput, batch_bytes: usize) -> SeriesReport {
+    run_steps(engine, input, batch_bytes, StepSelection::default())
+}
+
+/// [`run_batched`] of the steps `steps` selects.
+fn run_steps(
+    engine: &dyn Engine,
+    input: &SeriesInput,
+    batch_bytes: usize,
+    steps: StepSelection,
+) -> SeriesReport {
     let opts = SeriesOptions {
         load: LoadOptions {
             key: Some("W".into()),
             reinterpret: Some(Dtype::BF16),
             ..Default::default()
         },
-        steps: StepSelection::default(),
+        steps,
         ..Default::default()
     };
     let kind = match input {
@@ -222,35 +232,75 @@ fn run_batched(engine: &dyn Engine, input: &SeriesInput, batch_bytes: usize) -> 
     .expect("survey the series")
 }
 
-/// This process's resident set now and at its peak, in bytes
-/// (`/proc/self/status`).
-fn rss() -> (u64, u64) {
+/// This process's peak resident set, in bytes (`VmHWM` of
+/// `/proc/self/status`; 0 where there is none).
+fn peak_rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The series of `path` (`kind`: `folder` or `trajectory`) on `device`
+/// (`cpu`, `gpu`), in batches of `batch` bytes, the steps `steps` selects
+/// (`all`, or a `--steps` selection), surveyed in a process of its own (this
+/// benchmark run again with `--peak-child`): its peak resident set, in
+/// bytes. A process of its own, so that no earlier run's heap is reused.
+fn child_peak(kind: &str, path: &Path, batch: usize, device: &str, steps: &str) -> Option<u64> {
+    let out = std::process::Command::new(std::env::current_exe().ok()?)
+        .arg("--peak-child")
+        .args([
+            kind,
+            &path.display().to_string(),
+            &batch.to_string(),
+            device,
+            steps,
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM ")?.trim().parse().ok())
+}
+
+/// What a whole series adds to the peak resident set of its first two
+/// steps (opening the input, the engine, a first comparison), each in a
+/// process of its own; `None` where it cannot be measured.
+fn peak_growth(kind: &str, path: &Path, batch: usize, device: &str) -> Option<u64> {
+    let all = child_peak(kind, path, batch, device, "all")?;
+    let two = child_peak(kind, path, batch, device, "0:1")?;
+    (all > 0 && two > 0).then(|| all.saturating_sub(two))
+}
+
+/// `--peak-child KIND PATH BATCH DEVICE STEPS`: one series, then its peak
+/// resident set on stdout.
+fn peak_child(args: &[String]) {
+    singularity_gpu::run::large_buffers_back_to_the_system();
+    let [kind, path, batch, device, steps] = args else {
+        panic!("--peak-child KIND PATH BATCH DEVICE STEPS");
     };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// Resets the peak resident set to the current one (Linux: `5` to
-/// `/proc/self/clear_refs`); false where that is refused.
-fn reset_peak() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-/// Runs `f` once with the peak resident set reset before: the growth of the
-/// peak over the resident set before the run, in bytes (`None` where the
-/// peak cannot be reset).
-fn peak_growth<T>(f: impl FnOnce() -> T) -> (Option<u64>, T) {
-    let ok = reset_peak();
-    let (before, _) = rss();
-    let out = f();
-    let (_, peak) = rss();
-    (ok.then(|| peak.saturating_sub(before)), out)
+    let path = PathBuf::from(path);
+    let input = match kind.as_str() {
+        "folder" => SeriesInput::Files(vec![path]),
+        _ => SeriesInput::Trajectory(path),
+    };
+    let steps = match steps.as_str() {
+        "all" => StepSelection::default(),
+        s => StepSelection::parse(s).expect("a step selection"),
+    };
+    let batch = batch.parse().expect("batch bytes");
+    match device.as_str() {
+        "gpu" => {
+            let engine = GpuEngine::new(true, GpuOptions::default()).expect("a GPU adapter");
+            run_steps(&engine, &input, batch, steps);
+        }
+        _ => {
+            run_steps(&CpuEngine, &input, batch, steps);
+        }
+    }
+    println!("VmHWM {}", peak_rss());
 }
 
 /// The page-cache read of `paths` as `cat` does it: each file opened and
@@ -460,6 +510,11 @@ fn engine_only(engine: &dyn Engine, data: &[u8], a: &Args) -> usize {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(k) = args.iter().position(|x| x == "--peak-child") {
+        return peak_child(&args[k + 1..]);
+    }
+    singularity_gpu::run::large_buffers_back_to_the_system();
     let a = parse_args();
     let (steps, n, d) = (a.steps, a.n, a.d);
     let path = match &a.file {
@@ -490,8 +545,9 @@ fn main() {
         a.reps
     );
     println!(
-        "two batches: 2 × {batch} steps = {:.1} MB",
-        (2 * batch * step_bytes) as f64 / 1e6
+        "two batches: 2 × {batch} steps = {:.1} MB; state: two steps (the engine's last, the survey's copy) = {:.1} MB; peak RSS measured in a process of its own for each row",
+        (2 * batch * step_bytes) as f64 / 1e6,
+        (2 * step_bytes) as f64 / 1e6
     );
     if let Err(e) = &h5 {
         println!("HDF5 rows skipped: {} has no h5py ({e})", a.python);
@@ -500,7 +556,7 @@ fn main() {
     let (floor, _) = time(a.reps, || cat(&traj));
     let (folder_floor, _) = time(a.reps, || cat(&folder));
     println!(
-        "\n| path | time | per step | GB/s | × page-cache read | peak RSS growth |\n|---|---:|---:|---:|---:|---:|"
+        "\n| path | time | per step | GB/s | × page-cache read | peak RSS − that of 2 steps |\n|---|---:|---:|---:|---:|---:|"
     );
     let line = |name: &str, t: Duration, floor: Duration, peak: Option<u64>| {
         println!(
@@ -552,16 +608,16 @@ fn main() {
             let (t, _) = time(a.reps, || compute_only(&CpuEngine, &data, &a));
             line("CPU engine + survey (steps from memory)", t, floor, None);
         }
-        let (t, _) = time(a.reps, || run(&CpuEngine, &input));
-        let (peak, r) = peak_growth(|| run(&CpuEngine, &input));
+        let (t, r) = time(a.reps, || run(&CpuEngine, &input));
+        let peak = peak_growth("trajectory", &path, series::BATCH_BYTES, "cpu");
         line(
             "**CPU path, trajectory** (`--trajectory W.safetensors`)",
             t,
             floor,
             peak,
         );
-        let (t, _) = time(a.reps, || run_batched(&CpuEngine, &input, 32 << 20));
-        let (peak, m) = peak_growth(|| run_batched(&CpuEngine, &input, 32 << 20));
+        let (t, m) = time(a.reps, || run_batched(&CpuEngine, &input, 32 << 20));
+        let peak = peak_growth("trajectory", &path, 32 << 20, "cpu");
         line(
             "CPU path, trajectory, batches of 32 MB (as before)",
             t,
@@ -576,8 +632,8 @@ fn main() {
             r.series.frozen.len()
         );
         let files = SeriesInput::Files(vec![dir.join("steps")]);
-        let (t, _) = time(a.reps, || run(&CpuEngine, &files));
-        let (peak, f) = peak_growth(|| run(&CpuEngine, &files));
+        let (t, f) = time(a.reps, || run(&CpuEngine, &files));
+        let peak = peak_growth("folder", &dir.join("steps"), series::BATCH_BYTES, "cpu");
         line("**CPU path, folder** (`--series steps/`)", t, floor, peak);
         println!(
             "|  | × the folder's own page-cache read: {:.2}× | | | | |",
@@ -590,8 +646,8 @@ fn main() {
                 ("gzip.h5", "HDF5 gzip (h5py's chunks)"),
             ] {
                 let input = SeriesInput::Trajectory(dir.join(name));
-                let (t, _) = time(a.reps, || run(&CpuEngine, &input));
-                let (peak, h) = peak_growth(|| run(&CpuEngine, &input));
+                let (t, h) = time(a.reps, || run(&CpuEngine, &input));
+                let peak = peak_growth("trajectory", &dir.join(name), series::BATCH_BYTES, "cpu");
                 line(&format!("**CPU path, {label}**"), t, floor, peak);
                 assert_eq!(h.series, r.series, "{name} and the trajectory differ");
                 if name == "gzip.h5" {
@@ -619,8 +675,8 @@ fn main() {
     }
     if a.gpu {
         let engine = GpuEngine::new(true, GpuOptions::default()).expect("a GPU adapter");
-        let (t, _) = time(a.reps, || run(&engine, &input));
-        let (peak, r) = peak_growth(|| run(&engine, &input));
+        let (t, r) = time(a.reps, || run(&engine, &input));
+        let peak = peak_growth("trajectory", &path, series::BATCH_BYTES, "gpu");
         line(
             &format!(
                 "GPU path, trajectory ({}, device opened once)",
