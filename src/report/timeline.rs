@@ -32,8 +32,11 @@ pub struct SeriesTimings {
     pub read: f64,
     /// The engine's row-wise pass (hash, change flag, displacement).
     pub diff: f64,
-    /// Grouping, cores and events.
+    /// Grouping, cores and events (on a thread of its own, meanwhile).
     pub survey: f64,
+    /// The engine's thread waiting for the survey of the batch before to
+    /// finish, after comparing its own (0 when the survey keeps up).
+    pub wait: f64,
     pub total: f64,
 }
 

@@ -425,10 +425,12 @@ fn drive(
             let made: usize = moves.parts.iter().map(Vec::len).sum();
             buffers.fresh += made.saturating_sub(given);
             timings.diff += ms(t);
+            let t = Instant::now();
             let survey_ms = match survey {
                 Some(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
                 None => 0.0,
             };
+            timings.wait += ms(t);
             Ok((moves, bufs, survey_ms))
         })?;
         let mut bufs = bufs;
