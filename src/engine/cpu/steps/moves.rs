@@ -75,7 +75,18 @@ fn band_moves(dtype: Dtype, prev: &[u8], cur: &[u8], rb: usize, first: usize, ou
         // SAFETY: the CPU supports AVX2.
         return unsafe { band_moves_avx2(dtype, prev, cur, rb, first, out) };
     }
-    band_moves_with(dtype, prev, cur, rb, first, out, same_row, hash::row_hash)
+    let displacement = |a: &[u8], b: &[u8]| row_displacement(dtype, a, b);
+    band_moves_with(
+        dtype,
+        prev,
+        cur,
+        rb,
+        first,
+        out,
+        same_row,
+        displacement,
+        hash::row_hash,
+    )
 }
 
 /// [`band_moves`] compiled for AVX2 (see `diff_rows_avx2`).
@@ -97,7 +108,12 @@ unsafe fn band_moves_avx2(
     let h = |r: &[u8]| unsafe { hash::lanes_avx2(r) }.finish(units);
     // SAFETY: likewise.
     let same = |a: &[u8], b: &[u8]| unsafe { same_row_avx2(a, b) };
-    band_moves_with(dtype, prev, cur, rb, first, out, same, h)
+    let displacement = |a: &[u8], b: &[u8]| match dtype.size() {
+        // SAFETY: likewise.
+        2 => unsafe { super::displacement16_avx2(a, b) },
+        _ => row_displacement(dtype, a, b),
+    };
+    band_moves_with(dtype, prev, cur, rb, first, out, same, displacement, h)
 }
 
 /// Whether two rows of equal length hold the same bytes, 32 at a time
@@ -128,7 +144,7 @@ unsafe fn same_row_avx2(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The compare of one band (see [`band_moves`]); `same` compares two rows,
-/// `hash` hashes a moved one.
+/// `displacement` measures how far a moved one went, `hash` hashes it.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn band_moves_with(
@@ -139,17 +155,18 @@ fn band_moves_with(
     first: usize,
     out: &mut StepMoves,
     same: impl Fn(&[u8], &[u8]) -> bool,
+    displacement: impl Fn(&[u8], &[u8]) -> (u32, u64),
     hash: impl Fn(&[u8]) -> u64,
 ) {
-    let displacement = has_displacement(dtype);
+    let displaced = has_displacement(dtype);
     for (j, (a, b)) in prev.chunks_exact(rb).zip(cur.chunks_exact(rb)).enumerate() {
         if same(a, b) {
             continue;
         }
         out.ids.push((first + j) as u32);
         out.hashes.push(hash(b));
-        if displacement {
-            let (linf, l1) = row_displacement(dtype, a, b);
+        if displaced {
+            let (linf, l1) = displacement(a, b);
             out.linf_steps.push(linf);
             out.l1_steps.push(l1);
         }
@@ -307,9 +324,17 @@ mod tests {
     #[test]
     fn batches_read_from_memory_or_a_file_give_the_rows_that_moved() {
         // 9 steps of 25,000 rows × 3 f16 (6-byte rows: three bands, the
-        // last short), from memory and from a file, in batches split
-        // anywhere, with and without the bands held from the batch before.
-        let (n, d, count) = (25_000, 3, 9);
+        // last short) and of 3,000 rows × 40 (80-byte rows: whole 32-byte
+        // blocks and a tail, four bands), from memory and from a file, in
+        // batches split anywhere, with and without the bands held from the
+        // batch before.
+        for (n, d) in [(25_000, 3), (3_000, 40)] {
+            moves_of(n, d);
+        }
+    }
+
+    fn moves_of(n: usize, d: usize) {
+        let count = 9;
         let data = steps(n, d, count);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("steps");
