@@ -37,9 +37,9 @@ use singularity_gpu::engine::cpu::CpuEngine;
 use singularity_gpu::engine::gpu::GpuEngine;
 use singularity_gpu::engine::{BatchMoves, Engine, StepData};
 use singularity_gpu::load::steps::{SeriesInfo, StepSource};
-use singularity_gpu::load::{Bytes, TokenNames};
+use singularity_gpu::load::{Bytes, Map, TokenNames};
 use singularity_gpu::run::series;
-use singularity_gpu::types::StepSelection;
+use singularity_gpu::types::{ReadAt, StepSelection};
 use singularity_gpu::SeriesReport;
 use singularity_gpu::{Dtype, GpuOptions, LoadOptions};
 use singularity_gpu::{SeriesInput, SeriesOptions};
@@ -472,21 +472,45 @@ fn compute_only(engine: &dyn Engine, data: &Arc<Vec<u8>>, a: &Args) -> SeriesRep
     .expect("survey the steps in memory")
 }
 
-/// The engine alone: every step compared with the one before, from
-/// memory, in the batches the series driver uses, nothing surveyed.
-fn engine_only(engine: &dyn Engine, data: &[u8], a: &Args) -> usize {
+/// How [`engine_only`] has the engine get the steps' bytes.
+#[derive(Clone, Copy)]
+enum Reading {
+    /// From memory: the file read whole beforehand.
+    Memory,
+    /// From a map of the file made for the run, copied band by band out of
+    /// it (page faults included), its pages given back behind.
+    Map,
+    /// With positioned reads from the file, band by band (as the CPU path).
+    Pread,
+}
+
+/// The engine alone: every step compared with the one before, in the
+/// batches the series driver uses, nothing surveyed; the steps' bytes got
+/// as `how` says (`data`: the file read whole, for [`Reading::Memory`]).
+fn engine_only(engine: &dyn Engine, path: &Path, data: &[u8], how: Reading, a: &Args) -> usize {
+    let file = std::fs::File::open(path).expect("open the trajectory");
+    // SAFETY: read-only maps of a file this process wrote.
+    let map = unsafe { memmap2::Mmap::map(&file) }.expect("map the trajectory");
+    let reader = unsafe { Map::new(file, path) }.expect("map the trajectory");
+    let bytes: &[u8] = match how {
+        Reading::Memory => data,
+        Reading::Map => &map,
+        Reading::Pread => &reader,
+    };
     let offset = data_offset(data);
     let sb = a.n * a.d * 2;
-    let step = |t: usize| {
-        StepData::in_memory(
-            singularity_gpu::Matrix::new(
-                Dtype::BF16,
-                a.n,
-                a.d,
-                &data[offset + t * sb..offset + (t + 1) * sb],
-            )
-            .expect("step"),
+    let step = |t: usize| StepData {
+        matrix: singularity_gpu::Matrix::new(
+            Dtype::BF16,
+            a.n,
+            a.d,
+            &bytes[offset + t * sb..offset + (t + 1) * sb],
         )
+        .expect("step"),
+        file: match how {
+            Reading::Pread => Some((&reader as &dyn ReadAt, (offset + t * sb) as u64)),
+            _ => None,
+        },
     };
     let mut differ = engine.step_differ(Dtype::BF16, a.n, a.d).expect("differ");
     let batch = (series::BATCH_BYTES / sb).clamp(1, 64);
@@ -504,6 +528,12 @@ fn engine_only(engine: &dyn Engine, data: &[u8], a: &Args) -> usize {
             .flat_map(|j| out.step(j))
             .map(|p| p.ids.len())
             .sum::<usize>();
+        if let Reading::Map = how {
+            // SAFETY: read-only map; the pages of steps done are not read again.
+            let end = (offset + (t + k - 1) * sb) / 4096 * 4096;
+            let _ =
+                unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, 0, end) };
+        }
         t += k;
     }
     moved
@@ -598,13 +628,23 @@ fn main() {
     if a.cpu {
         {
             let data = Arc::new(std::fs::read(&path).expect("read the trajectory"));
-            let (t, _) = time(a.reps, || engine_only(&CpuEngine, &data, &a));
-            line(
-                "CPU engine only (steps from memory, nothing surveyed)",
-                t,
-                floor,
-                None,
-            );
+            for (how, label) in [
+                (
+                    Reading::Memory,
+                    "CPU engine only (steps from memory, nothing surveyed)",
+                ),
+                (
+                    Reading::Map,
+                    "CPU engine only, steps copied out of a map made afresh (DONTNEED behind)",
+                ),
+                (
+                    Reading::Pread,
+                    "CPU engine only, steps `pread` band by band (as the CPU path)",
+                ),
+            ] {
+                let (t, _) = time(a.reps, || engine_only(&CpuEngine, &path, &data, how, &a));
+                line(label, t, floor, None);
+            }
             let (t, _) = time(a.reps, || compute_only(&CpuEngine, &data, &a));
             line("CPU engine + survey (steps from memory)", t, floor, None);
         }
