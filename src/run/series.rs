@@ -3,14 +3,18 @@
 //! ([`Engine::step_differ`]), followed by the survey
 //! ([`survey::tracker`](crate::survey::tracker)), and dressed as a [`SeriesReport`].
 //!
-//! Memory holds two batches of steps (each as many as fit in 8 MB, at most
-//! 64, at least one; one slab of chunks for a chunked HDF5 trajectory read
-//! step by step): the one the engine compares and the one surveyed
-//! meanwhile; a mapped source gives back the pages of steps done
-//! ([`StepSource::release_before`]), and the engine writes each batch's
-//! outputs into those of the batch two before, whatever the number of
-//! steps. A quantized tensor's steps also hold their stored blocks (a
-//! fraction of the dequantized values' size).
+//! The engine hands the survey what moved at each step
+//! ([`StepDiffer::push_moves`]): the CPU engine reads the steps' bands from
+//! their files itself, with positioned reads, so no map is faulted in. A
+//! batch of steps (as many as fit in 8 MB, at most 64, at least one; one
+//! slab of chunks for a chunked HDF5 trajectory read step by step) is
+//! compared while the batch before is surveyed on a thread of its own, and
+//! given back to the source once compared ([`StepSource::release_before`]).
+//! Memory holds one batch of steps, the moves of two batches (their buffers
+//! filled again batch after batch), the engine's last step and the survey's
+//! copy of the current one, whatever the number of steps. A quantized
+//! tensor's steps also hold their stored blocks (a fraction of the
+//! dequantized values' size).
 //!
 //! A quantized tensor's identity is its stored blocks, as for one file
 //! ([`analyze_stored`](super::survey::analyze_stored)): the engine compares

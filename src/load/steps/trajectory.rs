@@ -4,8 +4,9 @@
 //! A safetensors file, or an HDF5 file as h5py writes it ([`crate::load::format::hdf5`]).
 //! Step numbers are the indices along axis 0. Memory holds a few steps
 //! whatever their number: safetensors and contiguous HDF5 steps are ranges
-//! of one memory map whose pages are given back behind the reader
-//! ([`StepSource::release_before`]); chunked HDF5 steps come from one decoded slab (the
+//! of one memory map (which the CPU engine reads with positioned reads, its
+//! pages untouched; pages touched are given back behind the reader,
+//! [`StepSource::release_before`]); chunked HDF5 steps come from one decoded slab (the
 //! steps a chunk spans) at a time. The list of steps is the selected ones
 //! only, computed from the selection rather than from a list of every step
 //! (a file of a few KB can declare 10^12 steps, unwritten), and at most
