@@ -202,8 +202,12 @@ pub struct SeriesTracker {
     rows: usize,
     part: Partition,
     /// The cores of the first step's holes (left as they are once fewer
-    /// than 2 tokens remain).
+    /// than 2 tokens remain), each ascending; a list may still hold tokens
+    /// that left its core (`core_of` says which are in it), dropped once
+    /// they are half of it.
     cores: Vec<Vec<usize>>,
+    /// Per core: its tokens.
+    core_len: Vec<usize>,
     /// Per token: the core it is in (`u32::MAX`: none).
     core_of: Vec<u32>,
     series: Series,
@@ -238,6 +242,7 @@ impl SeriesTracker {
             rows,
             part: Partition::default(),
             cores: Vec::new(),
+            core_len: Vec::new(),
             core_of: Vec::new(),
             series: Series {
                 tokens: TokenSteps {
@@ -311,6 +316,7 @@ impl SeriesTracker {
                 .collect();
             self.cores
                 .sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+            self.core_len = self.cores.iter().map(Vec::len).collect();
             self.core_of = vec![u32::MAX; self.rows];
             for (k, core) in self.cores.iter().enumerate() {
                 for &t in core {
@@ -447,44 +453,94 @@ impl SeriesTracker {
 
     /// Shrinks each core a moved token was in to its largest piece that
     /// still shares one vector (a core none of whose tokens moved still
-    /// shares one).
+    /// shares one). A core's tokens that did not move are one piece (they
+    /// shared the core's vector and still do), so the pieces are known from
+    /// the moved tokens alone: the work is proportional to them and to the
+    /// tokens that evaporate, not to the size of the core.
     fn update_cores(&mut self, step: u64, moved: &[usize]) {
-        let mut hit: Vec<u32> = moved
+        // (core, token) of the moved tokens in a core; by core, then token.
+        let mut hit: Vec<(u32, usize)> = moved
             .iter()
-            .map(|&t| self.core_of[t])
-            .filter(|&k| k != u32::MAX)
+            .map(|&t| (self.core_of[t], t))
+            .filter(|&(k, _)| k != u32::MAX)
             .collect();
         hit.sort_unstable();
-        hit.dedup();
-        let class_of = &self.part.class_of;
         let mut evaporated = Vec::new();
-        for k in hit {
-            let core = &mut self.cores[k as usize];
-            if core.len() < 2 {
+        for group in hit.chunk_by(|a, b| a.0 == b.0) {
+            let k = group[0].0;
+            let live = self.core_len[k as usize];
+            if live < 2 {
                 continue;
             }
-            for &t in core.iter() {
+            let stay = live - group.len();
+            let core_of = &self.core_of;
+            let is_moved = |t: usize| group.binary_search_by(|x| x.1.cmp(&t)).is_ok();
+            // The smallest token that stayed: the list is ascending (and
+            // may still hold tokens that left the core, skipped).
+            let stay_min = (stay > 0)
+                .then(|| {
+                    self.cores[k as usize]
+                        .iter()
+                        .copied()
+                        .find(|&t| core_of[t] == k && !is_moved(t))
+                })
+                .flatten();
+            // The moved tokens' pieces by the class they are in now, each
+            // with its size and smallest token (`group` is ascending).
+            let class_of = &self.part.class_of;
+            let mut best: Option<(usize, usize, u32)> = stay_min.map(|min| (stay, min, u32::MAX));
+            for &(_, t) in group {
                 self.count[class_of[t] as usize] += 1;
             }
-            // The largest piece; on a tie the one holding the smallest id
-            // (the core is ascending, so the first piece met wins ties).
-            let mut best = class_of[core[0]];
-            for &t in core.iter() {
+            for &(_, t) in group {
                 let c = class_of[t];
-                if self.count[c as usize] > self.count[best as usize] {
-                    best = c;
+                let n = std::mem::take(&mut self.count[c as usize]) as usize;
+                // The first token met of a class is its smallest; its count
+                // is then taken, so each class is weighed once.
+                if n == 0 {
+                    continue;
+                }
+                // The largest piece; on a tie the one holding the smallest id.
+                if best.is_none_or(|(bn, bmin, _)| n > bn || (n == bn && t < bmin)) {
+                    best = Some((n, t, c));
                 }
             }
-            for &t in core.iter() {
-                self.count[class_of[t] as usize] = 0;
+            let Some((size, _, kept)) = best else {
+                continue;
+            };
+            if kept == u32::MAX {
+                // The tokens that stayed go on; every moved one left.
+                for &(_, t) in group {
+                    self.core_of[t] = u32::MAX;
+                    evaporated.push(t);
+                }
+            } else {
+                // A piece of moved tokens goes on: all the others left.
+                let list = std::mem::take(&mut self.cores[k as usize]);
+                for t in list {
+                    if self.core_of[t] == k && !is_moved(t) {
+                        self.core_of[t] = u32::MAX;
+                        evaporated.push(t);
+                    }
+                }
+                let mut core = Vec::with_capacity(size);
+                for &(_, t) in group {
+                    if class_of[t] == kept {
+                        core.push(t);
+                    } else {
+                        self.core_of[t] = u32::MAX;
+                        evaporated.push(t);
+                    }
+                }
+                self.cores[k as usize] = core;
             }
-            let (keep, gone): (Vec<usize>, Vec<usize>) =
-                core.iter().partition(|&&t| class_of[t] == best);
-            for &t in &gone {
-                self.core_of[t] = u32::MAX;
+            self.core_len[k as usize] = size;
+            // Tokens that left stay in the list until they are half of it.
+            let list = &mut self.cores[k as usize];
+            if list.len() > 2 * size + 16 {
+                let core_of = &self.core_of;
+                list.retain(|&t| core_of[t] == k);
             }
-            evaporated.extend(gone);
-            *core = keep;
         }
         evaporated.sort_unstable();
         for &t in &evaporated {
@@ -630,8 +686,12 @@ impl SeriesTracker {
 
     /// The series so far, with the cores that still hold ≥ 2 tokens.
     pub fn finish(mut self) -> Series {
-        let mut frozen: Vec<Vec<usize>> = self.cores.into_iter().filter(|c| c.len() >= 2).collect();
-        frozen.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+        let core_of = &self.core_of;
+        let mut frozen: Vec<Vec<usize>> = (self.cores.into_iter().enumerate())
+            .filter(|&(k, _)| self.core_len[k] >= 2)
+            .map(|(k, c)| c.into_iter().filter(|&t| core_of[t] == k as u32).collect())
+            .collect();
+        frozen.sort_by(|a: &Vec<usize>, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
         self.series.frozen = frozen;
         self.series
     }

@@ -361,3 +361,39 @@ fn random_series_match_the_definitions_by_brute_force() {
         }
     }
 }
+
+#[test]
+fn large_cores_losing_tokens_a_few_at_a_time_match_the_definitions() {
+    // Cores of 70 and 30 tokens that lose one to three tokens a step for
+    // 120 steps (some come back, which does not bring them back into their
+    // core), and now and then every token of one value moves together: the
+    // cores' lists are then mostly tokens that left, and are compacted.
+    let mut z = 0x9e37_79b9_u64;
+    let mut next = move || {
+        z ^= z << 13;
+        z ^= z >> 7;
+        z ^= z << 17;
+        z
+    };
+    for trial in 0..20 {
+        let n = 100;
+        let mut s: Vec<f32> = (0..n).map(|t| if t % 10 < 7 { 0.0 } else { 1.0 }).collect();
+        let mut steps = vec![s.clone()];
+        for _ in 0..120 {
+            if next() % 10 == 0 {
+                let from = s[(next() % n as u64) as usize];
+                let to = (next() % 8) as f32;
+                s.iter_mut().filter(|x| **x == from).for_each(|x| *x = to);
+            } else {
+                for _ in 0..1 + next() % 3 {
+                    let t = (next() % n as u64) as usize;
+                    s[t] = (next() % 8) as f32;
+                }
+            }
+            steps.push(s.clone());
+        }
+        let mut got = run(&steps);
+        got.per_step.iter_mut().for_each(|p| p.displacement = None);
+        assert_eq!(got, reference(&steps), "trial {trial}");
+    }
+}
