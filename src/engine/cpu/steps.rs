@@ -27,6 +27,9 @@ pub struct CpuStepDiffer {
     /// `bands_hold_last` (no other push came after it).
     held: Vec<Vec<u8>>,
     bands_hold_last: bool,
+    /// Whether a step was pushed: the `prev` given with the first push is
+    /// not the differ's own (the series starts there), as on the GPU.
+    pushed: bool,
 }
 
 impl CpuStepDiffer {
@@ -38,6 +41,7 @@ impl CpuStepDiffer {
             hashes: Vec::new(),
             held: Vec::new(),
             bands_hold_last: false,
+            pushed: false,
         }
     }
 
@@ -193,6 +197,14 @@ impl CpuStepDiffer {
         r.l1_steps.resize(width, 0);
     }
 
+    /// Makes the hashes carried those of `prev`, when they are not (no step
+    /// was pushed, or the last went through `push_moves`).
+    fn seed(&mut self, prev: &Matrix) {
+        if self.hashes.len() != self.rows {
+            self.first(prev);
+        }
+    }
+
     /// Gives unchanged rows the hash they had at the step before.
     fn carry_hashes(&mut self, rows: &mut StepRows) {
         if let Some(changed) = &rows.changed {
@@ -211,10 +223,12 @@ impl StepDiffer for CpuStepDiffer {
     fn push(&mut self, prev: Option<&Matrix>, cur: &Matrix) -> Result<StepRows> {
         self.check(cur)?;
         self.bands_hold_last = false;
-        let Some(prev) = prev.filter(|_| self.hashes.len() == self.rows) else {
+        let fresh = !std::mem::replace(&mut self.pushed, true);
+        let Some(prev) = prev.filter(|_| !fresh) else {
             return Ok(self.first(cur));
         };
         self.check(prev)?;
+        self.seed(prev);
         let per_task = rows_per_task(cur.row_bytes());
         let mut out = self.blank();
         let StepRows {
@@ -284,9 +298,15 @@ impl StepDiffer for CpuStepDiffer {
     ) -> Result<()> {
         self.bands_hold_last = false;
         out.truncate(steps.len());
+        let fresh = !std::mem::replace(&mut self.pushed, true);
+        let prev = prev.filter(|_| !fresh);
+        if let Some(p) = prev {
+            self.check(p)?;
+            self.seed(p);
+        }
         let mut rest = steps;
         let mut done = 0;
-        if prev.is_none() || self.hashes.len() != self.rows {
+        if prev.is_none() {
             let Some((head, tail)) = steps.split_first() else {
                 return Ok(());
             };
@@ -375,9 +395,9 @@ impl StepDiffer for CpuStepDiffer {
         Ok(())
     }
 
-    /// Reads the steps' bands itself (see [`moves`]). The hashes it
-    /// carries for [`push`](StepDiffer::push) are not kept: a `push` after
-    /// it starts the series over unless given `prev`.
+    /// Reads the steps' bands itself (see [`moves`]). The hashes
+    /// [`push`](StepDiffer::push) carries are not kept: a `push` after it
+    /// hashes its `prev` first.
     fn push_moves(
         &mut self,
         prev: Option<&StepData>,

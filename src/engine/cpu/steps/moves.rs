@@ -19,7 +19,7 @@ use super::{row_displacement, same_row, CpuStepDiffer, BAND_BYTES};
 use crate::dtype::Dtype;
 use crate::engine::hash;
 use crate::engine::{has_displacement, BatchMoves, StepData};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::types::StepMoves;
 
 thread_local! {
@@ -186,6 +186,13 @@ impl CpuStepDiffer {
         for s in prev.into_iter().chain(steps) {
             self.check(&s.matrix)?;
         }
+        if u32::try_from(self.rows).is_err() {
+            return Err(Error::Usage(format!(
+                "a series of {} tokens; at most {} are surveyed",
+                self.rows,
+                u32::MAX
+            )));
+        }
         let rb = self.cols * self.dtype.size();
         let band = match rb {
             0 => self.rows.max(1),
@@ -196,7 +203,8 @@ impl CpuStepDiffer {
             out.shape(bands, 0);
             return Ok(());
         }
-        let start = match prev {
+        let fresh = !std::mem::replace(&mut self.pushed, true);
+        let start = match prev.filter(|_| !fresh) {
             None => Start::First,
             Some(_) if self.bands_hold_last && self.held.len() == bands => Start::Held,
             Some(p) => Start::Load(p),
@@ -225,15 +233,21 @@ impl CpuStepDiffer {
                     Start::Load(p) => read_band(p, offset, held)?,
                     Start::Held => {}
                 }
-                SCRATCH.with_borrow_mut(|cur| -> Result<()> {
-                    for (s, part) in steps.iter().zip(parts.iter_mut()).skip(next) {
-                        cur.resize(len, 0);
-                        read_band(s, offset, cur)?;
-                        band_moves(dtype, held, cur, rb, first, part);
-                        std::mem::swap(held, cur);
+                // Taken out while the band is read: a reader that runs
+                // rayon tasks itself may start another band on this thread.
+                let mut cur = SCRATCH.take();
+                let mut done = Ok(());
+                for (s, part) in steps.iter().zip(parts.iter_mut()).skip(next) {
+                    cur.resize(len, 0);
+                    if let Err(e) = read_band(s, offset, &mut cur) {
+                        done = Err(e);
+                        break;
                     }
-                    Ok(())
-                })
+                    band_moves(dtype, held, &cur, rb, first, part);
+                    std::mem::swap(held, &mut cur);
+                }
+                SCRATCH.set(cur);
+                done
             })?;
         self.bands_hold_last = true;
         Ok(())
@@ -244,7 +258,6 @@ impl CpuStepDiffer {
 mod tests {
     use super::*;
     use crate::engine::StepDiffer;
-    use crate::error::Error;
     use crate::matrix::Matrix;
     use crate::types::ReadAt;
 
@@ -262,9 +275,9 @@ mod tests {
         }
     }
 
-    /// `count` steps of `n` rows × `d` f16, each changing a few bits of
+    /// `count` steps of `n` rows of `rb` bytes, each changing a few bits of
     /// the one before (some rows several times, some back again).
-    fn steps(n: usize, d: usize, count: usize) -> Vec<Vec<u8>> {
+    fn steps(n: usize, rb: usize, count: usize) -> Vec<Vec<u8>> {
         let mut z = 3u64;
         let mut next = move || {
             z = z
@@ -272,7 +285,7 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (z >> 33) as usize
         };
-        let mut out: Vec<Vec<u8>> = vec![(0..n * d * 2).map(|_| next() as u8).collect()];
+        let mut out: Vec<Vec<u8>> = vec![(0..n * rb).map(|_| next() as u8).collect()];
         for _ in 1..count {
             let mut s = out.last().unwrap().clone();
             for _ in 0..next() % 60 {
@@ -296,14 +309,14 @@ mod tests {
             }
             m.ids.push(i as u32);
             m.hashes.push(hash::row_hash(&now));
-            if k > 0 {
+            if k > 0 && has_displacement(dtype) {
                 let (linf, l1) = row_displacement(dtype, &row(&data[k - 1], i), &now);
                 m.linf_steps.push(linf);
                 m.l1_steps.push(l1);
             }
             m.bytes.extend_from_slice(&now);
         }
-        m.displaced = k > 0;
+        m.displaced = k > 0 && has_displacement(dtype);
         m
     }
 
@@ -323,19 +336,24 @@ mod tests {
 
     #[test]
     fn batches_read_from_memory_or_a_file_give_the_rows_that_moved() {
-        // 9 steps of 25,000 rows × 3 f16 (6-byte rows: three bands, the
-        // last short) and of 3,000 rows × 40 (80-byte rows: whole 32-byte
-        // blocks and a tail, four bands), from memory and from a file, in
-        // batches split anywhere, with and without the bands held from the
-        // batch before.
-        for (n, d) in [(25_000, 3), (3_000, 40)] {
-            moves_of(n, d);
-        }
+        // 9 steps of 25,000 rows × 3 16-bit floats (6-byte rows: three
+        // bands, the last short), 3,000 × 40 (80-byte rows: whole 32-byte
+        // blocks and a tail, four bands), f32 and f64 (no displacement), and
+        // 3 rows of 80,000 bytes (each row wider than a band), from memory
+        // and from a file, in batches split anywhere, with and without the
+        // bands held from the batch before.
+        let half = [Dtype::F16, Dtype::BF16];
+        moves_of(&half, 25_000, 3);
+        moves_of(&half, 3_000, 40);
+        moves_of(&[Dtype::F32], 3_000, 10);
+        moves_of(&[Dtype::F64], 2_000, 9);
+        moves_of(&[Dtype::F16], 3, 40_000);
     }
 
-    fn moves_of(n: usize, d: usize) {
+    fn moves_of(dtypes: &[Dtype], n: usize, d: usize) {
         let count = 9;
-        let data = steps(n, d, count);
+        let size = dtypes[0].size();
+        let data = steps(n, d * size, count);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("steps");
         let pad = 40; // the steps start past a header
@@ -343,12 +361,13 @@ mod tests {
         bytes.extend(data.iter().flatten());
         std::fs::write(&path, bytes).unwrap();
         let file = FileAt(std::fs::File::open(&path).unwrap());
-        let sb = n * d * 2;
-        for dtype in [Dtype::F16, Dtype::BF16] {
+        let sb = n * d * size;
+        for &dtype in dtypes {
             let want: Vec<StepMoves> = (0..count)
                 .map(|k| expected(dtype, &data, n, d, k))
                 .collect();
-            assert!(want[1..].iter().all(|m| !m.ids.is_empty()));
+            let moving = want[1..].iter().filter(|m| !m.ids.is_empty()).count();
+            assert!(moving >= count / 2, "{dtype}: {moving} steps with moves");
             for from_file in [false, true] {
                 let step = |k: usize| StepData {
                     matrix: Matrix::new(dtype, n, d, &data[k]).unwrap(),
@@ -367,16 +386,34 @@ mod tests {
                     got.extend((0..count - split).map(|j| joined(&out, j)));
                     assert_eq!(got, want, "{dtype}, file {from_file}, split at {split}");
 
-                    // A differ that did not read the step before reads it
-                    // from `prev`.
-                    let mut fresh = CpuStepDiffer::new(dtype, n, d);
-                    fresh
+                    // A differ that did not read the step before (its last
+                    // push went another way) reads it from `prev`.
+                    let mut other = CpuStepDiffer::new(dtype, n, d);
+                    other.push(None, &step(0).matrix).unwrap();
+                    other
                         .push_moves(Some(&step(split - 1)), &tail, &mut out)
                         .unwrap();
                     let again: Vec<StepMoves> =
                         (0..count - split).map(|j| joined(&out, j)).collect();
-                    assert_eq!(again[..], want[split..], "{dtype}, fresh, split at {split}");
+                    assert_eq!(again[..], want[split..], "{dtype}, other, split at {split}");
                 }
+                // The `prev` given with a differ's first push is not its own:
+                // the series starts at the first step given, as on the GPU.
+                let mut fresh = CpuStepDiffer::new(dtype, n, d);
+                let mut out = BatchMoves::default();
+                fresh
+                    .push_moves(Some(&step(0)), &[step(1)], &mut out)
+                    .unwrap();
+                assert_eq!(joined(&out, 0), expected(dtype, &data[1..2], n, d, 0));
+                // A push after push_moves compares with the `prev` it is given.
+                let rows = fresh.push(Some(&step(1).matrix), &step(2).matrix).unwrap();
+                let changed = rows.changed.unwrap();
+                let moved: Vec<u32> = (0..n as u32).filter(|&i| changed[i as usize]).collect();
+                assert_eq!(moved, want[2].ids, "{dtype}: push after push_moves");
+                let hashes: Vec<u64> = (0..n).map(|i| rows.hashes[i]).collect();
+                let m = Matrix::new(dtype, n, d, &data[2]).unwrap();
+                let want_hashes: Vec<u64> = (0..n).map(|i| hash::row_hash(m.row(i))).collect();
+                assert_eq!(hashes, want_hashes, "{dtype}: hashes of every row");
             }
         }
     }
@@ -384,7 +421,7 @@ mod tests {
     #[test]
     fn a_file_shorter_than_its_steps_is_an_error() {
         let (n, d) = (1000, 4);
-        let data = steps(n, d, 3);
+        let data = steps(n, d * 2, 3);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("steps");
         // The last step is cut short in the file (it shrank after opening).
@@ -400,9 +437,23 @@ mod tests {
             })
             .collect();
         let mut differ = CpuStepDiffer::new(Dtype::F16, n, d);
-        let err = differ
-            .push_moves(None, &steps, &mut BatchMoves::default())
-            .unwrap_err();
+        let mut out = BatchMoves::default();
+        let err = differ.push_moves(None, &steps, &mut out).unwrap_err();
         assert!(matches!(err, Error::Io { .. }), "{err}");
+        // The same differ, given the steps from memory and the one before,
+        // compares them as if nothing had failed.
+        let memory: Vec<StepData> = (0..3)
+            .map(|k| StepData::in_memory(Matrix::new(Dtype::F16, n, d, &data[k]).unwrap()))
+            .collect();
+        differ
+            .push_moves(Some(&memory[0]), &memory[1..], &mut out)
+            .unwrap();
+        for k in 1..3 {
+            assert_eq!(
+                joined(&out, k - 1),
+                expected(Dtype::F16, &data, n, d, k),
+                "step {k}"
+            );
+        }
     }
 }
