@@ -1,8 +1,10 @@
 //! A checkpoint series step by step: the groups at each step, which tokens
 //! moved, which left the hole they started in, and the events that changed
-//! the groups. Pure functions over the engine's per-row outputs
-//! ([`StepRows`]) and the step's rows as bytes ([`RowIdentity`], for byte
-//! confirmation).
+//! the groups. Pure functions over what moved at each step
+//! ([`StepMoves`]: the moved rows' hashes, displacement and bytes, as the
+//! engine gives them, or made from its per-row outputs, [`StepRows`]); the
+//! tracker keeps its own copy of the current step's rows ([`RowIdentity`],
+//! for byte confirmation).
 //!
 //! Definitions (all comparisons are bitwise, on each row's identity: its
 //! bytes, or a quantized tensor's stored blocks):
@@ -208,6 +210,9 @@ pub struct SeriesTracker {
     cores: Vec<Vec<usize>>,
     /// Per core: its tokens.
     core_len: Vec<usize>,
+    /// Per core: where its list's first token still in it may be (the
+    /// tokens before left it).
+    core_first: Vec<usize>,
     /// Per token: the core it is in (`u32::MAX`: none).
     core_of: Vec<u32>,
     series: Series,
@@ -243,6 +248,7 @@ impl SeriesTracker {
             part: Partition::default(),
             cores: Vec::new(),
             core_len: Vec::new(),
+            core_first: Vec::new(),
             core_of: Vec::new(),
             series: Series {
                 tokens: TokenSteps {
@@ -271,6 +277,19 @@ impl SeriesTracker {
             moves.ids.extend(0..id.rows() as u32);
             moves.hashes.extend_from_slice(&rows.hashes);
             moves.bytes.extend_from_slice(id.bytes);
+        } else if rows.changed.is_none() {
+            // Rows with no changed flags after the first step (an engine
+            // that started over): the rows that moved are those that differ
+            // from the tracker's copy of the step before.
+            let len = self.row_len;
+            for t in 0..id.rows().min(self.rows) {
+                let now = id.row(t);
+                if now != &self.current[t * len..(t + 1) * len] {
+                    moves.ids.push(t as u32);
+                    moves.hashes.push(rows.hashes[t]);
+                    moves.bytes.extend_from_slice(now);
+                }
+            }
         } else {
             moves.fill_from_rows(rows, id.bytes, id.row_len);
         }
@@ -317,6 +336,7 @@ impl SeriesTracker {
             self.cores
                 .sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
             self.core_len = self.cores.iter().map(Vec::len).collect();
+            self.core_first = vec![0; self.cores.len()];
             self.core_of = vec![u32::MAX; self.rows];
             for (k, core) in self.cores.iter().enumerate() {
                 for &t in core {
@@ -475,11 +495,17 @@ impl SeriesTracker {
             let stay = live - group.len();
             let core_of = &self.core_of;
             let is_moved = |t: usize| group.binary_search_by(|x| x.1.cmp(&t)).is_ok();
-            // The smallest token that stayed: the list is ascending (and
-            // may still hold tokens that left the core, skipped).
+            // The smallest token that stayed: the list is ascending, and
+            // the tokens before `core_first` left the core for good.
+            let list = &self.cores[k as usize];
+            let mut first = self.core_first[k as usize];
+            while first < list.len() && core_of[list[first]] != k {
+                first += 1;
+            }
+            self.core_first[k as usize] = first;
             let stay_min = (stay > 0)
                 .then(|| {
-                    self.cores[k as usize]
+                    list[first..]
                         .iter()
                         .copied()
                         .find(|&t| core_of[t] == k && !is_moved(t))
@@ -533,6 +559,7 @@ impl SeriesTracker {
                     }
                 }
                 self.cores[k as usize] = core;
+                self.core_first[k as usize] = 0;
             }
             self.core_len[k as usize] = size;
             // Tokens that left stay in the list until they are half of it.
@@ -540,6 +567,7 @@ impl SeriesTracker {
             if list.len() > 2 * size + 16 {
                 let core_of = &self.core_of;
                 list.retain(|&t| core_of[t] == k);
+                self.core_first[k as usize] = 0;
             }
         }
         evaporated.sort_unstable();

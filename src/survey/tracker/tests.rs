@@ -397,3 +397,31 @@ fn large_cores_losing_tokens_a_few_at_a_time_match_the_definitions() {
         assert_eq!(got, reference(&steps), "trial {trial}");
     }
 }
+
+#[test]
+fn a_step_without_changed_flags_moves_the_rows_that_differ_from_the_step_before() {
+    // An engine that started over hands a later step with every row's hash
+    // and no changed flags: the rows that moved are found by their bytes.
+    let step = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    let steps = [
+        step(&[1.0, 1.0, 2.0]),
+        step(&[1.0, 1.0, 2.0]),
+        step(&[1.0, 3.0, 2.0]),
+    ];
+    let mut tracker = SeriesTracker::new(3);
+    for (k, b) in steps.iter().enumerate() {
+        let m = Matrix::new(Dtype::F32, 3, 1, b).unwrap();
+        let rows = StepRows {
+            hashes: (0..3)
+                .map(|i| crate::engine::hash::row_hash(m.row(i)))
+                .collect(),
+            ..StepRows::default()
+        };
+        tracker.push(k as u64, RowIdentity::of(&m), &rows);
+    }
+    let series = tracker.finish();
+    let moved: Vec<Option<usize>> = series.per_step.iter().map(|p| p.moved).collect();
+    assert_eq!(moved, [None, Some(0), Some(1)]);
+    assert_eq!(series.tokens.first_moved, [None, Some(2), None]);
+    assert_eq!(series.per_step[2].black_holes, 0);
+}
