@@ -171,6 +171,16 @@ impl Bytes {
         }
     }
 
+    /// These bytes, no longer keeping alive a buffer they share with others
+    /// (a range of a decoded slab is copied out of it); mapped and owned
+    /// bytes are handed back as they are.
+    pub fn detached(self) -> Self {
+        match &self.0 {
+            Inner::Shared { buf, range } => Self::owned(buf[range.clone()].to_vec()),
+            _ => self,
+        }
+    }
+
     /// True when the bytes are read in place from a memory map.
     pub fn is_mapped(&self) -> bool {
         matches!(self.0, Inner::Mapped { .. })

@@ -333,6 +333,16 @@ fn compare(
     Ok(())
 }
 
+/// Surveys the steps `numbers` of a batch from what moved at each
+/// (`moves`); the time it took, in ms.
+fn survey_batch(tracker: &mut SeriesTracker, numbers: &[u64], moves: &BatchMoves) -> f64 {
+    let t = Instant::now();
+    for (k, &step) in numbers.iter().enumerate() {
+        tracker.push_moves(step, moves.step(k));
+    }
+    ms(t)
+}
+
 /// [`survey_source`] in batches of `batch_bytes`, recording in `buffers`
 /// how the outputs were stored.
 #[allow(clippy::too_many_arguments)]
@@ -363,6 +373,10 @@ fn drive(
         _ => batch_bytes / step_bytes.max(1),
     }
     .clamp(1, MAX_BATCH);
+    // When a step alone fills a batch, overlapping the survey would hold
+    // the moves of two steps (each the whole step when every token moves)
+    // for little gain: the engine's work per step dwarfs the survey's.
+    let overlap = batch > 1 || step_bytes < batch_bytes;
     // What moved at each step of a batch is surveyed (on a thread of its
     // own) while the engine compares the next batch: the survey is
     // sequential, the engine uses every core. The survey keeps its own copy
@@ -390,17 +404,11 @@ fn drive(
         } else {
             0
         };
-        let tracker = &mut tracker;
+        let surveyed = &mut tracker;
         let (moves, bufs, survey_ms) = std::thread::scope(|scope| -> Result<_> {
             let survey = pending.as_ref().map(|(start, moves)| {
                 let numbers = &steps[*start..*start + moves.steps];
-                scope.spawn(move || {
-                    let t = Instant::now();
-                    for (k, &step) in numbers.iter().enumerate() {
-                        tracker.push_moves(step, moves.step(k));
-                    }
-                    ms(t)
-                })
+                scope.spawn(move || survey_batch(surveyed, numbers, moves))
             });
             // Read while the survey runs (opening a checkpoint file is work).
             let t = Instant::now();
@@ -446,14 +454,20 @@ fn drive(
         if let Some((_, moves)) = done {
             spare = moves;
         }
+        if !overlap {
+            // Steps of a batch's size or more: the batch is surveyed now,
+            // so memory holds one step's moves rather than two.
+            if let Some((start, moves)) = pending.take() {
+                let numbers = &steps[start..start + moves.steps];
+                timings.survey += survey_batch(&mut tracker, numbers, &moves);
+                bar.inc(moves.steps as u64);
+                spare = moves;
+            }
+        }
         if let Some(b) = bufs.pop() {
-            let owned = |b: Bytes| match b.is_mapped() {
-                true => b,
-                false => Bytes::owned(b.to_vec()),
-            };
             let b = StepBytes {
-                values: owned(b.values),
-                stored: b.stored.map(owned),
+                values: b.values.detached(),
+                stored: b.stored.map(Bytes::detached),
             };
             last = Some((steps[i + k - 1], b));
         }

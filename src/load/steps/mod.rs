@@ -63,10 +63,12 @@ pub trait StepSource {
             stored: None,
         })
     }
-    /// Says that the steps before the `i`-th will not be read again (nor
-    /// their bytes looked at), so that a source reading from a memory map
-    /// can give their pages back: the resident set then holds the steps in
-    /// use, not every step read so far. The default does nothing.
+    /// Says that the steps before the `i`-th will not be read again, so
+    /// that a source reading from a memory map can give their pages back
+    /// (the resident set then holds the steps in use, not every step read
+    /// so far) and a decoding one its slab. Bytes handed out stay valid: a
+    /// mapped page given back and read again is faulted in anew. The
+    /// default does nothing.
     fn release_before(&mut self, _i: usize) {}
     /// Where a batch of steps that starts at the `i`-th should end
     /// (exclusive), given that it holds `max` steps at most. A source that

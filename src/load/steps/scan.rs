@@ -72,6 +72,8 @@ struct Layout {
     range: std::ops::Range<usize>,
     /// A later step's header, read here.
     scratch: Vec<u8>,
+    /// Steps read this way.
+    read: usize,
 }
 
 /// The longest header the layout of a series keeps (the first step's
@@ -98,6 +100,7 @@ impl Layout {
             file_len: map.len() as u64,
             range: start..start.checked_add(data.len())?,
             scratch: Vec::new(),
+            read: 0,
         })
     }
 
@@ -109,8 +112,13 @@ impl Layout {
             path: path.to_path_buf(),
             source,
         };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let meta = file.metadata().map_err(io)?;
+        // Anything unexpected (a folder, an error) is left to the loader.
+        let Ok(file) = std::fs::File::open(path) else {
+            return Ok(None);
+        };
+        let Ok(meta) = file.metadata() else {
+            return Ok(None);
+        };
         if !meta.is_file() || meta.len() != self.file_len {
             return Ok(None);
         }
@@ -123,6 +131,7 @@ impl Layout {
         // SAFETY: read-only map, as every mapped reader's (the file must not
         // be truncated while it is read).
         let map = unsafe { crate::load::Map::new(file, path) }.map_err(io)?;
+        self.read += 1;
         Ok(Bytes::mapped(std::sync::Arc::new(map), self.range.clone()))
     }
 }
@@ -273,6 +282,16 @@ pub fn open_series(
     sel: &StepSelection,
     progress: bool,
 ) -> Result<Box<dyn StepSource>> {
+    Ok(Box::new(open_files(paths, opts, sel, progress)?))
+}
+
+/// [`open_series`], as the series of files it is.
+fn open_files(
+    paths: &[PathBuf],
+    opts: &LoadOptions,
+    sel: &StepSelection,
+    progress: bool,
+) -> Result<FileSeries> {
     let (all, mut notices) = checkpoints(paths, progress)?;
     let numbers: Vec<u64> = all.iter().map(|c| c.step).collect();
     let files: Vec<Checkpoint> = sel
@@ -311,7 +330,7 @@ pub fn open_series(
         None => Layout::of(&head.path, info.format, &data),
         Some(_) => None,
     };
-    Ok(Box::new(FileSeries {
+    Ok(FileSeries {
         info,
         steps: files.iter().map(|c| c.step).collect(),
         files,
@@ -324,7 +343,7 @@ pub fn open_series(
             stored,
         }),
         layout,
-    }))
+    })
 }
 
 impl StepSource for FileSeries {
@@ -413,5 +432,59 @@ impl StepSource for FileSeries {
             values: loaded.into_data(),
             stored,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_laid_out_as_the_first_skip_the_loader_and_others_do_not() {
+        // The fixture run's 61 steps, one of them rewritten with metadata
+        // in its header (another layout): it alone goes through the loader.
+        let run = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/series/run");
+        let dir = tempfile::tempdir().unwrap();
+        let mut count = 0;
+        for entry in std::fs::read_dir(&run).unwrap() {
+            let path = entry.unwrap().path();
+            let mut bytes = std::fs::read(&path).unwrap();
+            if path.file_name().is_some_and(|n| n == "step_7.safetensors") {
+                let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+                let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap().trim_end();
+                let header = format!("{{\"__metadata__\":{{\"step\":\"7\"}},{}", &header[1..]);
+                let mut out = (header.len() as u64).to_le_bytes().to_vec();
+                out.extend_from_slice(header.as_bytes());
+                out.extend_from_slice(&bytes[8 + n..]);
+                bytes = out;
+            }
+            std::fs::write(dir.path().join(path.file_name().unwrap()), bytes).unwrap();
+            count += 1;
+        }
+        assert_eq!(count, 61);
+        let opts = LoadOptions::default();
+        let sel = StepSelection::default();
+        let mut series = open_files(&[dir.path().to_path_buf()], &opts, &sel, false).unwrap();
+        let (mut all, mut first) = (Vec::new(), None);
+        for i in 0..series.steps().len() {
+            let values = series.read(i).unwrap();
+            first.get_or_insert_with(|| values.to_vec());
+            all.push(values.to_vec());
+        }
+        let direct: Vec<Vec<u8>> = (0..all.len())
+            .map(|i| {
+                let path = dir
+                    .path()
+                    .join(format!("step_{}.safetensors", series.steps()[i]));
+                open_tensor(&path, &opts).unwrap().into_data().to_vec()
+            })
+            .collect();
+        assert_eq!(all, direct, "the same bytes as the loader's");
+        let layout_reads = series.layout.as_ref().map(|l| l.read);
+        assert_eq!(
+            layout_reads,
+            Some(59),
+            "60 later steps, one laid out otherwise"
+        );
     }
 }
