@@ -412,9 +412,7 @@ fn drive(
             });
             // Read while the survey runs (opening a checkpoint file is work).
             let t = Instant::now();
-            let bufs = (i..i + k)
-                .map(|j| source.read_step(j))
-                .collect::<Result<Vec<StepBytes>>>()?;
+            let bufs = source.read_steps(i..i + k)?;
             timings.read += ms(t);
             let t = Instant::now();
             let mut moves = std::mem::take(&mut spare);

@@ -63,6 +63,12 @@ pub trait StepSource {
             stored: None,
         })
     }
+    /// The steps `range` as [`read_step`](Self::read_step) gives them,
+    /// called in order like it. The default reads them one by one; a source
+    /// may read them at once.
+    fn read_steps(&mut self, range: std::ops::Range<usize>) -> Result<Vec<StepBytes>> {
+        range.map(|i| self.read_step(i)).collect()
+    }
     /// Says that the steps before the `i`-th will not be read again, so
     /// that a source reading from a memory map can give their pages back
     /// (the resident set then holds the steps in use, not every step read

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use super::{step_number, SeriesInfo, StepBytes, StepSelection, StepSource};
 use crate::error::{Error, Result};
 use crate::load::container::zip;
@@ -70,10 +72,8 @@ struct Layout {
     file_len: u64,
     /// Where the tensor's bytes lie in the file.
     range: std::ops::Range<usize>,
-    /// A later step's header, read here.
-    scratch: Vec<u8>,
     /// Steps read this way.
-    read: usize,
+    read: std::sync::atomic::AtomicUsize,
 }
 
 /// The longest header the layout of a series keeps (the first step's
@@ -99,15 +99,14 @@ impl Layout {
             header: map.get(..end)?.to_vec(),
             file_len: map.len() as u64,
             range: start..start.checked_add(data.len())?,
-            scratch: Vec::new(),
-            read: 0,
+            read: Default::default(),
         })
     }
 
     /// The tensor's bytes in the file at `path`, when it is laid out as the
     /// first step's; `None` when it is not (the loader then opens it, and
     /// says what is wrong with it).
-    fn read(&mut self, path: &Path) -> Result<Option<Bytes>> {
+    fn read(&self, path: &Path) -> Result<Option<Bytes>> {
         let io = |source| Error::Io {
             path: path.to_path_buf(),
             source,
@@ -122,16 +121,14 @@ impl Layout {
         if !meta.is_file() || meta.len() != self.file_len {
             return Ok(None);
         }
-        self.scratch.resize(self.header.len(), 0);
-        if std::io::Read::read_exact(&mut &file, &mut self.scratch).is_err()
-            || self.scratch != self.header
-        {
+        let mut header = vec![0; self.header.len()];
+        if std::io::Read::read_exact(&mut &file, &mut header).is_err() || header != self.header {
             return Ok(None);
         }
         // SAFETY: read-only map, as every mapped reader's (the file must not
         // be truncated while it is read).
         let map = unsafe { crate::load::Map::new(file, path) }.map_err(io)?;
-        self.read += 1;
+        self.read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Bytes::mapped(std::sync::Arc::new(map), self.range.clone()))
     }
 }
@@ -194,6 +191,10 @@ fn checkpoints(paths: &[PathBuf], progress: bool) -> Result<(Vec<Checkpoint>, Ve
             } else {
                 Progress::hidden()
             };
+            // Entries with a step number in their name, then which hold a
+            // checkpoint: opening each to look is most of a scan, done in
+            // parallel.
+            let mut numbered = Vec::new();
             for entry in std::fs::read_dir(dir).map_err(io(dir))? {
                 bar.inc(1);
                 let path = entry.map_err(io(dir))?.path();
@@ -204,16 +205,20 @@ fn checkpoints(paths: &[PathBuf], progress: bool) -> Result<(Vec<Checkpoint>, Ve
                 if name.starts_with('.') {
                     continue;
                 }
-                let Some(step) = step_number(&path) else {
-                    if name.bytes().any(|b| b.is_ascii_digit()) {
-                        skipped.push(name);
-                    }
-                    continue;
-                };
-                if holds_checkpoint(&path) {
-                    found.push(Checkpoint { step, path });
-                } else {
-                    skipped.push(name);
+                match step_number(&path) {
+                    Some(step) => numbered.push((name, Checkpoint { step, path })),
+                    None if name.bytes().any(|b| b.is_ascii_digit()) => skipped.push(name),
+                    None => {}
+                }
+            }
+            let holds: Vec<bool> = numbered
+                .par_iter()
+                .map(|(_, c)| holds_checkpoint(&c.path))
+                .collect();
+            for ((name, c), holds) in numbered.into_iter().zip(holds) {
+                match holds {
+                    true => found.push(c),
+                    false => skipped.push(name),
                 }
             }
             bar.finish();
@@ -371,6 +376,33 @@ impl StepSource for FileSeries {
         self.read_step(i).map(|s| s.values)
     }
 
+    /// Steps laid out as the first are opened in parallel (opening a file
+    /// is most of the work of a small step); the others through the loader,
+    /// in order.
+    fn read_steps(&mut self, range: std::ops::Range<usize>) -> Result<Vec<StepBytes>> {
+        let Some(layout) = &self.layout else {
+            return range.map(|i| self.read_step(i)).collect();
+        };
+        let files = self.files.get(range.clone()).unwrap_or(&[]);
+        let fast: Vec<Option<Bytes>> = files
+            .par_iter()
+            .enumerate()
+            .map(|(k, c)| match range.start + k {
+                0 => Ok(None),
+                _ => layout.read(&c.path),
+            })
+            .collect::<Result<_>>()?;
+        (range.zip(fast))
+            .map(|(i, f)| match f {
+                Some(values) => Ok(StepBytes {
+                    values,
+                    stored: None,
+                }),
+                None => self.read_step(i),
+            })
+            .collect()
+    }
+
     fn read_step(&mut self, i: usize) -> Result<StepBytes> {
         if i == 0 {
             if let Some(first) = self.first.take() {
@@ -381,7 +413,7 @@ impl StepSource for FileSeries {
             .files
             .get(i)
             .ok_or_else(|| Error::Usage(format!("step {i} of a series of {}", self.files.len())))?;
-        if let Some(layout) = &mut self.layout {
+        if let Some(layout) = &self.layout {
             if let Some(values) = layout.read(&c.path)? {
                 return Ok(StepBytes {
                     values,
@@ -480,7 +512,8 @@ mod tests {
             })
             .collect();
         assert_eq!(all, direct, "the same bytes as the loader's");
-        let layout_reads = series.layout.as_ref().map(|l| l.read);
+        let layout_reads =
+            (series.layout.as_ref()).map(|l| l.read.load(std::sync::atomic::Ordering::Relaxed));
         assert_eq!(
             layout_reads,
             Some(59),
