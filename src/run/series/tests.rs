@@ -52,6 +52,28 @@ impl StepSource for Steps {
     }
 }
 
+/// A seeded generator of numbers (a linear congruential one).
+fn generator(seed: u64) -> impl FnMut() -> usize {
+    let mut z = seed;
+    move || {
+        z = z
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (z >> 33) as usize
+    }
+}
+
+/// Options that read the trajectory tensor `W`.
+fn key_w() -> SeriesOptions {
+    SeriesOptions {
+        load: crate::load::LoadOptions {
+            key: Some("W".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 fn f32_info(rows: usize) -> SeriesInfo {
     SeriesInfo {
         tensor: "W".into(),
@@ -73,13 +95,7 @@ fn stored_blocks_are_the_identity_and_values_the_displacement() {
     // (not a whole number of hash units) and whose one value depends on
     // the first byte only, so that other blocks can decode alike.
     let (n, count) = (12, 150);
-    let mut z = 7u64;
-    let mut next = move || {
-        z = z
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (z >> 33) as usize
-    };
+    let mut next = generator(7);
     let decode = |b: &[u8]| (b[0] % 3) as f32;
     let mut blocks = vec![[1u8, 0, 0]; n];
     let (mut stored, mut values, mut encoded) = (Vec::new(), Vec::new(), Vec::new());
@@ -190,13 +206,7 @@ fn a_trajectory_longer_than_two_batches_reuses_the_step_outputs_of_two() {
     // 300 steps of 40 tokens × 2 f32 (batches of 64: five), a few
     // tokens moving among three vectors each step.
     let (n, cols, count) = (40, 2, 300);
-    let mut z = 5u64;
-    let mut next = move || {
-        z = z
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (z >> 33) as usize
-    };
+    let mut next = generator(5);
     let mut v = vec![1f32; n * cols];
     let mut data = Vec::new();
     for _ in 0..count {
@@ -208,13 +218,7 @@ fn a_trajectory_longer_than_two_batches_reuses_the_step_outputs_of_two() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = write_trajectory(dir.path(), &data, n, cols);
-    let opts = SeriesOptions {
-        load: crate::load::LoadOptions {
-            key: Some("W".into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let opts = key_w();
     let mut source = open(&SeriesInput::Trajectory(path), &opts).unwrap();
     let mut buffers = BufferUse::default();
     let got = drive(
@@ -255,13 +259,7 @@ fn batches_and_the_overlapped_survey_give_the_series_of_one_step_at_a_time() {
     // 200 steps (four batches of at most 64), 12 tokens × 1 f32, a few
     // tokens moving among three values each step.
     let (n, count) = (12, 200);
-    let mut z = 99u64;
-    let mut next = move || {
-        z = z
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (z >> 33) as usize
-    };
+    let mut next = generator(99);
     let mut v = vec![1f32; n];
     let mut data = Vec::new();
     for _ in 0..count {
@@ -364,13 +362,7 @@ fn steps_of_several_bands_give_the_series_of_the_definitions() {
     // fills a batch: surveyed before the next is compared). Tokens move
     // among a few vectors, so holes form, merge and split across bands.
     let (n, cols, count) = (5000, 16, 150);
-    let mut z = 17u64;
-    let mut next = move || {
-        z = z
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (z >> 33) as usize
-    };
+    let mut next = generator(17);
     let mut v: Vec<f32> = (0..n * cols).map(|i| (i % 7) as f32).collect();
     for t in 0..n / 2 {
         v[t * cols..(t + 1) * cols].fill(1.0);
@@ -396,13 +388,7 @@ fn steps_of_several_bands_give_the_series_of_the_definitions() {
     assert!(want.events.len() > 20, "events: {}", want.events.len());
     let dir = tempfile::tempdir().unwrap();
     let path = write_trajectory(dir.path(), &data, n, cols);
-    let opts = SeriesOptions {
-        load: crate::load::LoadOptions {
-            key: Some("W".into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let opts = key_w();
     for batch in [BATCH_BYTES, n * cols * 4] {
         let mut source = open(&SeriesInput::Trajectory(path.clone()), &opts).unwrap();
         let got = survey_source_batched(
