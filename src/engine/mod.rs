@@ -132,6 +132,10 @@ pub struct BatchMoves {
     /// Steps in the batch (`parts[b]` may hold more, kept from a longer
     /// batch before).
     pub steps: usize,
+    /// Set by the caller: the moved rows' bytes are not wanted (it reads
+    /// the step where the engine keeps it, [`StepDiffer::last_step`]); an
+    /// engine that keeps it may leave [`StepMoves::bytes`] empty.
+    pub skip_rows: bool,
 }
 
 impl BatchMoves {
@@ -196,6 +200,13 @@ pub trait StepDiffer {
     ) -> Result<()> {
         *out = self.push_many(prev, steps)?;
         Ok(())
+    }
+
+    /// The bytes of the last step pushed, where the differ keeps them on
+    /// the host (the CPU, after [`push_moves`](Self::push_moves)); `None`
+    /// otherwise.
+    fn last_step(&self) -> Option<&[u8]> {
+        None
     }
 
     /// Takes several consecutive steps (`prev`, then `steps[0]`, …) as

@@ -374,10 +374,12 @@ fn drive(
     }
     .clamp(1, MAX_BATCH);
     // When a step alone fills a batch, overlapping the survey would hold
-    // the moves of two steps (each the whole step when every token moves):
-    // such batches are surveyed in turn, memory before speed (51 MB steps
-    // where every token moves: 238 MB and 0.44-0.47 s, against 297 MB and
-    // 0.38-0.42 s overlapped; BENCHMARKS.md).
+    // the moves of two steps (each the whole step when every token moves)
+    // beside the survey's copy of a step: such batches are surveyed in
+    // turn, reading the step where the engine keeps it, so the moves carry
+    // no rows and the survey keeps no copy (51 MB steps where every token
+    // moves: 138 MB and 0.39-0.44 s, against 297 MB and 0.38-0.42 s
+    // overlapped; BENCHMARKS.md).
     let overlap = batch > 1 || step_bytes < batch_bytes;
     // What moved at each step of a batch is surveyed (on a thread of its
     // own) while the engine compares the next batch: the survey is
@@ -418,6 +420,9 @@ fn drive(
             timings.read += ms(t);
             let t = Instant::now();
             let mut moves = std::mem::take(&mut spare);
+            // Surveyed in turn, a step is read where the engine keeps it
+            // (not for stored blocks, the identity of a quantized tensor).
+            moves.skip_rows = !overlap && bufs.iter().all(|b| b.stored.is_none());
             let given: usize = moves.parts.iter().map(Vec::len).sum();
             if k == 0 {
                 moves.steps = 0;
@@ -459,7 +464,16 @@ fn drive(
             // so memory holds one step's moves rather than two.
             if let Some((start, moves)) = pending.take() {
                 let numbers = &steps[start..start + moves.steps];
-                timings.survey += survey_batch(&mut tracker, numbers, &moves);
+                let here = differ.last_step().filter(|_| moves.skip_rows);
+                match here.and_then(|b| RowIdentity::stored(b, info.rows)) {
+                    // The batch is one step, the one the engine keeps.
+                    Some(id) if numbers.len() == 1 => {
+                        let t = Instant::now();
+                        tracker.push_moves_in(numbers[0], moves.step(0), id);
+                        timings.survey += ms(t);
+                    }
+                    _ => timings.survey += survey_batch(&mut tracker, numbers, &moves),
+                }
                 bar.inc(moves.steps as u64);
                 spare = moves;
             }

@@ -284,7 +284,7 @@ impl SeriesTracker {
             let len = self.row_len;
             for t in 0..id.rows().min(self.rows) {
                 let now = id.row(t);
-                if now != &self.current[t * len..(t + 1) * len] {
+                if self.current.get(t * len..(t + 1) * len) != Some(now) {
                     moves.ids.push(t as u32);
                     moves.hashes.push(rows.hashes[t]);
                     moves.bytes.extend_from_slice(now);
@@ -306,6 +306,30 @@ impl SeriesTracker {
         step: u64,
         parts: impl IntoIterator<Item = &'m StepMoves>,
     ) -> &StepSummary {
+        self.take_step(step, parts, None)
+    }
+
+    /// [`push_moves`](Self::push_moves) of parts without the moved rows'
+    /// bytes, the step's rows being `id` (kept by the engine): the tracker
+    /// then keeps no copy of its own. A series takes every step one way or
+    /// every step the other.
+    pub fn push_moves_in<'m>(
+        &mut self,
+        step: u64,
+        parts: impl IntoIterator<Item = &'m StepMoves>,
+        id: RowIdentity,
+    ) -> &StepSummary {
+        self.take_step(step, parts, Some(id))
+    }
+
+    /// A step from its parts; its rows `given`, or patched into the
+    /// tracker's copy.
+    fn take_step<'m>(
+        &mut self,
+        step: u64,
+        parts: impl IntoIterator<Item = &'m StepMoves>,
+        given: Option<RowIdentity>,
+    ) -> &StepSummary {
         let first = self.series.per_step.is_empty();
         let mut moved = std::mem::take(&mut self.scratch.moved);
         let mut hashes = std::mem::take(&mut self.scratch.hashes);
@@ -314,20 +338,21 @@ impl SeriesTracker {
         let mut current = std::mem::take(&mut self.current);
         let (mut max, mut sum, mut displaced) = (0u64, 0f64, false);
         if first {
-            current.clear();
             for p in parts {
-                current.extend_from_slice(&p.bytes);
                 hashes.extend_from_slice(&p.hashes);
+                if given.is_none() {
+                    current.extend_from_slice(&p.bytes);
+                }
             }
             debug_assert_eq!(hashes.len(), self.rows);
-            self.row_len = match self.rows {
-                0 => 0,
-                n => current.len() / n,
-            };
-            let id = RowIdentity {
+            let id = given.unwrap_or(RowIdentity {
                 bytes: &current,
-                row_len: self.row_len,
-            };
+                row_len: match self.rows {
+                    0 => 0,
+                    n => current.len() / n,
+                },
+            });
+            self.row_len = id.row_len;
             self.part = Partition::build(id, &hashes);
             self.cores = (0..self.part.members.len() as u32)
                 .filter(|&c| self.part.size(c) >= 2)
@@ -346,14 +371,15 @@ impl SeriesTracker {
         } else {
             let len = self.row_len;
             for p in parts {
-                debug_assert_eq!(p.bytes.len(), p.ids.len() * len);
-                for (&t, row) in p.ids.iter().zip(p.bytes.chunks_exact(len.max(1))) {
-                    let t = t as usize;
-                    current[t * len..(t + 1) * len].copy_from_slice(&row[..len]);
-                    moved.push(t);
-                }
-                if len == 0 {
-                    moved.extend(p.ids.iter().map(|&t| t as usize));
+                moved.extend(p.ids.iter().map(|&t| t as usize));
+                if given.is_none() {
+                    debug_assert_eq!(p.bytes.len(), p.ids.len() * len);
+                    for (&t, row) in p.ids.iter().zip(p.bytes.chunks_exact(len.max(1))) {
+                        let t = t as usize;
+                        if let Some(dst) = current.get_mut(t * len..(t + 1) * len) {
+                            dst.copy_from_slice(&row[..len]);
+                        }
+                    }
                 }
                 hashes.extend_from_slice(&p.hashes);
                 displaced |= p.displaced;
@@ -363,10 +389,10 @@ impl SeriesTracker {
                 }
             }
             if !moved.is_empty() {
-                let id = RowIdentity {
+                let id = given.unwrap_or(RowIdentity {
                     bytes: &current,
                     row_len: len,
-                };
+                });
                 self.step(step, id, &hashes, &moved);
             }
         }

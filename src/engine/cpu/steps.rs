@@ -23,9 +23,9 @@ pub struct CpuStepDiffer {
     rows: usize,
     cols: usize,
     hashes: Vec<u64>,
-    /// The bands of the last step `push_moves` read, when
-    /// `bands_hold_last` (no other push came after it).
-    held: Vec<Vec<u8>>,
+    /// The last step `push_moves` read, when `bands_hold_last` (no other
+    /// push came after it).
+    held: Vec<u8>,
     bands_hold_last: bool,
     /// Whether a step was pushed: the `prev` given with the first push is
     /// not the differ's own (the series starts there), as on the GPU.
@@ -406,6 +406,10 @@ impl StepDiffer for CpuStepDiffer {
     ) -> Result<()> {
         self.hashes.clear();
         self.moves(prev, steps, out)
+    }
+
+    fn last_step(&self) -> Option<&[u8]> {
+        self.bands_hold_last.then_some(self.held.as_slice())
     }
 }
 

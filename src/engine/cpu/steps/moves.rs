@@ -8,8 +8,10 @@
 //! down, and the work beyond that copy is proportional to the rows that
 //! moved.
 //!
-//! The differ keeps the last step it read, band by band: one step's bytes
-//! (plus one band per thread), whatever the length of the series.
+//! The differ keeps the last step it read (the rows that moved copied into
+//! it): one step's bytes (plus one band per thread), whatever the length of
+//! the series, which the survey may read in place
+//! ([`StepDiffer::last_step`](crate::engine::StepDiffer::last_step)).
 
 use std::cell::RefCell;
 
@@ -52,41 +54,55 @@ fn read_band(step: &StepData, offset: usize, out: &mut [u8]) -> Result<()> {
     }
 }
 
-/// Every row of a band as moved (the series' first step), rows from `first`.
-fn all_rows(band: &[u8], row_bytes: usize, rows: usize, first: usize, out: &mut StepMoves) {
+/// Every row of a band as moved (the series' first step), rows from
+/// `first`; their bytes too when `with_rows`.
+fn all_rows(
+    band: &[u8],
+    row_bytes: usize,
+    rows: usize,
+    first: usize,
+    with_rows: bool,
+    out: &mut StepMoves,
+) {
     out.clear();
     out.displaced = false;
     out.ids.extend((first..first + rows).map(|i| i as u32));
     out.hashes
         .extend((0..rows).map(|j| hash::row_hash(&band[j * row_bytes..(j + 1) * row_bytes])));
-    out.bytes.extend_from_slice(band);
+    if with_rows {
+        out.bytes.extend_from_slice(band);
+    }
 }
 
-/// The rows of `cur` that differ from `prev` (one band, rows from
-/// `first`), into `out`, with the CPU's widest kernels.
-fn band_moves(dtype: Dtype, prev: &[u8], cur: &[u8], rb: usize, first: usize, out: &mut StepMoves) {
+/// One band of a step compared with the same band of the step before.
+struct Band<'a> {
+    /// The step before's rows, made this step's (the rows that moved are
+    /// copied in).
+    prev: &'a mut [u8],
+    cur: &'a [u8],
+    /// Bytes of a row.
+    rb: usize,
+    /// The band's first row.
+    first: usize,
+    /// Whether the moved rows' bytes are written out.
+    with_rows: bool,
+}
+
+/// The rows of `band.cur` that differ from `band.prev`, into `out`, with the
+/// CPU's widest kernels.
+fn band_moves(dtype: Dtype, band: Band, out: &mut StepMoves) {
     out.clear();
     out.displaced = has_displacement(dtype);
-    if rb == 0 {
+    if band.rb == 0 {
         return;
     }
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2.
-        return unsafe { band_moves_avx2(dtype, prev, cur, rb, first, out) };
+        return unsafe { band_moves_avx2(dtype, band, out) };
     }
     let displacement = |a: &[u8], b: &[u8]| row_displacement(dtype, a, b);
-    band_moves_with(
-        dtype,
-        prev,
-        cur,
-        rb,
-        first,
-        out,
-        same_row,
-        displacement,
-        hash::row_hash,
-    )
+    band_moves_with(dtype, band, out, same_row, displacement, hash::row_hash)
 }
 
 /// [`band_moves`] compiled for AVX2 (see `diff_rows_avx2`).
@@ -95,15 +111,8 @@ fn band_moves(dtype: Dtype, prev: &[u8], cur: &[u8], rb: usize, first: usize, ou
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn band_moves_avx2(
-    dtype: Dtype,
-    prev: &[u8],
-    cur: &[u8],
-    rb: usize,
-    first: usize,
-    out: &mut StepMoves,
-) {
-    let units = hash::units(rb);
+unsafe fn band_moves_avx2(dtype: Dtype, band: Band, out: &mut StepMoves) {
+    let units = hash::units(band.rb);
     // SAFETY: the caller checked AVX2.
     let h = |r: &[u8]| unsafe { hash::lanes_avx2(r) }.finish(units);
     // SAFETY: likewise.
@@ -113,7 +122,7 @@ unsafe fn band_moves_avx2(
         2 => unsafe { super::displacement16_avx2(a, b) },
         _ => row_displacement(dtype, a, b),
     };
-    band_moves_with(dtype, prev, cur, rb, first, out, same, displacement, h)
+    band_moves_with(dtype, band, out, same, displacement, h)
 }
 
 /// Whether two rows of equal length hold the same bytes, 32 at a time
@@ -145,21 +154,28 @@ unsafe fn same_row_avx2(a: &[u8], b: &[u8]) -> bool {
 
 /// The compare of one band (see [`band_moves`]); `same` compares two rows,
 /// `displacement` measures how far a moved one went, `hash` hashes it.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn band_moves_with(
     dtype: Dtype,
-    prev: &[u8],
-    cur: &[u8],
-    rb: usize,
-    first: usize,
+    band: Band,
     out: &mut StepMoves,
     same: impl Fn(&[u8], &[u8]) -> bool,
     displacement: impl Fn(&[u8], &[u8]) -> (u32, u64),
     hash: impl Fn(&[u8]) -> u64,
 ) {
+    let Band {
+        prev,
+        cur,
+        rb,
+        first,
+        with_rows,
+    } = band;
     let displaced = has_displacement(dtype);
-    for (j, (a, b)) in prev.chunks_exact(rb).zip(cur.chunks_exact(rb)).enumerate() {
+    for (j, (a, b)) in prev
+        .chunks_exact_mut(rb)
+        .zip(cur.chunks_exact(rb))
+        .enumerate()
+    {
         if same(a, b) {
             continue;
         }
@@ -170,7 +186,10 @@ fn band_moves_with(
             out.linf_steps.push(linf);
             out.l1_steps.push(l1);
         }
-        out.bytes.extend_from_slice(b);
+        if with_rows {
+            out.bytes.extend_from_slice(b);
+        }
+        a.copy_from_slice(b);
     }
 }
 
@@ -204,30 +223,42 @@ impl CpuStepDiffer {
             return Ok(());
         }
         let fresh = !std::mem::replace(&mut self.pushed, true);
+        let held = rb * self.rows;
         let start = match prev.filter(|_| !fresh) {
             None => Start::First,
-            Some(_) if self.bands_hold_last && self.held.len() == bands => Start::Held,
+            Some(_) if self.bands_hold_last && self.held.len() == held => Start::Held,
             Some(p) => Start::Load(p),
         };
         // Left false if a read fails half-way.
         self.bands_hold_last = false;
-        self.held.resize_with(bands, Vec::new);
+        self.held.resize(held, 0);
         out.shape(bands, steps.len());
+        let with_rows = !out.skip_rows;
         let (dtype, rows) = (self.dtype, self.rows);
+        if held == 0 {
+            // No rows, or rows of no bytes (all alike: none ever moves).
+            for (k, part) in out.parts[0].iter_mut().take(steps.len()).enumerate() {
+                part.clear();
+                match (k, start) {
+                    (0, Start::First) => all_rows(&[], 0, rows, 0, with_rows, part),
+                    _ => part.displaced = has_displacement(dtype),
+                }
+            }
+            self.bands_hold_last = true;
+            return Ok(());
+        }
         self.held
-            .par_iter_mut()
+            .par_chunks_mut(band * rb)
             .zip(out.parts.par_iter_mut())
             .enumerate()
             .try_for_each(|(b, (held, parts))| -> Result<()> {
                 let first = b * band;
-                let n = band.min(rows - first.min(rows));
-                let (offset, len) = (first * rb, n * rb);
-                held.resize(len, 0);
+                let (offset, len) = (first * rb, held.len());
                 let mut next = 0;
                 match start {
                     Start::First => {
                         read_band(&steps[0], offset, held)?;
-                        all_rows(held, rb, n, first, &mut parts[0]);
+                        all_rows(held, rb, len / rb, first, with_rows, &mut parts[0]);
                         next = 1;
                     }
                     Start::Load(p) => read_band(p, offset, held)?,
@@ -243,8 +274,14 @@ impl CpuStepDiffer {
                         done = Err(e);
                         break;
                     }
-                    band_moves(dtype, held, &cur, rb, first, part);
-                    std::mem::swap(held, &mut cur);
+                    let band = Band {
+                        prev: &mut *held,
+                        cur: &cur,
+                        rb,
+                        first,
+                        with_rows,
+                    };
+                    band_moves(dtype, band, part);
                 }
                 SCRATCH.set(cur);
                 done
@@ -397,6 +434,21 @@ mod tests {
                         (0..count - split).map(|j| joined(&out, j)).collect();
                     assert_eq!(again[..], want[split..], "{dtype}, other, split at {split}");
                 }
+                // Asked for no rows' bytes, it writes the rest alike and keeps
+                // the last step, to be read in place.
+                let mut lean = CpuStepDiffer::new(dtype, n, d);
+                let mut out = BatchMoves {
+                    skip_rows: true,
+                    ..BatchMoves::default()
+                };
+                let all: Vec<StepData> = (0..count).map(step).collect();
+                lean.push_moves(None, &all, &mut out).unwrap();
+                for (k, w) in want.iter().enumerate() {
+                    let mut w = w.clone();
+                    w.bytes.clear();
+                    assert_eq!(joined(&out, k), w, "{dtype}, no rows, step {k}");
+                }
+                assert_eq!(lean.last_step(), Some(&data[count - 1][..]), "{dtype}");
                 // The `prev` given with a differ's first push is not its own:
                 // the series starts at the first step given, as on the GPU.
                 let mut fresh = CpuStepDiffer::new(dtype, n, d);
