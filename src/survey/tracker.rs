@@ -440,9 +440,21 @@ impl SeriesTracker {
                 emptied.push(c);
             }
         }
-        for (&t, &h) in moved.iter().zip(hashes) {
+        for (k, (&t, &h)) in moved.iter().zip(hashes).enumerate() {
             let c = match self.part.find(id, t, h) {
                 Some(c) => c,
+                // A vector no class has, and the class the token left is
+                // empty now: that class takes the new vector (as if retired
+                // and made anew, without the work). Its size at the previous
+                // step stays what it was: the events read it for the tokens
+                // that left it, and for the tokens that join it only whether
+                // it was a hole, which changes nothing for them (they all
+                // came from it or from elsewhere alike).
+                None if self.part.size(old[k]) == 0 => {
+                    let c = old[k];
+                    self.part.rehash(c, h);
+                    c
+                }
                 None => {
                     let c = self.part.new_class(h);
                     self.prev_size.resize(self.part.members.len(), u32::MAX);

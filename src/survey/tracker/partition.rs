@@ -167,6 +167,20 @@ impl Partition {
 
     /// Retires an empty class.
     pub(super) fn retire(&mut self, c: u32) {
+        self.unlink(c);
+        self.classes -= 1;
+        self.free.push(c);
+    }
+
+    /// Gives class `c` the vector of hash `hash` (its members to come).
+    pub(super) fn rehash(&mut self, c: u32, hash: u64) {
+        self.unlink(c);
+        self.hash_of[c as usize] = hash;
+        self.next_same[c as usize] = self.by_hash.insert(hash, c).unwrap_or(NONE);
+    }
+
+    /// Takes class `c` out of the chain of its hash.
+    fn unlink(&mut self, c: u32) {
         let h = self.hash_of[c as usize];
         let after = std::mem::replace(&mut self.next_same[c as usize], NONE);
         match self.by_hash.get(&h).copied() {
@@ -189,8 +203,6 @@ impl Partition {
             }
             None => {}
         }
-        self.classes -= 1;
-        self.free.push(c);
     }
 
     /// The class whose vector is row `t` of `id` (hash `h`), if there is one.
