@@ -378,7 +378,7 @@ fn drive(
     // beside the survey's copy of a step: such batches are surveyed in
     // turn, reading the step where the engine keeps it, so the moves carry
     // no rows and the survey keeps no copy (51 MB steps where every token
-    // moves: 138 MB and 0.39-0.44 s, against 297 MB and 0.38-0.42 s
+    // moves: 104 MB and 0.34-0.41 s, against 297 MB and 0.38-0.42 s
     // overlapped; BENCHMARKS.md).
     let overlap = batch > 1 || step_bytes < batch_bytes;
     // What moved at each step of a batch is surveyed (on a thread of its
